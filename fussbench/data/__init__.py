@@ -1,0 +1,1 @@
+"""Datasets, their download and validation, and client partitions."""

@@ -1,0 +1,1 @@
+"""Cluster-to-class matching, segmentation metrics and statistics."""

@@ -1,0 +1,1 @@
+"""Frozen backbones and the on-disk dense-feature cache."""

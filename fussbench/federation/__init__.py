@@ -1,0 +1,1 @@
+"""Aggregators (pure functions on arrays) and the federated round loop."""

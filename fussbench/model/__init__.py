@@ -1,0 +1,1 @@
+"""The segmentation head, the STEGO losses and local training on cached features."""
