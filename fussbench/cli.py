@@ -1,0 +1,122 @@
+"""The ``fussbench`` command line: one command per pipeline stage.
+
+Every command reads ``params.yaml`` (``--params``) and accepts ``-S key=value`` overrides,
+like ``dvc exp run -S``. Bad input ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fussbench.errors import FussbenchError
+from fussbench.params import load_params
+
+app = typer.Typer(
+    help="Federated Unsupervised Semantic Segmentation benchmark. Stages run in order: "
+    "download → partition → features → federate. `dvc repro` runs them all.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOption = Annotated[
+    Path, typer.Option("--params", "-p", help="The params file (every knob lives there).")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-S", help="Override a param, e.g. -S train.local_steps=50 (repeatable)."
+    ),
+]
+
+
+def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a FussbenchError into one line on stderr and exit status 2."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FussbenchError as error:
+            typer.secho(f"fussbench: error: {error}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+@app.command()
+@_friendly
+def download(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    mirror: Annotated[
+        Path | None,
+        typer.Option(help="Local mirror folder holding <dataset>/ (overrides download.mirror)."),
+    ] = None,
+) -> None:
+    """Fetch the dataset (or copy it from a local mirror) into data/raw/<dataset> and
+    validate it: counts per split, image/label pairing, sizes and label values."""
+    from stages import download as stage
+
+    root = stage.run(load_params(params, overrides), mirror)
+    typer.echo(f"dataset ready at {root}")
+
+
+@app.command()
+@_friendly
+def partition(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
+    """Split the training split into clients (domain, iid, dirichlet or quantity): one
+    manifest per client plus summary.csv and partition.json in data/partitions/<dataset>."""
+    from stages import partition as stage
+
+    out_dir = stage.run(load_params(params, overrides))
+    typer.echo(f"partition written to {out_dir}")
+
+
+@app.command()
+@_friendly
+def features(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
+    """Run the frozen backbone once over every split and cache float16 dense features in
+    data/features/<dataset>/<backbone>/<split>/."""
+    from stages import features as stage
+
+    out_dir = stage.run(load_params(params, overrides))
+    typer.echo(f"features cached in {out_dir}")
+
+
+@app.command()
+@_friendly
+def federate(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json, rounds.csv, ...")] = Path(
+        "runs/main"
+    ),
+) -> None:
+    """Train with the aggregator from params (local, centralized, ...) for federation.rounds
+    rounds of train.local_steps steps per client, evaluating every round."""
+    from stages import federate as stage
+
+    metrics = stage.run(load_params(params, overrides), out)
+    summary = {key: metrics[key] for key in ("aggregator", "seed", "miou", "accuracy")}
+    typer.echo(json.dumps(summary))
+
+
+@app.command()
+@_friendly
+def calibrate(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
+    """Measure the mean raw feature cosine of self, kNN and random pairs on the training
+    split: set the train.corr shifts relative to these for a new backbone."""
+    from stages import calibrate as stage
+
+    typer.echo(json.dumps(stage.run(load_params(params, overrides)), indent=2))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,96 @@
+"""Segment cached features with a trained model and score the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fussbench.evaluation.metrics import (
+    SegmentationScores,
+    confusion_matrix,
+    hungarian_match,
+    per_image_miou,
+    scores_from_confusion,
+)
+from fussbench.model.head import ModelArrays, SegmentationModel
+from fussbench.model.losses import assign_clusters
+
+
+def model_from_arrays(arrays: ModelArrays) -> SegmentationModel:
+    """Rebuild an evaluation-mode model from its array form."""
+    dim, in_channels = arrays["head.linear.weight"].shape[:2]
+    model = SegmentationModel(in_channels, dim, arrays["centroids"].shape[0])
+    model.load_arrays(arrays)
+    return model.eval()
+
+
+def predict_clusters(
+    arrays: ModelArrays, features: np.ndarray, size: tuple[int, int], batch_size: int = 32
+) -> np.ndarray:
+    """Cluster of every pixel: nearest centroid (cosine), upsampled to ``size``.
+
+    Args:
+        features: (N, C, h, w) cached features (any float dtype).
+        size: (H, W) of the labels.
+
+    Returns:
+        (N, H, W) uint8 cluster indices (int16 if there are over 255 clusters).
+    """
+    model = model_from_arrays(arrays)
+    dtype = np.uint8 if model.n_clusters <= 255 else np.int16
+    clusters = np.empty((features.shape[0], *size), dtype=dtype)
+    with torch.inference_mode():
+        for start in range(0, features.shape[0], batch_size):
+            batch = torch.from_numpy(np.asarray(features[start : start + batch_size], np.float32))
+            similarity = assign_clusters(model.head(batch), model.centroids)
+            similarity = F.interpolate(similarity, size=size, mode="bilinear", align_corners=False)
+            clusters[start : start + batch.shape[0]] = similarity.argmax(dim=1).numpy()
+    return clusters
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's result on one labelled split.
+
+    Attributes:
+        scores: split-level mIoU, accuracy and per-class IoU after Hungarian matching.
+        mapping: (n_clusters,) matched class per cluster (-1 unmatched).
+        confusion: (n_clusters, n_classes) pixel counts over the split.
+        image_miou: (N,) per-image mIoU under the split-level matching.
+    """
+
+    scores: SegmentationScores
+    mapping: np.ndarray
+    confusion: np.ndarray
+    image_miou: np.ndarray
+
+
+def evaluate_clusters(
+    clusters: np.ndarray, labels: np.ndarray, n_clusters: int, n_classes: int
+) -> Evaluation:
+    """Score cluster maps (N, H, W) against labels (N, H, W) with one split-wide matching."""
+    image_confusions = np.stack(
+        [
+            confusion_matrix(image_clusters, image_labels, n_clusters, n_classes)
+            for image_clusters, image_labels in zip(clusters, labels, strict=True)
+        ]
+    )
+    confusion = image_confusions.sum(axis=0)
+    mapping = hungarian_match(confusion)
+    return Evaluation(
+        scores=scores_from_confusion(confusion, mapping),
+        mapping=mapping,
+        confusion=confusion,
+        image_miou=per_image_miou(image_confusions, mapping),
+    )
+
+
+def evaluate_model(
+    arrays: ModelArrays, features: np.ndarray, labels: np.ndarray, n_classes: int
+) -> Evaluation:
+    """Segment features (N, C, h, w) and score against labels (N, H, W)."""
+    clusters = predict_clusters(arrays, features, labels.shape[1:])
+    return evaluate_clusters(clusters, labels, arrays["centroids"].shape[0], n_classes)

@@ -1,0 +1,76 @@
+"""The STEGO segmentation head and the cluster centroids, and their array form.
+
+The array form (a flat ``dict[str, np.ndarray]``) is what a client sends to the server and
+receives back; nothing else about a client crosses that boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+CENTROIDS_KEY = "centroids"
+"""Key of the (n_clusters, dim) centroid matrix in a model's array form."""
+
+NONLINEAR_PREFIX = "head.nonlinear."
+"""Key prefix of the nonlinear branch, the part FedProx and FedMOON regularise."""
+
+ModelArrays = dict[str, np.ndarray]
+"""A model as named float32 arrays: ``head.*`` weights plus ``centroids``."""
+
+
+class SegmentationHead(nn.Module):
+    """Linear 1x1 projection plus a nonlinear 1x1-ReLU-1x1 branch, summed.
+
+    Maps features (B, C_in, h, w) to codes (B, dim, h, w).
+    """
+
+    def __init__(self, in_channels: int, dim: int = 70) -> None:
+        super().__init__()
+        self.linear = nn.Conv2d(in_channels, dim, kernel_size=1)
+        self.nonlinear = nn.Sequential(
+            nn.Conv2d(in_channels, in_channels, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(in_channels, dim, kernel_size=1),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Codes (B, dim, h, w) of features (B, C_in, h, w)."""
+        return self.linear(features) + self.nonlinear(features)
+
+
+class SegmentationModel(nn.Module):
+    """A head and its cluster centroids (n_clusters, dim): everything a client trains."""
+
+    def __init__(self, in_channels: int, dim: int, n_clusters: int) -> None:
+        super().__init__()
+        self.head = SegmentationHead(in_channels, dim)
+        self.centroids = nn.Parameter(torch.randn(n_clusters, dim))
+
+    @property
+    def n_clusters(self) -> int:
+        return self.centroids.shape[0]
+
+    def to_arrays(self) -> ModelArrays:
+        """Copy of every parameter as float32 numpy arrays, keyed by parameter name."""
+        return {
+            name: tensor.detach().cpu().numpy().astype(np.float32, copy=True)
+            for name, tensor in self.state_dict().items()
+        }
+
+    def load_arrays(self, arrays: ModelArrays) -> None:
+        """Overwrite every parameter from ``arrays`` (same keys and shapes as ``to_arrays``)."""
+        state = {name: torch.from_numpy(np.asarray(value)) for name, value in arrays.items()}
+        self.load_state_dict(state, strict=True)
+
+
+def initial_arrays(in_channels: int, dim: int, n_clusters: int, seed: int) -> ModelArrays:
+    """The seeded initial model shared by every client, centroids ~ randn(n_clusters, dim)."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = SegmentationModel(in_channels, dim, n_clusters)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return model.to_arrays()

@@ -1,0 +1,95 @@
+"""STEGO's correspondence distillation loss and the cluster loss.
+
+Shapes: features f (B, C, h, w) from the frozen backbone, codes s (B, D, h, w) from the
+head, sampling coordinates (B, S, S, 2) in [-1, 1] (x, y order, as ``grid_sample`` wants).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class CorrespondenceWeights:
+    """λ (weight) and b (shift) of each pairing of L_corr.
+
+    The shifts are backbone-specific: set them relative to the mean raw feature cosine of
+    each pairing (``fussbench calibrate`` measures those means).
+    """
+
+    lambda_self: float
+    lambda_knn: float
+    lambda_rand: float
+    shift_self: float
+    shift_knn: float
+    shift_rand: float
+
+
+def sample_points(maps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Bilinearly sample (B, C, h, w) maps at (B, S, S, 2) coordinates → (B, C, S, S)."""
+    return F.grid_sample(maps, coords, mode="bilinear", align_corners=True)
+
+
+def cosine_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every point of a (B, C, S, S) with every point of b.
+
+    Returns:
+        (B, S, S, S, S): entry [n, i, j, k, l] compares a[n, :, i, j] with b[n, :, k, l].
+    """
+    return torch.einsum("nchw,ncij->nhwij", F.normalize(a, dim=1), F.normalize(b, dim=1))
+
+
+def centred_feature_correlation(f_a: torch.Tensor, f_b: torch.Tensor) -> torch.Tensor:
+    """Feature cosine F (B, S, S, S, S), "pointwise" centred: each point of a has the mean
+    over b's points subtracted, then the global mean is added back. No gradient."""
+    with torch.no_grad():
+        correlation = cosine_correlation(f_a, f_b)
+        global_mean = correlation.mean()
+        correlation = correlation - correlation.mean(dim=(3, 4), keepdim=True)
+        return correlation - correlation.mean() + global_mean
+
+
+def correspondence_term(
+    f_a: torch.Tensor, f_b: torch.Tensor, s_a: torch.Tensor, s_b: torch.Tensor, shift: float
+) -> torch.Tensor:
+    """One pairing's loss: mean of −max(S_code, 0) · (F − shift), a scalar.
+
+    Args:
+        f_a, f_b: sampled features (B, C, S, S).
+        s_a, s_b: sampled codes (B, D, S, S).
+    """
+    feature_corr = centred_feature_correlation(f_a, f_b)
+    code_corr = cosine_correlation(s_a, s_b)
+    return -(code_corr.clamp(min=0.0) * (feature_corr - shift)).mean()
+
+
+def raw_feature_cosine(f_a: torch.Tensor, f_b: torch.Tensor) -> float:
+    """Mean raw (uncentred) cosine between sampled features (B, C, S, S), for calibration."""
+    with torch.no_grad():
+        return float(cosine_correlation(f_a, f_b).mean())
+
+
+def assign_clusters(codes: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every pixel's code to every centroid.
+
+    Args:
+        codes: (B, D, h, w).
+        centroids: (K, D).
+
+    Returns:
+        (B, K, h, w) cosine similarities; argmax over dim 1 is the cluster.
+    """
+    return torch.einsum("bdhw,kd->bkhw", F.normalize(codes, dim=1), F.normalize(centroids, dim=1))
+
+
+def cluster_loss(codes: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """−mean over pixels of the best cosine between a code and any centroid.
+
+    Args:
+        codes: (B, D, h, w); detach them first so the loss trains the centroids only.
+        centroids: (K, D).
+    """
+    return -assign_clusters(codes, centroids).max(dim=1).values.mean()

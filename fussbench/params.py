@@ -1,0 +1,267 @@
+"""``params.yaml``, parsed into typed, validated dataclasses.
+
+Every knob of the pipeline lives in ``params.yaml``; a key that is unknown, missing or of
+the wrong type is reported with its dotted name (``train.local_steps``) and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fussbench.errors import FussbenchError
+from fussbench.model.losses import CorrespondenceWeights
+from fussbench.model.training import TrainConfig
+
+AGGREGATORS_WITHOUT_FEDERATION = ("local", "centralized")
+"""The lower and upper bounds: no server aggregation."""
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    """``download:``: where raw data comes from.
+
+    Attributes:
+        mirror: a local folder holding ``<dataset>/`` in the downloaded layout, used instead
+            of the network when it holds the dataset. Relative to the repository root.
+    """
+
+    mirror: str | None = None
+
+
+@dataclass(frozen=True)
+class PartitionParams:
+    """``partition:``: how the training split is divided into clients."""
+
+    method: str = "domain"
+    n_clients: int = 0
+    alpha: float = 1.0
+    shares: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """``features:``: how backbone features are cached."""
+
+    layers: str = "16+32"
+    pretrained: bool = True
+    checkpoint: str | None = None
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """``model:``: head output dimension and number of clusters (null: number of classes)."""
+
+    dim: int = 70
+    n_clusters: int | None = None
+
+
+@dataclass(frozen=True)
+class CorrespondenceParams:
+    """``train.corr:``: λ and shift b of the self, kNN and random pairings of L_corr."""
+
+    lambda_self: float = 1.0
+    lambda_knn: float = 0.577
+    lambda_rand: float = 0.906
+    shift_self: float = 0.46
+    shift_knn: float = 0.20
+    shift_rand: float = 0.40
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """``train:``: local training on cached features (see TrainConfig)."""
+
+    local_steps: int = 200
+    batch_size: int = 8
+    lr_head: float = 5.0e-4
+    lr_centroids: float = 5.0e-3
+    feature_samples: int = 11
+    knn_k: int = 5
+    n_negatives: int = 5
+    dropout: float = 0.1
+    corr: CorrespondenceParams = field(default_factory=CorrespondenceParams)
+
+
+@dataclass(frozen=True)
+class FederationParams:
+    """``federation:``: the round structure."""
+
+    rounds: int = 5
+
+
+@dataclass(frozen=True)
+class EvaluationParams:
+    """``evaluation:``: the labelled split a model is scored on (null: the dataset's own
+    evaluation split, CamVid ``test``). Tune on ``val``, never on ``test``."""
+
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole of ``params.yaml``."""
+
+    dataset: str = "camvid"
+    backbone: str = "effnet_lite0"
+    aggregator: str = "local"
+    seed: int = 0
+    compare: list[str] = field(default_factory=lambda: ["local", "centralized"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    download: DownloadParams = field(default_factory=DownloadParams)
+    partition: PartitionParams = field(default_factory=PartitionParams)
+    features: FeatureParams = field(default_factory=FeatureParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    federation: FederationParams = field(default_factory=FederationParams)
+    evaluation: EvaluationParams = field(default_factory=EvaluationParams)
+
+    def train_config(self) -> TrainConfig:
+        """The local-training knobs as the model package wants them."""
+        values = dataclasses.asdict(self.train)
+        weights = CorrespondenceWeights(**values.pop("corr"))
+        return TrainConfig(weights=weights, **values)
+
+
+_POSITIVE_INTS = (
+    "seed",
+    "features.batch_size",
+    "model.dim",
+    "train.local_steps",
+    "train.batch_size",
+    "train.feature_samples",
+    "train.knn_k",
+    "federation.rounds",
+)
+
+
+def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
+    """Return ``value`` if it fits ``annotation`` (int promoted to float), else raise."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        (annotation,) = [option for option in options if option is not type(None)]
+        origin = typing.get_origin(annotation)
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise FussbenchError(f"{source}: {key} must be a list, got {value!r}")
+        return [_check_type(item, item_type, f"{key}[{i}]", source) for i, item in enumerate(value)]
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, bool):
+        raise FussbenchError(f"{source}: {key} must be an integer, got {value!r}")
+    if not isinstance(value, annotation):
+        raise FussbenchError(
+            f"{source}: {key} must be of type {annotation.__name__}, got {value!r}"
+        )
+    return value
+
+
+def _build(cls: type, values: Any, prefix: str, source: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, recursing into nested dataclasses."""
+    if not isinstance(values, dict):
+        raise FussbenchError(f"{source}: {prefix or 'the file'} must be a mapping of keys")
+    hints = typing.get_type_hints(cls)
+    names = {item.name for item in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise FussbenchError(
+            f"{source}: unknown key '{prefix}{unknown[0]}'; valid keys here: "
+            + ", ".join(sorted(names))
+        )
+    kwargs = {}
+    for name, value in values.items():
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[name] = _build(annotation, value, f"{prefix}{name}.", source)
+        else:
+            kwargs[name] = _check_type(value, annotation, prefix + name, source)
+    return cls(**kwargs)
+
+
+def lookup(params: Params, dotted: str) -> Any:
+    """The value of a dotted key such as ``train.local_steps``."""
+    value: Any = params
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _validate(params: Params, source: str) -> None:
+    for key in _POSITIVE_INTS:
+        minimum = 0 if key == "seed" else 1
+        if lookup(params, key) < minimum:
+            raise FussbenchError(f"{source}: {key} must be >= {minimum}, got {lookup(params, key)}")
+    if not 0.0 <= params.train.dropout < 1.0:
+        raise FussbenchError(
+            f"{source}: train.dropout must be in [0, 1), got {params.train.dropout}"
+        )
+    if params.train.n_negatives < 0:
+        raise FussbenchError(f"{source}: train.n_negatives must be >= 0")
+    if params.model.n_clusters is not None and params.model.n_clusters < 2:
+        raise FussbenchError(
+            f"{source}: model.n_clusters must be >= 2 (or null for the number of classes), "
+            f"got {params.model.n_clusters}"
+        )
+    if not params.seeds:
+        raise FussbenchError(f"{source}: seeds must list at least one seed")
+    if not params.compare:
+        raise FussbenchError(f"{source}: compare must list at least one aggregator")
+
+
+def parse_params(values: Any, source: str = "params") -> Params:
+    """Build validated :class:`Params` from a mapping (as loaded from YAML)."""
+    params = _build(Params, values if values is not None else {}, "", source)
+    _validate(params, source)
+    return params
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a params mapping.
+
+    Raises:
+        FussbenchError: for an override without ``=``.
+    """
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise FussbenchError(f"override '{override}' must look like key.sub=value")
+        *parents, leaf = key.strip().split(".")
+        node = values
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise FussbenchError(f"override '{override}': '{part}' is not a section")
+        node[leaf] = yaml.safe_load(raw)
+    return values
+
+
+def load_params(path: Path | str = "params.yaml", overrides: list[str] | None = None) -> Params:
+    """Read and validate ``params.yaml``, with optional ``key=value`` overrides on top.
+
+    Raises:
+        FussbenchError: naming the file and the offending key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FussbenchError(f"{path}: params file not found; run from the repository root")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise FussbenchError(f"{path}: not valid YAML ({error})") from error
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise FussbenchError(f"{path}: must be a mapping of keys")
+    return parse_params(apply_overrides(values, overrides or []), str(path))

@@ -1,0 +1,32 @@
+"""Stage ``features``: cache the backbone features of the training and evaluation splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fussbench.data.registry import get_dataset
+from fussbench.features.backbones import BackboneConfig
+from fussbench.features.cache import build_split
+from fussbench.params import Params
+from stages.paths import features_dir, raw_dir
+
+
+def backbone_config(params: Params) -> BackboneConfig:
+    """The backbone the params ask for."""
+    return BackboneConfig(
+        name=params.backbone,
+        layers=params.features.layers,
+        pretrained=params.features.pretrained,
+        checkpoint=params.features.checkpoint,
+    )
+
+
+def run(params: Params) -> Path:
+    """Write ``data/features/<dataset>/<backbone>/<split>/`` for every split."""
+    spec = get_dataset(params.dataset)
+    config = backbone_config(params)
+    out_dir = features_dir(spec.name, params.backbone)
+    for split in spec.split_counts:
+        samples = spec.samples(raw_dir(spec.name), split)
+        build_split(spec, samples, split, config, out_dir / split, params.features.batch_size)
+    return out_dir

@@ -1,0 +1,31 @@
+"""Stage ``partition``: divide the training split into client manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fussbench.data.partition import label_histograms, partition_indices, write_partition
+from fussbench.data.registry import get_dataset
+from fussbench.params import Params
+from stages.paths import partition_dir, raw_dir
+
+
+def run(params: Params) -> Path:
+    """Write ``data/partitions/<dataset>/client_XX.json``, ``summary.csv``, ``partition.json``."""
+    spec = get_dataset(params.dataset)
+    samples = spec.samples(raw_dir(spec.name), spec.train_split)
+    histograms = label_histograms(spec, samples)
+    settings = params.partition
+    clients = partition_indices(
+        settings.method,
+        groups=[sample.group for sample in samples],
+        histograms=histograms,
+        n_clients=settings.n_clients,
+        alpha=settings.alpha,
+        shares=settings.shares,
+        seed=settings.seed,
+    )
+    out_dir = partition_dir(spec.name)
+    meta = {"dataset": spec.name, "split": spec.train_split}
+    write_partition(out_dir, samples, clients, histograms, spec.class_names, meta)
+    return out_dir

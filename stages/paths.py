@@ -1,0 +1,31 @@
+"""Where each stage reads and writes, relative to the repository root.
+
+These are the same paths ``dvc.yaml`` names as deps and outs; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path("data")
+RUNS = Path("runs")
+
+
+def raw_dir(dataset: str) -> Path:
+    """The downloaded dataset, in its own layout."""
+    return DATA / "raw" / dataset
+
+
+def partition_dir(dataset: str) -> Path:
+    """One manifest per client plus a summary table."""
+    return DATA / "partitions" / dataset
+
+
+def features_dir(dataset: str, backbone: str) -> Path:
+    """The feature cache: one sub-folder per split."""
+    return DATA / "features" / dataset / backbone
+
+
+def run_dir(dataset: str, aggregator: str, seed: int) -> Path:
+    """Outputs of one federation run of the comparison matrix."""
+    return RUNS / dataset / aggregator / f"seed{seed}"

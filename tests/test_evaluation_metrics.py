@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from fussbench.evaluation.metrics import (
+    confusion_matrix,
+    hungarian_match,
+    per_image_miou,
+    scores_from_confusion,
+)
+
+
+def test_confusion_skips_ignore_label():
+    clusters = np.array([0, 1, 1, 2])
+    labels = np.array([1, 0, 255, 0])
+    confusion = confusion_matrix(clusters, labels, n_clusters=3, n_classes=2)
+    assert confusion.tolist() == [[0, 1], [1, 0], [1, 0]]
+
+
+def test_permuted_clusters_score_perfectly():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, size=(5, 6, 7))
+    permutation = np.array([2, 0, 3, 1])
+    confusion = confusion_matrix(permutation[labels], labels, 4, 4)
+    mapping = hungarian_match(confusion)
+    assert (mapping[permutation] == np.arange(4)).all()
+    scores = scores_from_confusion(confusion, mapping)
+    assert scores.miou == pytest.approx(100.0)
+    assert scores.accuracy == pytest.approx(100.0)
+
+
+def test_known_iou_values():
+    # class 0: 3 px, class 1: 1 px; cluster 0 covers two class-0 pixels and the class-1 pixel
+    labels = np.array([0, 0, 0, 1])
+    clusters = np.array([0, 0, 1, 0])
+    confusion = confusion_matrix(clusters, labels, 2, 2)
+    mapping = hungarian_match(confusion)
+    assert mapping.tolist() == [0, 1]
+    scores = scores_from_confusion(confusion, mapping)
+    # class 0: TP 2, FP 1, FN 1 -> 2/4; class 1: TP 0 -> 0
+    assert scores.per_class_iou.tolist() == pytest.approx([50.0, 0.0])
+    assert scores.miou == pytest.approx(25.0)
+    assert scores.accuracy == pytest.approx(50.0)
+
+
+def test_absent_classes_are_excluded_from_the_mean():
+    labels = np.array([0, 0, 1, 1])
+    confusion = confusion_matrix(labels, labels, 3, 3)
+    scores = scores_from_confusion(confusion, hungarian_match(confusion))
+    assert np.isnan(scores.per_class_iou[2])
+    assert scores.miou == pytest.approx(100.0)
+
+
+def test_extra_clusters_count_as_misses():
+    labels = np.array([0, 0, 1, 1])
+    clusters = np.array([0, 2, 1, 1])  # cluster 2 cannot be matched to a third class
+    confusion = confusion_matrix(clusters, labels, 3, 2)
+    mapping = hungarian_match(confusion)
+    assert (mapping == -1).sum() == 1
+    scores = scores_from_confusion(confusion, mapping)
+    assert scores.accuracy == pytest.approx(75.0)
+
+
+def test_per_image_miou_uses_the_shared_matching():
+    labels = np.array([[0, 0], [1, 1]])
+    clusters = np.array([[1, 1], [0, 0]])
+    confusions = np.stack([confusion_matrix(c, lab, 2, 2) for c, lab in zip(clusters, labels)])
+    mapping = hungarian_match(confusions.sum(axis=0))
+    assert per_image_miou(confusions, mapping).tolist() == pytest.approx([100.0, 100.0])

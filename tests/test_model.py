@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import torch
+
+from fussbench.model.head import CENTROIDS_KEY, SegmentationModel, initial_arrays
+from fussbench.model.losses import (
+    CorrespondenceWeights,
+    cluster_loss,
+    correspondence_term,
+    sample_points,
+)
+from fussbench.model.neighbours import nearest_neighbours
+from fussbench.model.training import ClientData, TrainConfig, _derangement, train_arrays
+
+WEIGHTS = CorrespondenceWeights(1.0, 0.577, 0.906, 0.46, 0.20, 0.40)
+
+
+def config(steps: int = 3) -> TrainConfig:
+    return TrainConfig(
+        local_steps=steps, batch_size=4, lr_head=5e-4, lr_centroids=5e-3, feature_samples=5,
+        knn_k=2, n_negatives=2, dropout=0.1, weights=WEIGHTS,
+    )
+
+
+def client(n: int = 6, channels: int = 8, seed: int = 0) -> ClientData:
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, channels, 4, 5)).astype(np.float16)
+    return ClientData.from_cache(features, features.mean(axis=(2, 3)), knn_k=2)
+
+
+def test_head_shapes_and_arrays_round_trip():
+    model = SegmentationModel(in_channels=8, dim=70, n_clusters=5)
+    codes = model.head(torch.zeros(2, 8, 4, 5))
+    assert codes.shape == (2, 70, 4, 5)
+    arrays = model.to_arrays()
+    assert arrays[CENTROIDS_KEY].shape == (5, 70)
+    other = SegmentationModel(8, 70, 5)
+    other.load_arrays(arrays)
+    for key, value in other.to_arrays().items():
+        np.testing.assert_array_equal(value, arrays[key])
+
+
+def test_initial_arrays_are_seeded_and_leave_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    first = initial_arrays(8, 16, 4, seed=7)
+    assert torch.rand(1) == expected
+    second = initial_arrays(8, 16, 4, seed=7)
+    third = initial_arrays(8, 16, 4, seed=8)
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    assert not np.array_equal(first[CENTROIDS_KEY], third[CENTROIDS_KEY])
+
+
+def test_correspondence_term_rewards_codes_that_follow_features():
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(2, 16, 5, 5, generator=generator)
+    aligned = correspondence_term(features, features, features, features, shift=0.0)
+    flipped = correspondence_term(features, features, -features, -features, shift=0.0)
+    assert aligned.item() < flipped.item() + 1e-6
+    assert aligned.item() < 0
+
+
+def test_cluster_loss_trains_only_what_it_is_given():
+    codes = torch.randn(2, 6, 3, 3, requires_grad=True)
+    centroids = torch.randn(4, 6, requires_grad=True)
+    cluster_loss(codes.detach(), centroids).backward()
+    assert codes.grad is None
+    assert centroids.grad is not None and centroids.grad.abs().sum() > 0
+
+
+def test_sample_points_at_corners_reads_corner_pixels():
+    maps = torch.arange(12.0).reshape(1, 1, 3, 4)
+    coords = torch.tensor([[[[-1.0, -1.0], [1.0, 1.0]]]])
+    assert sample_points(maps, coords).flatten().tolist() == [0.0, 11.0]
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 8])
+def test_derangement_has_no_fixed_point(size):
+    generator = torch.Generator().manual_seed(size)
+    for _ in range(20):
+        order = _derangement(size, generator)
+        assert sorted(order.tolist()) == list(range(size))
+        if size > 1:
+            assert (order != torch.arange(size)).all()
+
+
+def test_nearest_neighbours_excludes_self_and_ranks_by_cosine():
+    pooled = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]])
+    neighbours = nearest_neighbours(pooled, k=2)
+    assert neighbours.shape == (4, 2)
+    assert neighbours[0, 0] == 1 and neighbours[2, 0] == 1
+    assert all(row not in neighbours[row] for row in range(4))
+    assert nearest_neighbours(pooled[:1], k=3).tolist() == [[0]]
+
+
+def test_training_is_deterministic_and_changes_the_model():
+    data = client()
+    initial = initial_arrays(8, 16, 3, seed=0)
+    first, stats = train_arrays(initial, data, config(), seed=5)
+    second, _ = train_arrays(initial, data, config(), seed=5)
+    third, _ = train_arrays(initial, data, config(), seed=6)
+    assert stats.finite and stats.steps == 3
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    assert not all(np.array_equal(first[k], third[k]) for k in first)
+    assert not np.array_equal(first[CENTROIDS_KEY], initial[CENTROIDS_KEY])
+
+
+def test_what_leaves_a_client_is_only_head_weights_and_centroids():
+    """Privacy: the trained result holds the head and centroids and nothing else."""
+    data = client()
+    initial = initial_arrays(8, 16, 3, seed=0)
+    trained, _ = train_arrays(initial, data, config(steps=1), seed=0)
+    assert set(trained) == set(initial)
+    assert all(key.startswith("head.") or key == CENTROIDS_KEY for key in trained)
+    assert all(trained[key].shape == initial[key].shape for key in trained)
+    assert all(trained[key].dtype == np.float32 for key in trained)

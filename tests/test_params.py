@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fussbench.errors import FussbenchError
+from fussbench.params import load_params, parse_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_committed_params_file_is_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.train_config().local_steps == params.train.local_steps
+    assert params.train_config().weights.shift_self == params.train.corr.shift_self
+
+
+def test_overrides_apply_like_dvc_set(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"aggregator": "local", "train": {"local_steps": 10}}))
+    params = load_params(path, ["aggregator=centralized", "train.local_steps=3", "seed=4"])
+    assert (params.aggregator, params.train.local_steps, params.seed) == ("centralized", 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"train": {"local_stepz": 3}}, "train.local_stepz"),
+        ({"train": {"local_steps": "many"}}, "train.local_steps"),
+        ({"train": {"local_steps": 0}}, "train.local_steps must be >= 1"),
+        ({"federation": {"rounds": 0}}, "federation.rounds must be >= 1"),
+        ({"model": {"n_clusters": 1}}, "model.n_clusters"),
+        ({"train": {"dropout": 1.5}}, "train.dropout"),
+        ({"seeds": []}, "seeds"),
+        ({"partition": {"shares": "0.5"}}, "partition.shares"),
+        ({"features": {"pretrained": "yes"}}, "features.pretrained"),
+    ],
+)
+def test_bad_values_name_the_key(values, fragment):
+    with pytest.raises(FussbenchError, match=fragment.replace(".", r"\.").replace("[", r"\[")):
+        parse_params(values, "params.yaml")
+
+
+def test_missing_file_and_bad_override(tmp_path):
+    with pytest.raises(FussbenchError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "p.yaml").write_text("seed: 1\n")
+    with pytest.raises(FussbenchError, match="key.sub=value"):
+        load_params(tmp_path / "p.yaml", ["seed"])
