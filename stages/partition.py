@@ -27,5 +27,19 @@ def run(params: Params) -> Path:
     )
     out_dir = partition_dir(spec.name)
     meta = {"dataset": spec.name, "split": spec.train_split}
-    write_partition(out_dir, samples, clients, histograms, spec.class_names, meta)
+    write_partition(
+        out_dir,
+        samples,
+        clients,
+        histograms,
+        spec.class_names,
+        meta,
+        method=settings.method,
+        params={
+            "n_clients": settings.n_clients,
+            "alpha": settings.alpha,
+            "shares": list(settings.shares),
+        },
+        seed=settings.seed,
+    )
     return out_dir

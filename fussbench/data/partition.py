@@ -1,0 +1,426 @@
+"""Split a training split's samples into federated clients, and measure their label skew.
+
+Methods (``partition.method``):
+
+* ``domain``: one client per distinct :attr:`Sample.group` (e.g. CamVid video sequence).
+* ``iid``: a seeded random permutation cut into near-equal parts.
+* ``dirichlet``: label skew. Images are bucketed by dominant class and each bucket is
+  divided among clients with proportions drawn from ``Dirichlet(alpha · 1_K)``.
+* ``quantity``: size skew. A seeded permutation cut by ``partition.shares``.
+
+A partition folder holds ``client_XX.json`` (sample names per client), ``summary.csv``
+(pixel counts per class and client) and ``partition.json`` (settings and label skew).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from fussbench.atomic import atomic_path, write_json, write_text
+from fussbench.data.samples import IGNORE_INDEX, DatasetSpec, Sample
+from fussbench.errors import FussbenchError
+
+METHODS = ("domain", "iid", "dirichlet", "quantity")
+SHARES_TOLERANCE = 1e-6
+RERUN = "rerun `fussbench partition`"
+
+
+# --------------------------------------------------------------------------- histograms
+
+
+def class_histograms(labels: Iterable[np.ndarray], n_classes: int) -> np.ndarray:
+    """Pixel count per class of each label map, skipping :data:`IGNORE_INDEX`.
+
+    Args:
+        labels: label maps of any shape holding class indices in ``[0, n_classes)`` or 255.
+        n_classes: number of classes C.
+
+    Returns:
+        (N, C) int64 counts, one row per label map.
+    """
+    rows = [np.zeros((0, n_classes), dtype=np.int64)]
+    for number, label in enumerate(labels):
+        values = np.asarray(label).ravel()
+        values = values[values != IGNORE_INDEX].astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() >= n_classes):
+            bad = values[(values < 0) | (values >= n_classes)][0]
+            raise FussbenchError(
+                f"label map {number} holds value {bad}, outside [0, {n_classes}) "
+                f"and not {IGNORE_INDEX}; check the dataset's decode_label"
+            )
+        rows.append(np.bincount(values, minlength=n_classes)[None, :])
+    return np.concatenate(rows).astype(np.int64)
+
+
+def label_histograms(spec: DatasetSpec, samples: Sequence[Sample]) -> np.ndarray:
+    """Read every sample's label with ``spec.read_label`` and count its pixels per class.
+
+    Returns:
+        (N, C) int64 counts, N = ``len(samples)``, C = ``spec.n_classes``.
+    """
+    labels = (
+        spec.read_label(sample.label)
+        for sample in tqdm(samples, desc=f"label histograms {spec.name}", unit="image")
+    )
+    return class_histograms(labels, spec.n_classes)
+
+
+# --------------------------------------------------------------------------- partitioning
+
+
+def partition_indices(
+    method: str,
+    *,
+    groups: Sequence[str],
+    histograms: np.ndarray,
+    n_clients: int | None,
+    alpha: float,
+    shares: Sequence[float] | None,
+    seed: int,
+) -> list[np.ndarray]:
+    """Divide N samples among clients.
+
+    Args:
+        method: one of :data:`METHODS`.
+        groups: (N,) group name of each sample, used by ``domain``.
+        histograms: (N, C) pixel counts per class, used by ``dirichlet``.
+        n_clients: number of clients K. ``0``/``None`` means one client per group for
+            ``domain`` and one client per share for ``quantity``; the other methods need
+            ``1 <= K <= N``.
+        alpha: Dirichlet concentration (``dirichlet`` only, > 0).
+        shares: (K,) fraction of the samples per client (``quantity`` only).
+        seed: seed of the numpy generator; the same seed gives the same partition.
+
+    Returns:
+        K sorted int64 index arrays that together use every index in ``[0, N)`` once.
+
+    Raises:
+        FussbenchError: naming the ``partition.*`` parameter at fault and the fix.
+    """
+    histograms = np.asarray(histograms)
+    n_samples = len(groups)
+    if histograms.ndim != 2 or histograms.shape[0] != n_samples:
+        raise ValueError(f"histograms shape {histograms.shape} does not match {n_samples} groups")
+    if n_samples == 0:
+        raise FussbenchError("the training split has no samples to partition; check the dataset")
+    if method not in METHODS:
+        raise FussbenchError(
+            f"partition.method '{method}' is unknown; use one of {', '.join(METHODS)}"
+        )
+    if method == "domain":
+        parts = _split_domain(groups, n_clients)
+    elif method == "quantity":
+        parts = _split_quantity(n_samples, n_clients, shares, seed)
+    elif method == "iid":
+        parts = _split_iid(n_samples, _require_n_clients(method, n_clients, n_samples), seed)
+    else:
+        k = _require_n_clients(method, n_clients, n_samples)
+        parts = _split_dirichlet(histograms, k, alpha, seed)
+    clients = [np.sort(np.asarray(part, dtype=np.int64)) for part in parts]
+    _check_cover(clients, n_samples)
+    return clients
+
+
+def _require_n_clients(method: str, n_clients: int | None, n_samples: int) -> int:
+    """Return ``n_clients`` when it is a client count in ``[1, n_samples]``."""
+    if n_clients is None or not 1 <= n_clients <= n_samples:
+        raise FussbenchError(
+            f"partition.n_clients={n_clients} is invalid for method '{method}': it must be "
+            f"between 1 and the number of samples ({n_samples})"
+        )
+    return int(n_clients)
+
+
+def _split_domain(groups: Sequence[str], n_clients: int | None) -> list[np.ndarray]:
+    """One client per distinct group, clients in sorted group-name order."""
+    names = sorted(set(groups))
+    if n_clients not in (None, 0, len(names)):
+        shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
+        raise FussbenchError(
+            f"partition.n_clients={n_clients} but method 'domain' makes one client per group "
+            f"and the split has {len(names)} groups ({shown}); set partition.n_clients to "
+            f"{len(names)} or 0"
+        )
+    group_array = np.asarray(groups, dtype=object)
+    return [np.flatnonzero(group_array == name) for name in names]
+
+
+def _split_iid(n_samples: int, n_clients: int, seed: int) -> list[np.ndarray]:
+    """A seeded permutation cut into ``n_clients`` parts whose sizes differ by at most one."""
+    permutation = np.random.default_rng(seed).permutation(n_samples)
+    return np.array_split(permutation, n_clients)
+
+
+def _split_dirichlet(
+    histograms: np.ndarray, n_clients: int, alpha: float, seed: int
+) -> list[np.ndarray]:
+    """Label skew: each dominant-class bucket is split by proportions ~ Dirichlet(alpha · 1_K).
+
+    Images without a labelled pixel form one extra bucket. Empty clients are an error,
+    never resampled.
+    """
+    if not math.isfinite(alpha) or alpha <= 0:
+        raise FussbenchError(f"partition.alpha={alpha} must be a positive number")
+    rng = np.random.default_rng(seed)
+    n_classes = histograms.shape[1]
+    dominant = np.where(histograms.sum(axis=1) > 0, histograms.argmax(axis=1), n_classes)
+    clients: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
+    for bucket in np.unique(dominant):
+        members = rng.permutation(np.flatnonzero(dominant == bucket))
+        proportions = rng.dirichlet(np.full(n_clients, alpha))
+        cuts = (np.cumsum(proportions)[:-1] * len(members)).astype(np.int64)
+        for client, part in enumerate(np.split(members, cuts)):
+            clients[client].append(part)
+    parts = [np.concatenate(pieces) for pieces in clients]
+    empty = [client for client, part in enumerate(parts) if part.size == 0]
+    if empty:
+        raise FussbenchError(
+            f"partition.alpha={alpha} with partition.n_clients={n_clients} and "
+            f"partition.seed={seed} leaves client(s) {', '.join(map(str, empty))} without "
+            f"images ({len(histograms)} images in {np.unique(dominant).size} dominant-class "
+            "buckets); raise partition.alpha, lower partition.n_clients, or change partition.seed"
+        )
+    return parts
+
+
+def _split_quantity(
+    n_samples: int, n_clients: int | None, shares: Sequence[float] | None, seed: int
+) -> list[np.ndarray]:
+    """A seeded permutation cut by ``shares`` (largest-remainder rounding to N in all)."""
+    fractions = _check_shares(shares, n_clients)
+    exact = fractions * n_samples
+    sizes = np.floor(exact).astype(np.int64)
+    leftover = n_samples - int(sizes.sum())
+    order = np.argsort(-(exact - sizes), kind="stable")
+    sizes[order[:leftover]] += 1
+    if sizes.min() < 1:
+        raise FussbenchError(
+            f"partition.shares={list(fractions)} gives client(s) "
+            f"{', '.join(map(str, np.flatnonzero(sizes < 1)))} no image out of {n_samples}; "
+            "raise the smallest shares or use fewer clients"
+        )
+    permutation = np.random.default_rng(seed).permutation(n_samples)
+    return np.split(permutation, np.cumsum(sizes)[:-1])
+
+
+def _check_shares(shares: Sequence[float] | None, n_clients: int | None) -> np.ndarray:
+    """Return ``shares`` as a (K,) float array when valid for ``n_clients`` (0/None = any K)."""
+    if not shares:
+        raise FussbenchError("partition.shares is empty; method 'quantity' needs one per client")
+    fractions = np.asarray(shares, dtype=np.float64)
+    if n_clients not in (None, 0) and len(fractions) != n_clients:
+        raise FussbenchError(
+            f"partition.shares has {len(fractions)} entries but partition.n_clients="
+            f"{n_clients}; give one share per client or set partition.n_clients to 0"
+        )
+    if not np.all(np.isfinite(fractions)) or fractions.min() <= 0:
+        raise FussbenchError(f"partition.shares={list(shares)} must all be positive")
+    if abs(fractions.sum() - 1.0) > SHARES_TOLERANCE:
+        raise FussbenchError(
+            f"partition.shares={list(shares)} sum to {fractions.sum():.6g}; they must sum to 1"
+        )
+    return fractions
+
+
+def _check_cover(clients: Sequence[np.ndarray], n_samples: int) -> None:
+    """Raise AssertionError unless the clients use every index in ``[0, n_samples)`` once."""
+    used = np.concatenate(clients) if clients else np.zeros(0, dtype=np.int64)
+    if used.size != n_samples or not np.array_equal(np.sort(used), np.arange(n_samples)):
+        raise AssertionError("partition does not use every sample exactly once")
+
+
+# --------------------------------------------------------------------------- label skew
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen–Shannon divergence (base 2, in [0, 1]) between two (C,) count vectors.
+
+    Both vectors are normalised first; returns NaN when either has no mass.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if p.sum() <= 0 or q.sum() <= 0:
+        return math.nan
+    p = p / p.sum()
+    q = q / q.sum()
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        mask = a > 0
+        return float(np.sum(a[mask] * np.log2(a[mask] / m[mask])))
+
+    return float(np.clip((kl(p) + kl(q)) / 2, 0.0, 1.0))
+
+
+def label_skew(histograms: np.ndarray, client_indices: Sequence[np.ndarray]) -> dict[str, Any]:
+    """JS divergence between each client's class distribution and the global one.
+
+    Args:
+        histograms: (N, C) pixel counts per image.
+        client_indices: K index arrays into the rows of ``histograms``.
+
+    Returns:
+        ``{"js_mean": float, "js_weighted_mean": float, "js_per_client": [K floats]}``;
+        the weighted mean weights clients by image count. A client without labelled pixels
+        gets ``None`` and is left out of both means (``None`` when no client remains).
+    """
+    histograms = np.asarray(histograms)
+    overall = histograms.sum(axis=0)
+    per_client = [js_divergence(histograms[rows].sum(axis=0), overall) for rows in client_indices]
+    sizes = np.array([len(rows) for rows in client_indices], dtype=np.float64)
+    valid = np.isfinite(per_client)
+    values = np.asarray(per_client)[valid]
+    return {
+        "js_mean": float(values.mean()) if values.size else None,
+        "js_weighted_mean": float(np.average(values, weights=sizes[valid]))
+        if values.size
+        else None,
+        "js_per_client": [value if math.isfinite(value) else None for value in per_client],
+    }
+
+
+# --------------------------------------------------------------------------- files
+
+
+def client_file(client: int) -> str:
+    """File name of client ``client``'s manifest, e.g. ``client_03.json``."""
+    return f"client_{client:02d}.json"
+
+
+def write_partition(
+    out_dir: Path,
+    samples: Sequence[Sample],
+    client_indices: Sequence[np.ndarray],
+    histograms: np.ndarray,
+    class_names: Sequence[str],
+    meta: Mapping[str, Any],
+    *,
+    method: str,
+    params: Mapping[str, Any],
+    seed: int,
+) -> None:
+    """Replace ``out_dir`` with a complete partition folder, atomically.
+
+    The folder is built next to ``out_dir`` and renamed into place, so an interrupted
+    run leaves the previous partition intact and no client files of an earlier run remain.
+
+    Args:
+        out_dir: the partition folder.
+        samples: the N partitioned samples.
+        client_indices: K index arrays into ``samples``.
+        histograms: (N, C) pixel counts per image.
+        class_names: (C,) column names of ``summary.csv``.
+        meta: free-form provenance stored in ``partition.json`` (dataset, split, ...).
+        method: the partition method.
+        params: the method's settings as given (n_clients, alpha, shares, ...).
+        seed: the partition seed.
+    """
+    histograms = np.asarray(histograms)
+    if histograms.shape != (len(samples), len(class_names)):
+        raise ValueError(
+            f"histograms shape {histograms.shape} does not match "
+            f"{len(samples)} samples × {len(class_names)} classes"
+        )
+    _check_cover(client_indices, len(samples))
+    skew = label_skew(histograms, client_indices)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for client, rows in enumerate(client_indices):
+            names = [samples[row].name for row in rows]
+            write_json(
+                tmp / client_file(client),
+                {"client": client, "n_images": len(names), "samples": names},
+            )
+        write_text(
+            tmp / "summary.csv",
+            _summary_csv(histograms, client_indices, class_names, skew["js_per_client"]),
+        )
+        write_json(
+            tmp / "partition.json",
+            {
+                "method": method,
+                "params": dict(params),
+                "seed": seed,
+                "n_clients": len(client_indices),
+                "n_images": len(samples),
+                "client_sizes": [len(rows) for rows in client_indices],
+                "label_skew": skew,
+                "meta": dict(meta),
+            },
+        )
+
+
+def _summary_csv(
+    histograms: np.ndarray,
+    client_indices: Sequence[np.ndarray],
+    class_names: Sequence[str],
+    js_per_client: Sequence[float | None],
+) -> str:
+    """CSV text: client, n_images, one pixel-count column per class, js_divergence."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["client", "n_images", *class_names, "js_divergence"])
+    for client, (rows, js) in enumerate(zip(client_indices, js_per_client, strict=True)):
+        counts = histograms[rows].sum(axis=0)
+        writer.writerow([client, len(rows), *counts.tolist(), "" if js is None else f"{js:.6f}"])
+    return buffer.getvalue()
+
+
+def read_partition(out_dir: Path) -> list[list[str]]:
+    """Sample names of each client, in client order, from a folder of :func:`write_partition`.
+
+    Raises:
+        FussbenchError: naming the missing or malformed file, with the fix.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise FussbenchError(f"{out_dir}: no partition folder; {RERUN}")
+    summary = _read_json(out_dir / "partition.json")
+    n_clients = summary.get("n_clients") if isinstance(summary, dict) else None
+    if not isinstance(n_clients, int) or n_clients < 1:
+        raise FussbenchError(
+            f"{out_dir / 'partition.json'}: no positive integer 'n_clients'; {RERUN}"
+        )
+    clients = [_read_client(out_dir / client_file(client), client) for client in range(n_clients)]
+    names = [name for client in clients for name in client]
+    if len(set(names)) != len(names):
+        raise FussbenchError(f"{out_dir}: a sample is listed by two clients; {RERUN}")
+    return clients
+
+
+def _read_client(path: Path, client: int) -> list[str]:
+    """The sample names of one ``client_XX.json`` after checking its fields."""
+    payload = _read_json(path)
+    if not isinstance(payload, dict):
+        payload = {}
+    names = payload.get("samples")
+    if (
+        payload.get("client") != client
+        or not isinstance(names, list)
+        or not all(isinstance(name, str) for name in names)
+        or payload.get("n_images") != len(names)
+    ):
+        raise FussbenchError(
+            f"{path}: malformed client manifest (expected client={client}, a list of sample "
+            f"names and a matching n_images); {RERUN}"
+        )
+    return names
+
+
+def _read_json(path: Path) -> Any:
+    """Parse ``path`` as JSON, or raise FussbenchError naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise FussbenchError(f"{path}: missing; {RERUN}") from error
+    except (OSError, ValueError) as error:
+        raise FussbenchError(f"{path}: not readable JSON ({error}); {RERUN}") from error
