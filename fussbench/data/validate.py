@@ -1,0 +1,114 @@
+"""Check a dataset on disk: counts per split, image/label pairing, readable files, sizes and
+label values. Every problem names the file or split; all of them are reported at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from fussbench.data.samples import DatasetSpec, Sample
+from fussbench.errors import FussbenchError
+
+MAX_LISTED = 10
+"""How many problems an error message lists before it only counts the rest."""
+
+REDOWNLOAD = "re-run `fussbench download` (or fix the mirror folder) to restore the dataset"
+
+
+def format_problems(header: str, problems: list[str]) -> str:
+    """Return ``header`` and the first :data:`MAX_LISTED` problems, one per line."""
+    lines = [header, *(f"  {problem}" for problem in problems[:MAX_LISTED])]
+    if len(problems) > MAX_LISTED:
+        lines.append(f"  ... and {len(problems) - MAX_LISTED} more")
+    return "\n".join(lines)
+
+
+def pair_files(
+    images: dict[str, Path], labels: dict[str, Path], where: str
+) -> list[tuple[str, Path, Path]]:
+    """Match images to labels by key (the file stem).
+
+    Args:
+        images: key -> image path.
+        labels: key -> label path.
+        where: what is being paired, for the error message, e.g. ``"camvid split 'train'"``.
+
+    Returns:
+        ``(key, image, label)`` for every key, sorted by key.
+
+    Raises:
+        FussbenchError: listing every image without a label and label without an image.
+    """
+    problems = [f"{images[key]}: image has no label" for key in sorted(images.keys() - labels)]
+    problems += [f"{labels[key]}: label has no image" for key in sorted(labels.keys() - images)]
+    if problems:
+        header = f"{where}: {len(problems)} unpaired file(s); {REDOWNLOAD}"
+        raise FussbenchError(format_problems(header, problems))
+    return [(key, images[key], labels[key]) for key in sorted(images)]
+
+
+def validate_dataset(spec: DatasetSpec, root: Path) -> dict[str, int]:
+    """Check the dataset ``spec`` laid out under ``root``.
+
+    Returns:
+        Number of samples per split, keyed like ``spec.split_counts``.
+
+    Raises:
+        FussbenchError: listing the first problems, one per line, and the count of the rest.
+    """
+    root = Path(root)
+    problems: list[str] = []
+    counts: dict[str, int] = {}
+    to_check: list[Sample] = []
+    for split, expected in spec.split_counts.items():
+        try:
+            samples = spec.samples(root, split)
+        except FussbenchError as error:
+            problems.append(str(error))
+            continue
+        counts[split] = len(samples)
+        to_check += samples
+        if len(samples) != expected:
+            problems.append(
+                f"split '{split}': expected {expected} samples, found {len(samples)} under {root}"
+            )
+    for sample in tqdm(to_check, desc=f"validate {spec.name}", unit="pair", disable=None):
+        problem = _check_pair(spec, sample)
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        header = f"{spec.name} at {root}: {len(problems)} problem(s); {REDOWNLOAD}"
+        raise FussbenchError(format_problems(header, problems))
+    return counts
+
+
+def _check_pair(spec: DatasetSpec, sample: Sample) -> str | None:
+    """Return the problem with one image/label pair, or ``None`` when it is sound."""
+    try:
+        with Image.open(sample.image) as image:
+            image.load()
+            image_size = image.size
+    except (OSError, SyntaxError, ValueError) as error:
+        return f"{sample.image}: not a readable image ({error})"
+    try:
+        with Image.open(sample.label) as label:
+            label.load()
+            label_size = label.size
+            raw = np.asarray(label)
+    except (OSError, SyntaxError, ValueError) as error:
+        return f"{sample.label}: not a readable label image ({error})"
+    if image_size != label_size:
+        return (
+            f"{sample.label}: label is {label_size[0]}x{label_size[1]} but its image "
+            f"{sample.image.name} is {image_size[0]}x{image_size[1]} (width x height)"
+        )
+    if raw.ndim == 3:
+        raw = raw[..., 0]
+    try:
+        spec.decode_label(raw, sample.label)
+    except FussbenchError as error:
+        return str(error)
+    return None
