@@ -70,6 +70,20 @@ def _images_csv(names: list[str], image_miou: np.ndarray) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _model_entries(
+    clients: list[ClientData], final: list[Evaluation], class_names: tuple[str, ...]
+) -> list[dict[str, object]]:
+    """Scores of each evaluated model: one per client without aggregation, else the global."""
+    if len(final) == len(clients):
+        owners = [(f"client{n}", data.n_samples) for n, data in enumerate(clients)]
+    else:
+        owners = [("global", sum(data.n_samples for data in clients))]
+    return [
+        {"model": owner, "n_images": n_images, **item.scores.as_dict(class_names)}
+        for (owner, n_images), item in zip(owners, final, strict=True)
+    ]
+
+
 def _save_models(path: Path, models: list[ModelArrays]) -> None:
     arrays = {
         f"client{c}/{key}": value for c, model in enumerate(models) for key, value in model.items()
@@ -100,14 +114,14 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
             arrays, evaluation_split.features, evaluation_split.labels, spec.n_classes
         )
 
-    def checkpoint(record: RoundRecord, models: list[ModelArrays]) -> None:
+    def report_round(record: RoundRecord, models: list[ModelArrays]) -> None:
         print(
             f"round {record.round}: mIoU {record.miou:.2f}  acc {record.accuracy:.2f}  "
             f"({record.seconds:.1f} s)",
             flush=True,
         )
 
-    models, records = run_rounds(
+    models, records, final = run_rounds(
         clients,
         initial,
         params.federation.rounds,
@@ -115,9 +129,8 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
         params.seed,
         evaluate,
         aggregate,
-        checkpoint,
+        report_round,
     )
-    final = [evaluate(arrays) for arrays in (models if aggregate is None else models[:1])]
     image_miou = np.mean([item.image_miou for item in final], axis=0)
     metrics = {
         "dataset": spec.name,
@@ -133,10 +146,7 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
         "eval_split": eval_name,
         "miou": round(float(np.mean([item.scores.miou for item in final])), 4),
         "accuracy": round(float(np.mean([item.scores.accuracy for item in final])), 4),
-        "models": [
-            {"client": number, "n_images": data.n_samples, **item.scores.as_dict(spec.class_names)}
-            for number, (data, item) in enumerate(zip(clients, final, strict=True))
-        ],
+        "models": _model_entries(clients, final, spec.class_names),
         "seconds": round(time.perf_counter() - started, 2),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -61,19 +61,21 @@ def run_rounds(
     evaluate: Callable[[ModelArrays], Evaluation],
     aggregate: Aggregate | None,
     on_round: Callable[[RoundRecord, list[ModelArrays]], None] | None = None,
-) -> tuple[list[ModelArrays], list[RoundRecord]]:
+) -> tuple[list[ModelArrays], list[RoundRecord], list[Evaluation]]:
     """Run ``rounds`` rounds of local training (+ aggregation when given).
 
     Every client starts from ``initial``. After aggregation the global model overwrites
     every client's copy.
 
     Returns:
-        The final model of every client (all equal to the global model when aggregating)
-        and one record per round. ``on_round`` sees each record and the models as they are
-        completed.
+        The final model of every client (all equal to the global model when aggregating),
+        one record per round, and the last round's evaluations (one per client model
+        without aggregation, else one of the global model). ``on_round`` sees each record
+        and the models as they are completed.
     """
     models = [dict(initial) for _ in clients]
     records: list[RoundRecord] = []
+    evaluations: list[Evaluation] = []
     for round_index in range(1, rounds + 1):
         started = time.perf_counter()
         results = [
@@ -99,7 +101,8 @@ def run_rounds(
         else:
             global_model = aggregate(models, [data.n_samples for data in clients])
             models = [dict(global_model) for _ in clients]
-            scores = evaluate(global_model).scores
+            evaluations = [evaluate(global_model)]
+            scores = evaluations[0].scores
             record = RoundRecord(
                 round=round_index,
                 miou=scores.miou,
@@ -111,4 +114,4 @@ def run_rounds(
         records.append(record)
         if on_round is not None:
             on_round(record, models)
-    return models, records
+    return models, records, evaluations
