@@ -144,7 +144,7 @@ _POSITIVE_INTS = (
 
 
 def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
-    """Return ``value`` if it fits ``annotation`` (int promoted to float), else raise."""
+    """Return ``value`` if it fits ``annotation`` (an int may stand for a float or str)."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
@@ -157,8 +157,8 @@ def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
         if not isinstance(value, list):
             raise FussbenchError(f"{source}: {key} must be a list, got {value!r}")
         return [_check_type(item, item_type, f"{key}[{i}]", source) for i, item in enumerate(value)]
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if annotation in (float, str) and isinstance(value, int) and not isinstance(value, bool):
+        return annotation(value)  # YAML reads `layers: 16` as an int
     if annotation is int and isinstance(value, bool):
         raise FussbenchError(f"{source}: {key} must be an integer, got {value!r}")
     if not isinstance(value, annotation):

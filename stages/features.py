@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fussbench.data.registry import get_dataset
-from fussbench.features.backbones import BackboneConfig
+from fussbench.features.backbones import BackboneConfig, build_backbone
 from fussbench.features.cache import build_split
 from fussbench.params import Params
 from stages.paths import features_dir, raw_dir
@@ -25,8 +25,11 @@ def run(params: Params) -> Path:
     """Write ``data/features/<dataset>/<backbone>/<split>/`` for every split."""
     spec = get_dataset(params.dataset)
     config = backbone_config(params)
+    backbone = build_backbone(config)
     out_dir = features_dir(spec.name, params.backbone)
     for split in spec.split_counts:
         samples = spec.samples(raw_dir(spec.name), split)
-        build_split(spec, samples, split, config, out_dir / split, params.features.batch_size)
+        build_split(
+            spec, samples, split, config, backbone, out_dir / split, params.features.batch_size
+        )
     return out_dir

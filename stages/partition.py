@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fussbench.data.partition import label_histograms, partition_indices, write_partition
+from fussbench.data.partition import (
+    check_method,
+    label_histograms,
+    partition_indices,
+    write_partition,
+)
 from fussbench.data.registry import get_dataset
 from fussbench.params import Params
 from stages.paths import partition_dir, raw_dir
@@ -13,9 +18,10 @@ from stages.paths import partition_dir, raw_dir
 def run(params: Params) -> Path:
     """Write ``data/partitions/<dataset>/client_XX.json``, ``summary.csv``, ``partition.json``."""
     spec = get_dataset(params.dataset)
+    settings = params.partition
+    check_method(settings.method)  # before reading any label
     samples = spec.samples(raw_dir(spec.name), spec.train_split)
     histograms = label_histograms(spec, samples)
-    settings = params.partition
     clients = partition_indices(
         settings.method,
         groups=[sample.group for sample in samples],

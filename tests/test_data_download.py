@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_data_datasets import (
+from synthetic import (
     CAMVID_COUNTS,
     make_camvid,
     make_magnetic_tile,

@@ -63,6 +63,8 @@ def test_extra_clusters_count_as_misses():
 def test_per_image_miou_uses_the_shared_matching():
     labels = np.array([[0, 0], [1, 1]])
     clusters = np.array([[1, 1], [0, 0]])
-    confusions = np.stack([confusion_matrix(c, lab, 2, 2) for c, lab in zip(clusters, labels)])
+    confusions = np.stack(
+        [confusion_matrix(c, lab, 2, 2) for c, lab in zip(clusters, labels, strict=True)]
+    )
     mapping = hungarian_match(confusions.sum(axis=0))
     assert per_image_miou(confusions, mapping).tolist() == pytest.approx([100.0, 100.0])

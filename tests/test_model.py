@@ -17,8 +17,15 @@ WEIGHTS = CorrespondenceWeights(1.0, 0.577, 0.906, 0.46, 0.20, 0.40)
 
 def config(steps: int = 3) -> TrainConfig:
     return TrainConfig(
-        local_steps=steps, batch_size=4, lr_head=5e-4, lr_centroids=5e-3, feature_samples=5,
-        knn_k=2, n_negatives=2, dropout=0.1, weights=WEIGHTS,
+        local_steps=steps,
+        batch_size=4,
+        lr_head=5e-4,
+        lr_centroids=5e-3,
+        feature_samples=5,
+        knn_k=2,
+        n_negatives=2,
+        dropout=0.1,
+        weights=WEIGHTS,
     )
 
 
@@ -55,8 +62,9 @@ def test_initial_arrays_are_seeded_and_leave_global_rng_alone():
 def test_correspondence_term_rewards_codes_that_follow_features():
     generator = torch.Generator().manual_seed(0)
     features = torch.randn(2, 16, 5, 5, generator=generator)
-    aligned = correspondence_term(features, features, features, features, shift=0.0)
-    flipped = correspondence_term(features, features, -features, -features, shift=0.0)
+    unit = torch.nn.functional.normalize(features, dim=1)
+    aligned = correspondence_term(unit, unit, unit, unit, shift=0.0)
+    flipped = correspondence_term(unit, unit, -unit, -unit, shift=0.0)
     assert aligned.item() < flipped.item() + 1e-6
     assert aligned.item() < 0
 

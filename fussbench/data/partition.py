@@ -77,6 +77,14 @@ def label_histograms(spec: DatasetSpec, samples: Sequence[Sample]) -> np.ndarray
 # --------------------------------------------------------------------------- partitioning
 
 
+def check_method(method: str) -> None:
+    """Raise FussbenchError unless ``method`` is one of :data:`METHODS`."""
+    if method not in METHODS:
+        raise FussbenchError(
+            f"partition.method '{method}' is unknown; use one of {', '.join(METHODS)}"
+        )
+
+
 def partition_indices(
     method: str,
     *,
@@ -112,10 +120,7 @@ def partition_indices(
         raise ValueError(f"histograms shape {histograms.shape} does not match {n_samples} groups")
     if n_samples == 0:
         raise FussbenchError("the training split has no samples to partition; check the dataset")
-    if method not in METHODS:
-        raise FussbenchError(
-            f"partition.method '{method}' is unknown; use one of {', '.join(METHODS)}"
-        )
+    check_method(method)
     if method == "domain":
         parts = _split_domain(groups, n_clients)
     elif method == "quantity":

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from fussbench.atomic import atomic_path
 from fussbench.data.samples import DatasetSpec, Sample
 from fussbench.errors import FussbenchError
-from fussbench.features.backbones import BackboneConfig, build_backbone
+from fussbench.features.backbones import BackboneConfig, DenseBackbone
 
 CACHE_FORMAT = 1
 """Bumped whenever the cache layout or its contents change meaning."""
@@ -131,18 +131,19 @@ def build_split(
     samples: list[Sample],
     split: str,
     config: BackboneConfig,
+    backbone: DenseBackbone,
     directory: Path,
     batch_size: int = 16,
 ) -> None:
     """Compute and cache the features of ``samples`` into ``directory``, atomically.
 
+    ``backbone`` is ``build_backbone(config)``, built once by the caller for all splits.
     Decoding of the next batch overlaps the forward pass of the current one.
     """
     if not samples:
         raise FussbenchError(f"split '{split}' of {spec.name} has no samples to cache")
     if batch_size < 1:
         raise FussbenchError(f"features.batch_size must be >= 1, got {batch_size}")
-    backbone = build_backbone(config)
     height, width = spec.image_size
     grid = (height // backbone.stride, width // backbone.stride)
     count = len(samples)

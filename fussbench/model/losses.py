@@ -2,6 +2,8 @@
 
 Shapes: features f (B, C, h, w) from the frozen backbone, codes s (B, D, h, w) from the
 head, sampling coordinates (B, S, S, 2) in [-1, 1] (x, y order, as ``grid_sample`` wants).
+The correlation functions take sampled points already L2-normalised over channels
+(:func:`sample_unit_points`), so each point is normalised once per step, not once per term.
 """
 
 from __future__ import annotations
@@ -33,13 +35,18 @@ def sample_points(maps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(maps, coords, mode="bilinear", align_corners=True)
 
 
+def sample_unit_points(maps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Sampled points (B, C, S, S), each L2-normalised over channels."""
+    return F.normalize(sample_points(maps, coords), dim=1)
+
+
 def cosine_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of every point of a (B, C, S, S) with every point of b.
+    """Cosine similarity of every unit point of a (B, C, S, S) with every unit point of b.
 
     Returns:
         (B, S, S, S, S): entry [n, i, j, k, l] compares a[n, :, i, j] with b[n, :, k, l].
     """
-    return torch.einsum("nchw,ncij->nhwij", F.normalize(a, dim=1), F.normalize(b, dim=1))
+    return torch.einsum("nchw,ncij->nhwij", a, b)
 
 
 def centred_feature_correlation(f_a: torch.Tensor, f_b: torch.Tensor) -> torch.Tensor:
@@ -58,8 +65,8 @@ def correspondence_term(
     """One pairing's loss: mean of −max(S_code, 0) · (F − shift), a scalar.
 
     Args:
-        f_a, f_b: sampled features (B, C, S, S).
-        s_a, s_b: sampled codes (B, D, S, S).
+        f_a, f_b: sampled unit features (B, C, S, S).
+        s_a, s_b: sampled unit codes (B, D, S, S).
     """
     feature_corr = centred_feature_correlation(f_a, f_b)
     code_corr = cosine_correlation(s_a, s_b)
@@ -67,7 +74,7 @@ def correspondence_term(
 
 
 def raw_feature_cosine(f_a: torch.Tensor, f_b: torch.Tensor) -> float:
-    """Mean raw (uncentred) cosine between sampled features (B, C, S, S), for calibration."""
+    """Mean raw (uncentred) cosine between sampled unit features (B, C, S, S)."""
     with torch.no_grad():
         return float(cosine_correlation(f_a, f_b).mean())
 

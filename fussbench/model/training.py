@@ -14,7 +14,7 @@ from fussbench.model.losses import (
     CorrespondenceWeights,
     cluster_loss,
     correspondence_term,
-    sample_points,
+    sample_unit_points,
 )
 from fussbench.model.neighbours import nearest_neighbours
 
@@ -125,17 +125,20 @@ def _correspondence_loss(
     grid = (len(rows), config.feature_samples, config.feature_samples, 2)
     coords = torch.rand(grid, generator=generator) * 2 - 1
     partner_coords = torch.rand(grid, generator=generator) * 2 - 1
-    f_a, s_a = sample_points(features, coords), sample_points(codes, coords)
+    f_a, s_a = sample_unit_points(features, coords), sample_unit_points(codes, coords)
     loss = weights.lambda_self * correspondence_term(f_a, f_a, s_a, s_a, weights.shift_self)
-    f_b = sample_points(partner_features, partner_coords)
-    s_b = sample_points(partner_codes, partner_coords)
+    f_b = sample_unit_points(partner_features, partner_coords)
+    s_b = sample_unit_points(partner_codes, partner_coords)
     loss = loss + weights.lambda_knn * correspondence_term(f_a, f_b, s_a, s_b, weights.shift_knn)
+    # Random pairing: image n meets image order[n], sampled at the partner grid of order[n].
+    f_c = sample_unit_points(features, partner_coords)
+    s_c = sample_unit_points(codes, partner_coords)
     negative_terms = []
     for _ in range(config.n_negatives):
         order = _derangement(len(rows), generator)
-        f_n = sample_points(features[order], partner_coords)
-        s_n = sample_points(codes[order], partner_coords)
-        negative_terms.append(correspondence_term(f_a, f_n, s_a, s_n, weights.shift_rand))
+        negative_terms.append(
+            correspondence_term(f_a, f_c[order], s_a, s_c[order], weights.shift_rand)
+        )
     if negative_terms:
         loss = loss + weights.lambda_rand * torch.stack(negative_terms).mean()
     return loss, codes
