@@ -118,5 +118,19 @@ def calibrate(params: ParamsOption = Path("params.yaml"), overrides: SetOption =
     typer.echo(json.dumps(stage.run(load_params(params, overrides)), indent=2))
 
 
+@app.command()
+@_friendly
+def bench(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    images: Annotated[int, typer.Option(help="How many training images to time.")] = 96,
+) -> None:
+    """Print, as JSON, backbone forward images/s against feature caching images/s
+    (decode + resize + forward + write) for the backbone and dataset in params."""
+    from stages import bench as stage
+
+    typer.echo(json.dumps(stage.run(load_params(params, overrides), images), indent=2))
+
+
 if __name__ == "__main__":
     app()

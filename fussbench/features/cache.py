@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +137,6 @@ def build_split(
     """Compute and cache the features of ``samples`` into ``directory``, atomically.
 
     ``backbone`` is ``build_backbone(config)``, built once by the caller for all splits.
-    Decoding of the next batch overlaps the forward pass of the current one.
     """
     if not samples:
         raise FussbenchError(f"split '{split}' of {spec.name} has no samples to cache")
@@ -147,7 +145,7 @@ def build_split(
     height, width = spec.image_size
     grid = (height // backbone.stride, width // backbone.stride)
     count = len(samples)
-    with atomic_path(directory) as tmp, ThreadPoolExecutor(max_workers=1) as pool:
+    with atomic_path(directory) as tmp:
         tmp.mkdir(parents=True)
         features = np.lib.format.open_memmap(
             tmp / "features.npy",
@@ -159,13 +157,11 @@ def build_split(
             tmp / "labels.npy", mode="w+", dtype=np.uint8, shape=(count, height, width)
         )
         pooled = np.zeros((count, backbone.channels), dtype=np.float32)
-        batches = list(_batches(samples, batch_size))
-        pending = pool.submit(_load_batch, spec, batches[0])
         row = 0
-        for number in tqdm(range(len(batches)), desc=f"features {spec.name}/{split}", unit="batch"):
-            images, batch_labels = pending.result()
-            if number + 1 < len(batches):
-                pending = pool.submit(_load_batch, spec, batches[number + 1])
+        batches = _batches(samples, batch_size)
+        total = -(-count // batch_size)
+        for batch in tqdm(batches, total=total, desc=f"features {spec.name}/{split}", unit="batch"):
+            images, batch_labels = _load_batch(spec, batch)
             with torch.inference_mode():
                 maps = backbone(images)
             end = row + maps.shape[0]

@@ -1,0 +1,46 @@
+"""What crosses the client/server boundary, and nothing more.
+
+A client sends a :class:`ClientUpdate`: its model as arrays (head weights and centroids),
+how many images it trained on, and how many of its pixels each centroid won. The server
+sends back the global model as arrays. Features, images, labels and neighbour lists never
+leave a client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays
+
+
+@dataclass(frozen=True)
+class ClientUpdate:
+    """One client's message to the server after local training.
+
+    Attributes:
+        arrays: ``head.*`` weights and ``centroids`` (n_clusters, dim), float32.
+        n_samples: number of training images on the client.
+        cluster_counts: (n_clusters,) int64, pixels of the client's own images assigned to
+            each of its centroids (a histogram; no per-image information).
+    """
+
+    arrays: ModelArrays
+    n_samples: int
+    cluster_counts: np.ndarray
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """(n_clusters, dim) float32."""
+        return self.arrays[CENTROIDS_KEY]
+
+    def nbytes(self) -> int:
+        """Bytes of payload this message carries (arrays, counts and the sample count)."""
+        arrays = sum(value.nbytes for value in self.arrays.values())
+        return arrays + self.cluster_counts.nbytes + np.dtype(np.int64).itemsize
+
+
+def model_nbytes(arrays: ModelArrays) -> int:
+    """Bytes of payload of a model sent as arrays (what the server broadcasts)."""
+    return sum(value.nbytes for value in arrays.values())
