@@ -125,6 +125,7 @@ def test_dvc_pipeline_declares_every_stage():
     dvc_yaml = yaml.safe_load((REPO / "dvc.yaml").read_text())
     assert {"download", "partition", "features", "federate", "compare"} <= set(dvc_yaml["stages"])
     commands = " ".join(str(stage["cmd"]) for stage in dvc_yaml["stages"].values())
-    for command in app.registered_commands:
-        if command.callback.__name__ != "calibrate":
-            assert f"fussbench {command.callback.__name__}" in commands
+    cli_commands = {command.callback.__name__ for command in app.registered_commands}
+    for stage in ("download", "partition", "features", "federate"):
+        assert stage in cli_commands
+        assert f"fussbench {stage}" in commands
