@@ -50,11 +50,18 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+DatasetOption = Annotated[
+    str | None,
+    typer.Option(help="Dataset to work on (default: the dataset of the setup in params)."),
+]
+
+
 @app.command()
 @_friendly
 def download(
     params: ParamsOption = Path("params.yaml"),
     overrides: SetOption = None,
+    dataset: DatasetOption = None,
     mirror: Annotated[
         Path | None,
         typer.Option(help="Local mirror folder holding <dataset>/ (overrides download.mirror)."),
@@ -64,15 +71,16 @@ def download(
     validate it: counts per split, image/label pairing, sizes and label values."""
     from stages import download as stage
 
-    root = stage.run(load_params(params, overrides), mirror)
+    root = stage.run(load_params(params, overrides), dataset, mirror)
     typer.echo(f"dataset ready at {root}")
 
 
 @app.command()
 @_friendly
 def partition(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
-    """Split the training split into clients (domain, iid, dirichlet or quantity): one
-    manifest per client plus summary.csv and partition.json in data/partitions/<dataset>."""
+    """Split the training split into clients (domain, iid, dirichlet or quantity) as the
+    setup says (-S setup=NAME): one manifest per client plus summary.csv and
+    partition.json in data/partitions/<setup>."""
     from stages import partition as stage
 
     out_dir = stage.run(load_params(params, overrides))
@@ -81,12 +89,16 @@ def partition(params: ParamsOption = Path("params.yaml"), overrides: SetOption =
 
 @app.command()
 @_friendly
-def features(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
+def features(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    dataset: DatasetOption = None,
+) -> None:
     """Run the frozen backbone once over every split and cache float16 dense features in
     data/features/<dataset>/<backbone>/<split>/."""
     from stages import features as stage
 
-    out_dir = stage.run(load_params(params, overrides))
+    out_dir = stage.run(load_params(params, overrides), dataset)
     typer.echo(f"features cached in {out_dir}")
 
 
@@ -98,13 +110,32 @@ def federate(
     out: Annotated[Path, typer.Option(help="Folder for metrics.json, rounds.csv, ...")] = Path(
         "runs/main"
     ),
+    method: Annotated[
+        str | None,
+        typer.Option(
+            help="A comparison cell <aggregator>[.<mode>][.<weighting>], e.g. "
+            "fedcc_maximin.faithful or fedavg.uniform; sets aggregator, federation.mode "
+            "and federation.weighting."
+        ),
+    ] = None,
 ) -> None:
-    """Train with the aggregator from params (local, centralized, ...) for federation.rounds
-    rounds of train.local_steps steps per client, evaluating every round."""
+    """Train with the aggregator from params (local, centralized, fedavg, fedprox, fedmoon,
+    fedcc_kmeans, fedcc_maximin, fedcc_matched) for federation.rounds rounds of
+    train.local_steps steps per client, evaluating every round. An interrupted run with
+    the same params resumes from its last completed round."""
+    from fussbench.federation.registry import parse_method
     from stages import federate as stage
 
-    metrics = stage.run(load_params(params, overrides), out)
-    summary = {key: metrics[key] for key in ("aggregator", "seed", "miou", "accuracy")}
+    extra: list[str] = []
+    if method is not None:
+        cell = parse_method(method)
+        extra = [
+            f"aggregator={cell.aggregator}",
+            f"federation.weighting={cell.weighting}",
+            f"federation.mode={cell.mode if cell.mode is not None else 'null'}",
+        ]
+    metrics = stage.run(load_params(params, [*extra, *(overrides or [])]), out)
+    summary = {key: metrics[key] for key in ("method", "seed", "miou", "accuracy")}
     typer.echo(json.dumps(summary))
 
 

@@ -93,9 +93,25 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class FederationParams:
-    """``federation:``: the round structure."""
+    """``federation:``: the round structure and the aggregator's settings.
+
+    Attributes:
+        rounds: R, rounds of local training + aggregation.
+        weighting: "samples" (weight clients by image count) or "uniform".
+        mode: FedCC mode ("cosine" default, "faithful" = the authors' code) or
+            FedCC-Matched variant ("hungarian" default, "pooled_counts"); null = default.
+        min_clients: the run stops when fewer clients finish a round.
+        mu: FedProx proximal weight.
+        moon_temperature, moon_weight: FedMOON's τ and weight.
+    """
 
     rounds: int = 5
+    weighting: str = "samples"
+    mode: str | None = None
+    min_clients: int = 1
+    mu: float = 0.001
+    moon_temperature: float = 0.5
+    moon_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -108,14 +124,25 @@ class EvaluationParams:
 
 @dataclass(frozen=True)
 class Params:
-    """The whole of ``params.yaml``."""
+    """The whole of ``params.yaml``, with the chosen setup merged in.
 
+    A *setup* (an entry of ``setups``) names a dataset and a partition, plus any other
+    params that differ on it; ``setup`` picks the one the main run uses. ``dataset`` and
+    the sections below are the result of merging that setup over the top-level values.
+    """
+
+    setup: str = "camvid_domain"
     dataset: str = "camvid"
     backbone: str = "effnet_lite0"
     aggregator: str = "local"
     seed: int = 0
+    datasets: list[str] = field(default_factory=lambda: ["camvid"])
+    runs_on: list[str] = field(default_factory=lambda: ["camvid_domain"])
     compare: list[str] = field(default_factory=lambda: ["local", "centralized"])
     seeds: list[int] = field(default_factory=lambda: [0])
+    setups: dict[str, dict] = field(
+        default_factory=lambda: {"camvid_domain": {"dataset": "camvid"}}
+    )
     download: DownloadParams = field(default_factory=DownloadParams)
     partition: PartitionParams = field(default_factory=PartitionParams)
     features: FeatureParams = field(default_factory=FeatureParams)
@@ -140,6 +167,7 @@ _POSITIVE_INTS = (
     "train.feature_samples",
     "train.knn_k",
     "federation.rounds",
+    "federation.min_clients",
 )
 
 
@@ -152,6 +180,10 @@ def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
             return None
         (annotation,) = [option for option in options if option is not type(None)]
         origin = typing.get_origin(annotation)
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise FussbenchError(f"{source}: {key} must be a mapping, got {value!r}")
+        return value
     if origin is list:
         (item_type,) = typing.get_args(annotation)
         if not isinstance(value, list):
@@ -216,13 +248,59 @@ def _validate(params: Params, source: str) -> None:
         )
     if not params.seeds:
         raise FussbenchError(f"{source}: seeds must list at least one seed")
+    if not params.datasets:
+        raise FussbenchError(f"{source}: datasets must list at least one dataset")
     if not params.compare:
         raise FussbenchError(f"{source}: compare must list at least one aggregator")
 
 
-def parse_params(values: Any, source: str = "params") -> Params:
-    """Build validated :class:`Params` from a mapping (as loaded from YAML)."""
-    params = _build(Params, values if values is not None else {}, "", source)
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` merged in, recursively for nested mappings."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _with_setup(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Merge the chosen setup's values over the top level."""
+    setups = values.get("setups", Params().setups)
+    if not isinstance(setups, dict):
+        raise FussbenchError(f"{source}: setups must be a mapping of setup names")
+    name = values.get("setup", Params.setup)
+    for wanted, key in [(name, "setup"), *((run, "runs_on") for run in values.get("runs_on", []))]:
+        if wanted not in setups:
+            raise FussbenchError(
+                f"{source}: {key} names unknown setup '{wanted}'; defined in setups: "
+                + ", ".join(setups)
+            )
+    chosen = setups[name]
+    if not isinstance(chosen, dict) or {"setup", "setups"} & set(chosen):
+        raise FussbenchError(f"{source}: setups.{name} must be a mapping of params to change")
+    return _merge(values, chosen)
+
+
+def parse_params(values: Any, source: str = "params", overrides: list[str] | None = None) -> Params:
+    """Build validated :class:`Params` from a mapping (as loaded from YAML).
+
+    ``overrides`` (``key=value``) apply before the setup is chosen and again after it is
+    merged in, so an explicit override always wins over the setup's own values.
+    """
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise FussbenchError(f"{source}: must be a mapping of keys")
+    if "dataset" in values:
+        raise FussbenchError(
+            f"{source}: top-level 'dataset' is not a param; each setup names its dataset "
+            "(setups.<name>.dataset) and `setup` picks the setup"
+        )
+    overrides = overrides or []
+    merged = _with_setup(apply_overrides(values, overrides), source)
+    params = _build(Params, apply_overrides(merged, overrides), "", source)
     _validate(params, source)
     return params
 
@@ -264,4 +342,4 @@ def load_params(path: Path | str = "params.yaml", overrides: list[str] | None = 
         values = {}
     if not isinstance(values, dict):
         raise FussbenchError(f"{path}: must be a mapping of keys")
-    return parse_params(apply_overrides(values, overrides or []), str(path))
+    return parse_params(values, str(path), overrides)

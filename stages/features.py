@@ -21,9 +21,10 @@ def backbone_config(params: Params) -> BackboneConfig:
     )
 
 
-def run(params: Params) -> Path:
-    """Write ``data/features/<dataset>/<backbone>/<split>/`` for every split."""
-    spec = get_dataset(params.dataset)
+def run(params: Params, dataset: str | None = None) -> Path:
+    """Write ``data/features/<dataset>/<backbone>/<split>/`` for every split of a dataset
+    (default: the main setup's)."""
+    spec = get_dataset(dataset or params.dataset)
     config = backbone_config(params)
     backbone = build_backbone(config)
     out_dir = features_dir(spec.name, params.backbone)

@@ -1,9 +1,12 @@
-"""Stage ``federate``: one federation run (one aggregator, one seed) on cached features."""
+"""Stage ``federate``: one federation run (one method, one seed) on cached features."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import io
+import json
 import time
 from pathlib import Path
 
@@ -12,100 +15,163 @@ import numpy as np
 from fussbench.atomic import atomic_path, write_json, write_text
 from fussbench.data.partition import read_partition
 from fussbench.data.registry import get_dataset
+from fussbench.data.samples import DatasetSpec
+from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
-from fussbench.federation.registry import get_aggregator
-from fussbench.federation.rounds import RoundRecord, run_rounds
-from fussbench.model.head import ModelArrays, initial_arrays
+from fussbench.federation.aggregators import centroid_diagnostics
+from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
+from fussbench.federation.client import FederatedClient
+from fussbench.federation.messages import model_nbytes
+from fussbench.federation.registry import FederationSettings, Method, build_method
+from fussbench.federation.rounds import RoundRecord, RunState, run_rounds
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays, initial_arrays
 from fussbench.model.training import ClientData
 from fussbench.params import Params
 from stages.features import backbone_config
 from stages.paths import features_dir, partition_dir
 
-
-def _client_data(params: Params, train: FeatureSplit, aggregator: str) -> list[ClientData]:
-    """Each client's features and own neighbour lists (one client for ``centralized``)."""
-    manifests = read_partition(partition_dir(params.dataset))
-    row_sets = [train.rows(names) for names in manifests]
-    if aggregator == "centralized":
-        row_sets = [np.concatenate(row_sets)]
-    return [
-        ClientData.from_cache(train.features[rows], train.pooled[rows], params.train.knn_k)
-        for rows in row_sets
-    ]
+CHECKPOINT = "checkpoint.npz"
 
 
-def _rounds_csv(records: list[RoundRecord]) -> str:
-    """One row per round: global scores, then per-client scores, losses and times."""
+def run_fingerprint(params: Params) -> str:
+    """Hash of every param that changes a run's numbers (not the comparison lists)."""
+    relevant = dataclasses.asdict(params)
+    for key in ("compare", "seeds", "download"):
+        relevant.pop(key)
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _client_rows(params: Params, train: FeatureSplit) -> list[np.ndarray]:
+    """Training-cache rows of each client (one client holding all for ``centralized``)."""
+    rows = [train.rows(names) for names in read_partition(partition_dir(params.setup))]
+    return [np.concatenate(rows)] if params.aggregator == "centralized" else rows
+
+
+def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
+    if split not in spec.split_counts:
+        raise FussbenchError(
+            f"evaluation.split '{split}' is not a split of {spec.name}; "
+            f"valid: {', '.join(spec.split_counts)}"
+        )
+    directory = features_dir(spec.name, params.backbone) / split
+    return open_split(directory, cache_fingerprint(spec, split, backbone_config(params)))
+
+
+def _fmt(value: float | int | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def rounds_csv(records: list[RoundRecord]) -> str:
+    """One row per round: global scores, then every client's scores, loss, time, bytes."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     n_clients = len(records[0].client_loss)
-    per_client = ["miou", "accuracy", "loss", "train_s"]
+    per_client = [
+        "miou",
+        "accuracy",
+        "local_miou",
+        "local_accuracy",
+        "loss",
+        "train_s",
+        "bytes_up",
+        "bytes_down",
+    ]
     writer.writerow(
-        ["round", "miou", "accuracy", "seconds"]
+        ["round", "miou", "accuracy", "min_centroid_distance", "failed_clients", "seconds"]
         + [f"client{c}_{what}" for c in range(n_clients) for what in per_client]
     )
     for record in records:
-        row: list[object] = [
+        row = [
             record.round,
-            f"{record.miou:.4f}",
-            f"{record.accuracy:.4f}",
-            f"{record.seconds:.3f}",
+            _fmt(record.miou),
+            _fmt(record.accuracy),
+            _fmt(record.min_centroid_distance),
+            len(record.failures),
+            _fmt(record.seconds, 3),
         ]
         for c in range(n_clients):
             row += [
-                f"{record.client_miou[c]:.4f}" if record.client_miou else "",
-                f"{record.client_accuracy[c]:.4f}" if record.client_accuracy else "",
-                f"{record.client_loss[c]:.5f}",
-                f"{record.train_seconds[c]:.3f}",
+                _fmt(record.client_miou[c]) if record.client_miou else "",
+                _fmt(record.client_accuracy[c]) if record.client_accuracy else "",
+                _fmt(record.client_local_miou[c]),
+                _fmt(record.client_local_accuracy[c]),
+                _fmt(record.client_loss[c], 5),
+                _fmt(record.train_seconds[c], 3),
+                record.bytes_up[c],
+                record.bytes_down[c],
             ]
         writer.writerow(row)
     return buffer.getvalue()
 
 
-def _images_csv(names: list[str], image_miou: np.ndarray) -> str:
-    lines = ["image,miou"] + [
-        f"{name},{value:.4f}" for name, value in zip(names, image_miou, strict=True)
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def _model_entries(
-    clients: list[ClientData], final: list[Evaluation], class_names: tuple[str, ...]
+    models: list[ModelArrays],
+    final: list[Evaluation],
+    sizes: list[int],
+    class_names: tuple[str, ...],
 ) -> list[dict[str, object]]:
     """Scores of each evaluated model: one per client without aggregation, else the global."""
-    if len(final) == len(clients):
-        owners = [(f"client{n}", data.n_samples) for n, data in enumerate(clients)]
-    else:
-        owners = [("global", sum(data.n_samples for data in clients))]
+    owners = [f"client{n}" for n in range(len(final))] if len(final) > 1 else ["global"]
+    counts = sizes if len(final) > 1 else [sum(sizes)]
     return [
-        {"model": owner, "n_images": n_images, **item.scores.as_dict(class_names)}
-        for (owner, n_images), item in zip(owners, final, strict=True)
+        {
+            "model": owner,
+            "n_images": count,
+            **item.scores.as_dict(class_names),
+            "centroids": centroid_diagnostics(model[CENTROIDS_KEY]),
+        }
+        for owner, count, item, model in zip(owners, counts, final, models, strict=True)
     ]
 
 
-def _save_models(path: Path, models: list[ModelArrays]) -> None:
-    arrays = {
-        f"client{c}/{key}": value for c, model in enumerate(models) for key, value in model.items()
+def _communication(records: list[RoundRecord], backbone_nbytes: int) -> dict[str, object]:
+    """Mean payload per client per round, and its ratio to shipping the backbone once."""
+    up = [b for record in records for b in record.bytes_up if b]
+    down = [b for record in records for b in record.bytes_down if b]
+    per_round = (float(np.mean(up)) if up else 0.0) + (float(np.mean(down)) if down else 0.0)
+    return {
+        "bytes_up_per_client_round": round(float(np.mean(up)), 1) if up else 0,
+        "bytes_down_per_client_round": round(float(np.mean(down)), 1) if down else 0,
+        "backbone_bytes": backbone_nbytes,
+        "backbone_to_round_ratio": round(backbone_nbytes / per_round, 2) if per_round else None,
     }
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+
+
+def _label_skew(setup: str) -> float | None:
+    summary = json.loads((partition_dir(setup) / "partition.json").read_text())
+    return summary["label_skew"]["js_mean"]
 
 
 def run(params: Params, out_dir: Path) -> dict[str, object]:
-    """Train, evaluate and write ``metrics.json``, ``rounds.csv``, ``images.csv``,
-    ``model.npz`` into ``out_dir``. Returns the metrics."""
+    """Train, evaluate every round, and write ``metrics.json``, ``rounds.csv``,
+    ``images.csv``, ``model.npz`` into ``out_dir``. A ``checkpoint.npz`` from an
+    interrupted run with the same params is resumed. Returns the metrics."""
     started = time.perf_counter()
     spec = get_dataset(params.dataset)
-    aggregate = get_aggregator(params.aggregator)
-    config = backbone_config(params)
-    cache_dir = features_dir(spec.name, params.backbone)
-    train = open_split(
-        cache_dir / spec.train_split, cache_fingerprint(spec, spec.train_split, config)
+    federation = params.federation
+    settings = FederationSettings(
+        weighting=federation.weighting,
+        mode=federation.mode,
+        mu=federation.mu,
+        moon_temperature=federation.moon_temperature,
+        moon_weight=federation.moon_weight,
     )
+    aggregator, objective = build_method(params.aggregator, settings, params.seed)
+    method = Method(params.aggregator, federation.mode, federation.weighting)
+    train = _open_cache(spec, params, spec.train_split)
     eval_name = params.evaluation.split or spec.eval_split
-    evaluation_split = open_split(cache_dir / eval_name, cache_fingerprint(spec, eval_name, config))
-    clients = _client_data(params, train, params.aggregator)
+    evaluation_split = _open_cache(spec, params, eval_name)
+    client_rows = _client_rows(params, train)
+    config = params.train_config()
+    clients = [
+        FederatedClient(
+            ClientData.from_cache(train.features[rows], train.pooled[rows], config.knn_k),
+            config,
+            objective,
+        )
+        for rows in client_rows
+    ]
     n_clusters = params.model.n_clusters or spec.n_classes
     initial = initial_arrays(train.features.shape[1], params.model.dim, n_clusters, params.seed)
 
@@ -114,44 +180,84 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
             arrays, evaluation_split.features, evaluation_split.labels, spec.n_classes
         )
 
-    def report_round(record: RoundRecord, models: list[ModelArrays]) -> None:
+    def evaluate_local(client: int, arrays: ModelArrays) -> Evaluation:
+        rows = client_rows[client]
+        return evaluate_model(arrays, train.features[rows], train.labels[rows], spec.n_classes)
+
+    fingerprint = run_fingerprint(params)
+    checkpoint_path = out_dir / CHECKPOINT
+    resume = load_checkpoint(checkpoint_path, fingerprint)
+    if resume is not None:
+        print(f"resuming {out_dir} after round {resume.round}", flush=True)
+
+    def after_round(state: RunState) -> None:
+        save_checkpoint(checkpoint_path, state, fingerprint)
+        write_text(out_dir / "rounds.csv", rounds_csv(state.records))
+        record = state.records[-1]
+        failed = f", {len(record.failures)} client(s) failed" if record.failures else ""
         print(
             f"round {record.round}: mIoU {record.miou:.2f}  acc {record.accuracy:.2f}  "
-            f"({record.seconds:.1f} s)",
+            f"({record.seconds:.1f} s{failed})",
             flush=True,
         )
 
-    models, records, final = run_rounds(
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = run_rounds(
         clients,
         initial,
-        params.federation.rounds,
-        params.train_config(),
+        federation.rounds,
         params.seed,
         evaluate,
-        aggregate,
-        report_round,
+        evaluate_local,
+        aggregator,
+        federation.min_clients,
+        after_round,
+        resume,
     )
+    state, final = result.state, result.evaluations
+    records = state.records
     image_miou = np.mean([item.image_miou for item in final], axis=0)
     metrics = {
+        "setup": params.setup,
         "dataset": spec.name,
-        "aggregator": params.aggregator,
         "partition": params.partition.method,
+        "label_skew_js": _label_skew(params.setup),
+        "method": method.name,
+        "aggregator": params.aggregator,
+        "mode": federation.mode,
+        "weighting": federation.weighting,
         "backbone": params.backbone,
         "pretrained": params.features.pretrained,
         "seed": params.seed,
-        "rounds": params.federation.rounds,
+        "rounds": federation.rounds,
         "local_steps": params.train.local_steps,
         "n_clients": len(clients),
         "n_clusters": n_clusters,
         "eval_split": eval_name,
         "miou": round(float(np.mean([item.scores.miou for item in final])), 4),
         "accuracy": round(float(np.mean([item.scores.accuracy for item in final])), 4),
-        "models": _model_entries(clients, final, spec.class_names),
+        "failed_client_rounds": sum(len(record.failures) for record in records),
+        "communication": _communication(records, train.backbone_nbytes),
+        "model_bytes": model_nbytes(initial),
+        "models": _model_entries(
+            state.models, final, [len(rows) for rows in client_rows], spec.class_names
+        ),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "rounds.csv", _rounds_csv(records))
     write_text(out_dir / "images.csv", _images_csv(evaluation_split.names, image_miou))
-    _save_models(out_dir / "model.npz", models if aggregate is None else models[:1])
+    _save_models(out_dir / "model.npz", state.models)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def _images_csv(names: list[str], image_miou: np.ndarray) -> str:
+    rows = [f"{name},{value:.4f}" for name, value in zip(names, image_miou, strict=True)]
+    return "\n".join(["image,miou", *rows]) + "\n"
+
+
+def _save_models(path: Path, models: list[ModelArrays]) -> None:
+    arrays = {
+        f"model{n}/{key}": value for n, model in enumerate(models) for key, value in model.items()
+    }
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)

@@ -16,7 +16,7 @@ from stages.paths import partition_dir, raw_dir
 
 
 def run(params: Params) -> Path:
-    """Write ``data/partitions/<dataset>/client_XX.json``, ``summary.csv``, ``partition.json``."""
+    """Write ``data/partitions/<setup>/client_XX.json``, ``summary.csv``, ``partition.json``."""
     spec = get_dataset(params.dataset)
     settings = params.partition
     check_method(settings.method)  # before reading any label
@@ -31,8 +31,8 @@ def run(params: Params) -> Path:
         shares=settings.shares,
         seed=settings.seed,
     )
-    out_dir = partition_dir(spec.name)
-    meta = {"dataset": spec.name, "split": spec.train_split}
+    out_dir = partition_dir(params.setup)
+    meta = {"setup": params.setup, "dataset": spec.name, "split": spec.train_split}
     write_partition(
         out_dir,
         samples,

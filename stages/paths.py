@@ -16,9 +16,9 @@ def raw_dir(dataset: str) -> Path:
     return DATA / "raw" / dataset
 
 
-def partition_dir(dataset: str) -> Path:
-    """One manifest per client plus a summary table."""
-    return DATA / "partitions" / dataset
+def partition_dir(setup: str) -> Path:
+    """One manifest per client plus a summary table, per setup (dataset + partition)."""
+    return DATA / "partitions" / setup
 
 
 def features_dir(dataset: str, backbone: str) -> Path:
@@ -26,6 +26,6 @@ def features_dir(dataset: str, backbone: str) -> Path:
     return DATA / "features" / dataset / backbone
 
 
-def run_dir(dataset: str, aggregator: str, seed: int) -> Path:
-    """Outputs of one federation run of the comparison matrix."""
-    return RUNS / dataset / aggregator / f"seed{seed}"
+def run_dir(setup: str, method: str, seed: int) -> Path:
+    """Outputs of one run of the comparison matrix."""
+    return RUNS / setup / method / f"seed{seed}"

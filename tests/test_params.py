@@ -47,3 +47,40 @@ def test_missing_file_and_bad_override(tmp_path):
     (tmp_path / "p.yaml").write_text("seed: 1\n")
     with pytest.raises(FussbenchError, match="key.sub=value"):
         load_params(tmp_path / "p.yaml", ["seed"])
+
+
+def test_setup_values_merge_over_the_top_level_and_overrides_win(tmp_path):
+    path = tmp_path / "params.yaml"
+    values = {
+        "setup": "a",
+        "partition": {"method": "domain", "alpha": 1.0},
+        "setups": {
+            "a": {"dataset": "camvid", "partition": {"method": "dirichlet"}},
+            "b": {"dataset": "magnetic_tile", "model": {"n_clusters": 2}},
+        },
+        "runs_on": ["a", "b"],
+    }
+    path.write_text(yaml.safe_dump(values))
+    params = load_params(path)
+    assert (params.dataset, params.partition.method, params.partition.alpha) == (
+        "camvid",
+        "dirichlet",
+        1.0,
+    )
+    switched = load_params(path, ["setup=b", "partition.alpha=0.1"])
+    assert (switched.dataset, switched.model.n_clusters) == ("magnetic_tile", 2)
+    assert switched.partition.alpha == 0.1
+    overridden = load_params(path, ["partition.method=iid"])
+    assert overridden.partition.method == "iid"  # an explicit override beats the setup
+
+
+def test_unknown_setup_and_top_level_dataset_are_refused(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"setups": {"a": {"dataset": "camvid"}}, "setup": "a"}))
+    with pytest.raises(FussbenchError, match="unknown setup 'zzz'; defined in setups: a"):
+        load_params(path, ["setup=zzz"])
+    with pytest.raises(FussbenchError, match="runs_on names unknown setup"):
+        load_params(path, ["runs_on=[a, q]"])
+    path.write_text(yaml.safe_dump({"dataset": "camvid"}))
+    with pytest.raises(FussbenchError, match="top-level 'dataset' is not a param"):
+        load_params(path)

@@ -19,14 +19,6 @@ from fussbench.model.head import ModelArrays, SegmentationModel
 from fussbench.model.losses import assign_clusters
 
 
-def model_from_arrays(arrays: ModelArrays) -> SegmentationModel:
-    """Rebuild an evaluation-mode model from its array form."""
-    dim, in_channels = arrays["head.linear.weight"].shape[:2]
-    model = SegmentationModel(in_channels, dim, arrays["centroids"].shape[0])
-    model.load_arrays(arrays)
-    return model.eval()
-
-
 def predict_clusters(
     arrays: ModelArrays, features: np.ndarray, size: tuple[int, int], batch_size: int = 32
 ) -> np.ndarray:
@@ -39,7 +31,7 @@ def predict_clusters(
     Returns:
         (N, H, W) uint8 cluster indices (int16 if there are over 255 clusters).
     """
-    model = model_from_arrays(arrays)
+    model = SegmentationModel.from_arrays(arrays).eval()
     dtype = np.uint8 if model.n_clusters <= 255 else np.int16
     clusters = np.empty((features.shape[0], *size), dtype=dtype)
     with torch.inference_mode():

@@ -25,7 +25,7 @@ from fussbench.data.samples import DatasetSpec, Sample
 from fussbench.errors import FussbenchError
 from fussbench.features.backbones import BackboneConfig, DenseBackbone
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bumped whenever the cache layout or its contents change meaning."""
 
 
@@ -53,6 +53,7 @@ class FeatureSplit:
         labels: (N, H, W) uint8 memory map.
         pooled: (N, C) float32.
         fingerprint: see :func:`cache_fingerprint`.
+        backbone_nbytes: size of the backbone's weights (float32), the cost of shipping it.
     """
 
     directory: Path
@@ -61,6 +62,7 @@ class FeatureSplit:
     labels: np.ndarray
     pooled: np.ndarray
     fingerprint: dict[str, object]
+    backbone_nbytes: int
 
     def rows(self, names: list[str]) -> np.ndarray:
         """Row indices (len(names),) of the given sample names.
@@ -109,7 +111,9 @@ def open_split(directory: Path, expected: dict[str, object]) -> FeatureSplit:
         raise FussbenchError(
             f"{directory}: feature cache arrays disagree in length; rerun `fussbench features`"
         )
-    return FeatureSplit(directory, names, features, labels, pooled, built_with)
+    return FeatureSplit(
+        directory, names, features, labels, pooled, built_with, int(index["backbone_nbytes"])
+    )
 
 
 def _load_batch(spec: DatasetSpec, batch: list[Sample]) -> tuple[torch.Tensor, np.ndarray]:
@@ -177,5 +181,6 @@ def build_split(
             "names": [sample.name for sample in samples],
             "fingerprint": cache_fingerprint(spec, split, config),
             "feature_shape": [count, backbone.channels, *grid],
+            "backbone_nbytes": sum(p.numel() * 4 for p in backbone.parameters()),
         }
         (tmp / "index.json").write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")

@@ -1,34 +1,128 @@
-"""Aggregator names and what each one does on the server."""
+"""From a method name in params to the server aggregator and the client's local objective.
+
+A *method* names one cell of the comparison: ``<aggregator>[.<mode>][.<weighting>]``, for
+example ``fedcc_maximin.faithful`` or ``fedavg.uniform``. ``local`` and ``centralized``
+are the two bounds without server aggregation.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fussbench.errors import FussbenchError
-from fussbench.federation.rounds import Aggregate
+from fussbench.federation.aggregators import (
+    AGGREGATOR_NAMES,
+    FEDCC_MODES,
+    MATCHED_VARIANTS,
+    WEIGHTINGS,
+    Aggregator,
+    make_aggregator,
+)
+from fussbench.federation.client import LocalObjective
 
 NO_AGGREGATION: dict[str, str] = {
     "local": "no federation: every client trains and is evaluated on its own (lower bound)",
     "centralized": "one model trained on the union of all clients' data (upper bound)",
 }
 
-AGGREGATORS: dict[str, Aggregate] = {}
-"""Server aggregation functions by name; each takes client models and sample counts."""
+_MODES = {
+    "fedcc_kmeans": FEDCC_MODES,
+    "fedcc_maximin": FEDCC_MODES,
+    "fedcc_matched": MATCHED_VARIANTS,
+}
 
 
 def valid_names() -> list[str]:
-    return [*NO_AGGREGATION, *AGGREGATORS]
+    """Every aggregator name accepted in params."""
+    return [*NO_AGGREGATION, *AGGREGATOR_NAMES]
 
 
-def get_aggregator(name: str) -> Aggregate | None:
-    """The aggregation function of ``name`` (None for ``local`` and ``centralized``).
-
-    Raises:
-        FussbenchError: for an unknown name, listing the valid ones.
-    """
-    if name in NO_AGGREGATION:
-        return None
-    if name not in AGGREGATORS:
+def check_aggregator_name(name: str) -> None:
+    """Raise FussbenchError for an unknown aggregator name, listing the valid ones."""
+    if name not in valid_names():
         raise FussbenchError(
             f"unknown aggregator '{name}' (params: aggregator); valid names: "
             + ", ".join(valid_names())
         )
-    return AGGREGATORS[name]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One comparison cell: aggregator, mode (None: its default) and weighting."""
+
+    aggregator: str
+    mode: str | None
+    weighting: str
+
+    @property
+    def name(self) -> str:
+        """``aggregator[.mode][.weighting]``, the weighting shown only when not "samples"."""
+        parts = [self.aggregator]
+        if self.mode is not None:
+            parts.append(self.mode)
+        if self.weighting != "samples":
+            parts.append(self.weighting)
+        return ".".join(parts)
+
+
+def parse_method(text: str) -> Method:
+    """Parse ``<aggregator>[.<mode>][.<weighting>]``.
+
+    Raises:
+        FussbenchError: naming the unknown part and the valid choices.
+    """
+    aggregator, *rest = text.split(".")
+    check_aggregator_name(aggregator)
+    mode, weighting = None, "samples"
+    for part in rest:
+        if part in WEIGHTINGS:
+            weighting = part
+        elif part in _MODES.get(aggregator, ()):
+            mode = part
+        else:
+            valid = [*_MODES.get(aggregator, ()), *WEIGHTINGS]
+            raise FussbenchError(
+                f"method '{text}': '{part}' is not a mode or weighting of {aggregator}; "
+                f"valid: {', '.join(valid)}"
+            )
+    return Method(aggregator, mode, weighting)
+
+
+@dataclass(frozen=True)
+class FederationSettings:
+    """The ``federation:`` knobs an aggregator and its clients need."""
+
+    weighting: str = "samples"
+    mode: str | None = None
+    mu: float = 0.001
+    moon_temperature: float = 0.5
+    moon_weight: float = 1.0
+
+
+def build_method(
+    aggregator: str, settings: FederationSettings, seed: int
+) -> tuple[Aggregator | None, LocalObjective]:
+    """The server aggregator (None for local / centralized) and the clients' objective.
+
+    Raises:
+        FussbenchError: for an unknown name, mode or weighting, listing the valid ones.
+    """
+    check_aggregator_name(aggregator)
+    if aggregator in NO_AGGREGATION:
+        return None, LocalObjective()
+    server = make_aggregator(
+        aggregator,
+        weighting=settings.weighting,
+        mode=settings.mode,
+        mu=settings.mu,
+        moon_temperature=settings.moon_temperature,
+        moon_weight=settings.moon_weight,
+        seed=seed,
+    )
+    if aggregator == "fedprox":
+        return server, LocalObjective("fedprox", mu=settings.mu)
+    if aggregator == "fedmoon":
+        return server, LocalObjective(
+            "fedmoon", temperature=settings.moon_temperature, weight=settings.moon_weight
+        )
+    return server, LocalObjective()

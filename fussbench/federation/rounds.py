@@ -1,25 +1,28 @@
-"""The federated round loop: local training on every client, then aggregation.
+"""The federated round loop: local training on every client, then server aggregation.
 
-Without an aggregation function every client keeps its own model (the ``local`` lower
-bound); the ``centralized`` upper bound is the same loop over one client holding the union
-of all data.
+Without an aggregator every client keeps its own model (the ``local`` lower bound); the
+``centralized`` upper bound is the same loop over one client holding all the data.
+
+A client that raises, or returns non-finite numbers, is left out of that round and the
+event is recorded; the run stops only when fewer than ``min_clients`` clients finish.
+State after every round is handed to ``on_round`` so a run can be resumed bit-for-bit.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import Evaluation
-from fussbench.model.head import ModelArrays
-from fussbench.model.training import ClientData, TrainConfig, train_arrays
-
-Aggregate = Callable[[Sequence[ModelArrays], Sequence[int]], ModelArrays]
-"""Server aggregation: client models and their sample counts → the global model."""
+from fussbench.federation.aggregators import Aggregator, centroid_diagnostics
+from fussbench.federation.client import FederatedClient
+from fussbench.federation.messages import ClientUpdate, model_nbytes
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 
 
 def client_seed(seed: int, round_index: int, client: int) -> int:
@@ -29,89 +32,175 @@ def client_seed(seed: int, round_index: int, client: int) -> int:
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """What one round produced.
+    """What one round produced. Per-client lists hold None for a client that failed.
 
     Attributes:
         round: 1-based round number.
-        miou, accuracy: of the global model on the central split; without aggregation,
-            the mean over the clients' own models.
-        client_miou, client_accuracy: each client's model on the central split (after
-            aggregation all clients hold the global model, so these are only recorded
-            without aggregation).
-        client_loss: each client's mean training loss this round.
-        seconds: wall time of the round, training and evaluation.
+        miou, accuracy: the global model on the central split; without aggregation, the
+            mean over the clients' own models.
+        client_miou, client_accuracy: each client's model on the central split (recorded
+            without aggregation only; with it every client holds the global model).
+        client_local_miou, client_local_accuracy: each client's trained model on the
+            client's own training images (labels used for evaluation only).
+        client_loss, train_seconds: each client's mean training loss and training time.
+        bytes_up, bytes_down: payload each client sent to / received from the server.
+        min_centroid_distance: smallest cosine distance between two global centroids
+            (mean over clients without aggregation); near 0 means prototype collapse.
+        failures: ``{"client": c, "reason": "..."}`` for each client left out.
+        seconds: wall time of the round.
     """
 
     round: int
     miou: float
     accuracy: float
-    client_miou: list[float] = field(default_factory=list)
-    client_accuracy: list[float] = field(default_factory=list)
-    client_loss: list[float] = field(default_factory=list)
-    train_seconds: list[float] = field(default_factory=list)
+    client_miou: list[float | None] = field(default_factory=list)
+    client_accuracy: list[float | None] = field(default_factory=list)
+    client_local_miou: list[float | None] = field(default_factory=list)
+    client_local_accuracy: list[float | None] = field(default_factory=list)
+    client_loss: list[float | None] = field(default_factory=list)
+    train_seconds: list[float | None] = field(default_factory=list)
+    bytes_up: list[int] = field(default_factory=list)
+    bytes_down: list[int] = field(default_factory=list)
+    min_centroid_distance: float = float("nan")
+    failures: list[dict[str, object]] = field(default_factory=list)
     seconds: float = 0.0
 
 
+@dataclass
+class RunState:
+    """Everything needed to continue a run after ``round`` completed rounds.
+
+    Attributes:
+        models: the global model (one entry) with aggregation, else each client's model.
+        client_states: what each client keeps between rounds (FedMOON's previous model).
+    """
+
+    round: int
+    models: list[ModelArrays]
+    client_states: list[ModelArrays | None]
+    records: list[RoundRecord]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The final state and the last round's evaluations (one per evaluated model)."""
+
+    state: RunState
+    evaluations: list[Evaluation]
+
+
+def _is_finite(update: ClientUpdate, loss: float) -> bool:
+    return math.isfinite(loss) and all(np.isfinite(a).all() for a in update.arrays.values())
+
+
+def _train_clients(
+    clients: Sequence[FederatedClient], models: list[ModelArrays], seed: int, round_index: int
+) -> tuple[list[tuple[ClientUpdate, float, float] | None], list[dict[str, object]]]:
+    """Train every client from its starting model; a failing client gives None."""
+    results: list[tuple[ClientUpdate, float, float] | None] = []
+    failures: list[dict[str, object]] = []
+    for number, client in enumerate(clients):
+        start = models[number] if len(models) == len(clients) else models[0]
+        try:
+            update, stats = client.fit(start, client_seed(seed, round_index, number))
+        except Exception as error:  # a client's fault must not end the federation
+            failures.append({"client": number, "reason": f"{type(error).__name__}: {error}"})
+            results.append(None)
+            continue
+        if not _is_finite(update, stats.loss):
+            failures.append({"client": number, "reason": "non-finite loss or weights"})
+            results.append(None)
+            continue
+        results.append((update, stats.loss, stats.seconds))
+    return results, failures
+
+
 def run_rounds(
-    clients: Sequence[ClientData],
+    clients: Sequence[FederatedClient],
     initial: ModelArrays,
     rounds: int,
-    config: TrainConfig,
     seed: int,
     evaluate: Callable[[ModelArrays], Evaluation],
-    aggregate: Aggregate | None,
-    on_round: Callable[[RoundRecord, list[ModelArrays]], None] | None = None,
-) -> tuple[list[ModelArrays], list[RoundRecord], list[Evaluation]]:
-    """Run ``rounds`` rounds of local training (+ aggregation when given).
+    evaluate_local: Callable[[int, ModelArrays], Evaluation],
+    aggregator: Aggregator | None,
+    min_clients: int = 1,
+    on_round: Callable[[RunState], None] | None = None,
+    resume: RunState | None = None,
+) -> RunResult:
+    """Run rounds ``resume.round + 1 .. rounds`` (all of them without ``resume``).
 
-    Every client starts from ``initial``. After aggregation the global model overwrites
-    every client's copy.
+    Every client starts from ``initial``; after aggregation the global model overwrites
+    every client's copy. ``evaluate`` scores a model on the central split and
+    ``evaluate_local(c, model)`` on client c's own images.
 
-    Returns:
-        The final model of every client (all equal to the global model when aggregating),
-        one record per round, and the last round's evaluations (one per client model
-        without aggregation, else one of the global model). ``on_round`` sees each record
-        and the models as they are completed.
+    Raises:
+        FussbenchError: when fewer than ``min_clients`` clients finish a round; the state
+            of the rounds before it has already gone to ``on_round``.
     """
-    models = [dict(initial) for _ in clients]
-    records: list[RoundRecord] = []
+    federated = aggregator is not None
+    if resume is None:
+        models = [dict(initial)] if federated else [dict(initial) for _ in clients]
+        state = RunState(0, models, [None] * len(clients), [])
+    else:
+        state = resume
+        for client, kept in zip(clients, state.client_states, strict=True):
+            client.restore(kept)
     evaluations: list[Evaluation] = []
-    for round_index in range(1, rounds + 1):
+    for round_index in range(state.round + 1, rounds + 1):
         started = time.perf_counter()
-        results = [
-            train_arrays(models[number], data, config, client_seed(seed, round_index, number))
-            for number, data in enumerate(clients)
+        results, failures = _train_clients(clients, state.models, seed, round_index)
+        finished = [number for number, result in enumerate(results) if result is not None]
+        if len(finished) < min_clients:
+            reasons = "; ".join(f"client {f['client']}: {f['reason']}" for f in failures)
+            raise FussbenchError(
+                f"round {round_index}: only {len(finished)} of {len(clients)} clients finished "
+                f"(federation.min_clients = {min_clients}): {reasons}"
+            )
+        local_scores = [
+            evaluate_local(number, result[0].arrays) if result else None
+            for number, result in enumerate(results)
         ]
-        models = [arrays for arrays, _ in results]
-        losses = [stats.loss for _, stats in results]
-        seconds = [stats.seconds for _, stats in results]
-        if aggregate is None:
-            evaluations = [evaluate(arrays) for arrays in models]
-            client_miou = [item.scores.miou for item in evaluations]
-            client_accuracy = [item.scores.accuracy for item in evaluations]
-            record = RoundRecord(
-                round=round_index,
-                miou=float(np.mean(client_miou)),
-                accuracy=float(np.mean(client_accuracy)),
-                client_miou=client_miou,
-                client_accuracy=client_accuracy,
-                client_loss=losses,
-                train_seconds=seconds,
-            )
-        else:
-            global_model = aggregate(models, [data.n_samples for data in clients])
-            models = [dict(global_model) for _ in clients]
+        if federated:
+            updates = [result[0] for result in results if result is not None]
+            global_model = aggregator.aggregate(updates, state.models[0])
+            models = [global_model]
             evaluations = [evaluate(global_model)]
-            scores = evaluations[0].scores
-            record = RoundRecord(
-                round=round_index,
-                miou=scores.miou,
-                accuracy=scores.accuracy,
-                client_loss=losses,
-                train_seconds=seconds,
-            )
-        record = dataclasses.replace(record, seconds=time.perf_counter() - started)
-        records.append(record)
+            down = model_nbytes(global_model)
+            bytes_down = [down if result else 0 for result in results]
+        else:
+            models = [
+                result[0].arrays if result else previous
+                for result, previous in zip(results, state.models, strict=True)
+            ]
+            evaluations = [evaluate(model) for model in models]
+            bytes_down = [0] * len(clients)
+        distances = [
+            centroid_diagnostics(model[CENTROIDS_KEY])["min_offdiagonal"] for model in models
+        ]
+        record = RoundRecord(
+            round=round_index,
+            miou=float(np.mean([item.scores.miou for item in evaluations])),
+            accuracy=float(np.mean([item.scores.accuracy for item in evaluations])),
+            client_miou=[] if federated else [item.scores.miou for item in evaluations],
+            client_accuracy=[] if federated else [item.scores.accuracy for item in evaluations],
+            client_local_miou=[item.scores.miou if item else None for item in local_scores],
+            client_local_accuracy=[item.scores.accuracy if item else None for item in local_scores],
+            client_loss=[result[1] if result else None for result in results],
+            train_seconds=[result[2] if result else None for result in results],
+            bytes_up=[result[0].nbytes() if result and federated else 0 for result in results],
+            bytes_down=bytes_down,
+            min_centroid_distance=float(np.mean(distances)),
+            failures=failures,
+            seconds=time.perf_counter() - started,
+        )
+        state = RunState(
+            round_index,
+            models,
+            [client.state() for client in clients],
+            [*state.records, record],
+        )
         if on_round is not None:
-            on_round(record, models)
-    return models, records, evaluations
+            on_round(state)
+    if not evaluations:  # resumed after the last round: score the saved models
+        evaluations = [evaluate(model) for model in state.models]
+    return RunResult(state, evaluations)

@@ -52,6 +52,14 @@ class SegmentationModel(nn.Module):
     def n_clusters(self) -> int:
         return self.centroids.shape[0]
 
+    @classmethod
+    def from_arrays(cls, arrays: ModelArrays) -> SegmentationModel:
+        """Rebuild a model from its array form (shapes give the sizes)."""
+        dim, in_channels = arrays["head.linear.weight"].shape[:2]
+        model = cls(in_channels, dim, arrays[CENTROIDS_KEY].shape[0])
+        model.load_arrays(arrays)
+        return model
+
     def to_arrays(self) -> ModelArrays:
         """Copy of every parameter as float32 numpy arrays, keyed by parameter name."""
         return {

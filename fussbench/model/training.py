@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fussbench.model.head import ModelArrays, SegmentationModel
+from fussbench.model.head import SegmentationModel
 from fussbench.model.losses import (
     CorrespondenceWeights,
     cluster_loss,
@@ -17,6 +17,7 @@ from fussbench.model.losses import (
     sample_unit_points,
 )
 from fussbench.model.neighbours import nearest_neighbours
+from fussbench.model.regularisers import Regulariser
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,14 @@ def _correspondence_loss(
     partners: np.ndarray,
     config: TrainConfig,
     generator: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """L_corr over one batch and the batch's codes (B, D, h, w)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """L_corr over one batch, the batch's codes (B, D, h, w) and the head's input
+    (B, C, h, w): the batch's features after dropout."""
     weights = config.weights
     features = data.features[torch.from_numpy(rows)]
     partner_features = data.features[torch.from_numpy(partners)]
-    codes = model.head(_channel_dropout(features, config.dropout, generator))
+    head_input = _channel_dropout(features, config.dropout, generator)
+    codes = model.head(head_input)
     partner_codes = model.head(_channel_dropout(partner_features, config.dropout, generator))
     grid = (len(rows), config.feature_samples, config.feature_samples, 2)
     coords = torch.rand(grid, generator=generator) * 2 - 1
@@ -141,15 +144,20 @@ def _correspondence_loss(
         )
     if negative_terms:
         loss = loss + weights.lambda_rand * torch.stack(negative_terms).mean()
-    return loss, codes
+    return loss, codes, head_input
 
 
 def train_locally(
-    model: SegmentationModel, data: ClientData, config: TrainConfig, seed: int
+    model: SegmentationModel,
+    data: ClientData,
+    config: TrainConfig,
+    seed: int,
+    regulariser: Regulariser | None = None,
 ) -> TrainStats:
     """Train ``model`` in place on one client's data for ``config.local_steps`` batches.
 
     Optimiser state starts fresh on every call (as in the original, once per round).
+    ``regulariser`` (FedProx, FedMOON) adds its term to every step's loss.
     The same model, data, config and seed give the same result on CPU.
     """
     rng = np.random.default_rng(seed)
@@ -164,9 +172,13 @@ def train_locally(
         rows = rng.choice(data.n_samples, size=config.batch_size, replace=replace)
         picks = rng.integers(data.neighbours.shape[1], size=len(rows))
         partners = data.neighbours[rows, picks]
-        corr, codes = _correspondence_loss(model, data, rows, partners, config, generator)
+        corr, codes, head_input = _correspondence_loss(
+            model, data, rows, partners, config, generator
+        )
         centroid_term = cluster_loss(codes.detach(), model.centroids)
         loss = corr + centroid_term
+        if regulariser is not None:
+            loss = loss + regulariser(model, head_input)
         head_optimiser.zero_grad(set_to_none=True)
         centroid_optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -182,15 +194,3 @@ def train_locally(
         cluster_loss=float(means[2]),
         seconds=time.perf_counter() - started,
     )
-
-
-def train_arrays(
-    arrays: ModelArrays, data: ClientData, config: TrainConfig, seed: int
-) -> tuple[ModelArrays, TrainStats]:
-    """Train a copy of the model given as arrays; return the new arrays and the stats."""
-    in_channels = data.features.shape[1]
-    dim = arrays["head.linear.weight"].shape[0]
-    model = SegmentationModel(in_channels, dim, arrays["centroids"].shape[0])
-    model.load_arrays(arrays)
-    stats = train_locally(model, data, config, seed)
-    return model.to_arrays(), stats

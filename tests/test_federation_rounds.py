@@ -1,0 +1,188 @@
+"""The round loop: privacy of the client message, faults, resume, regularisers."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from fussbench.errors import FussbenchError
+from fussbench.evaluation.predict import evaluate_model
+from fussbench.federation.aggregators import FedAvg
+from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
+from fussbench.federation.client import FederatedClient, LocalObjective
+from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.registry import FederationSettings, build_method, parse_method
+from fussbench.federation.rounds import run_rounds
+from fussbench.model.head import CENTROIDS_KEY, initial_arrays
+from fussbench.model.losses import CorrespondenceWeights
+from fussbench.model.training import ClientData, TrainConfig
+
+CONFIG = TrainConfig(
+    local_steps=2,
+    batch_size=3,
+    lr_head=5e-4,
+    lr_centroids=5e-3,
+    feature_samples=4,
+    knn_k=2,
+    n_negatives=1,
+    dropout=0.1,
+    weights=CorrespondenceWeights(1.0, 0.577, 0.906, 0.46, 0.20, 0.40),
+)
+RNG = np.random.default_rng(0)
+FEATURES = RNG.normal(size=(12, 8, 3, 4)).astype(np.float16)
+LABELS = RNG.integers(0, 3, size=(12, 6, 8)).astype(np.uint8)
+SPLITS = [np.arange(0, 5), np.arange(5, 12)]
+
+
+def make_clients(objective=None):
+    return [
+        FederatedClient(
+            ClientData.from_cache(FEATURES[rows], FEATURES[rows].mean(axis=(2, 3)), 2),
+            CONFIG,
+            objective,
+        )
+        for rows in SPLITS
+    ]
+
+
+def evaluate(arrays):
+    return evaluate_model(arrays, FEATURES, LABELS, 3)
+
+
+def evaluate_local(client, arrays):
+    rows = SPLITS[client]
+    return evaluate_model(arrays, FEATURES[rows], LABELS[rows], 3)
+
+
+def run(aggregator=None, clients=None, rounds=2, federated=True, **kwargs):
+    if aggregator is None and federated:
+        aggregator = FedAvg()
+    return run_rounds(
+        clients or make_clients(),
+        initial_arrays(8, 6, 3, seed=0),
+        rounds,
+        0,
+        evaluate,
+        evaluate_local,
+        aggregator,
+        **kwargs,
+    )
+
+
+def test_a_client_sends_only_head_weights_centroids_and_counts():
+    """Privacy: the message holds exactly head.* arrays, centroids, n_samples, counts."""
+    client = make_clients()[0]
+    update, _ = client.fit(initial_arrays(8, 6, 3, seed=0), seed=1)
+    fields = {field.name for field in dataclasses.fields(update)}
+    assert fields == {"arrays", "n_samples", "cluster_counts"}
+    assert all(key.startswith("head.") or key == CENTROIDS_KEY for key in update.arrays)
+    assert update.centroids.shape == (3, 6)
+    assert update.n_samples == 5 and isinstance(update.n_samples, int)
+    assert update.cluster_counts.shape == (3,)
+    assert update.cluster_counts.sum() == 5 * 3 * 4  # a histogram over the client's pixels
+    # no array in the message has the shape of the client's features, labels or neighbours
+    payload = [*update.arrays.values(), update.cluster_counts]
+    assert all(array.shape[0] != 5 or array.ndim == 1 for array in payload[:-1])
+    assert update.nbytes() == sum(a.nbytes for a in payload) + 8
+
+
+def test_federated_rounds_overwrite_every_client_and_record_bytes():
+    result = run()
+    records = result.state.records
+    assert [record.round for record in records] == [1, 2]
+    assert len(result.state.models) == 1
+    model_bytes = sum(a.nbytes for a in result.state.models[0].values())
+    assert records[0].bytes_down == [model_bytes, model_bytes]
+    assert all(up > model_bytes for up in records[0].bytes_up)  # model + counts + n
+    assert all(value is not None for value in records[-1].client_local_miou)
+    assert 0.0 <= records[-1].min_centroid_distance <= 2.0
+
+
+def test_local_clients_keep_their_own_models_and_send_nothing():
+    result = run(federated=False)
+    assert len(result.state.models) == 2 and len(result.evaluations) == 2
+    record = result.state.records[-1]
+    assert record.bytes_up == [0, 0] and record.bytes_down == [0, 0]
+    assert record.miou == pytest.approx(np.mean(record.client_miou))
+
+
+class Exploding(FederatedClient):
+    def fit(self, global_arrays, seed):
+        raise RuntimeError("disk on fire")
+
+
+class Diverging(FederatedClient):
+    def fit(self, global_arrays, seed):
+        update, stats = super().fit(global_arrays, seed)
+        arrays = {**update.arrays, CENTROIDS_KEY: update.centroids * np.nan}
+        return ClientUpdate(arrays, update.n_samples, update.cluster_counts), stats
+
+
+@pytest.mark.parametrize("bad_class", [Exploding, Diverging])
+def test_a_failing_client_is_skipped_and_recorded(bad_class):
+    good = make_clients()[1]
+    bad = bad_class(good._data, CONFIG)
+    result = run(clients=[bad, good], min_clients=1)
+    record = result.state.records[-1]
+    assert [failure["client"] for failure in record.failures] == [0]
+    assert record.bytes_up[0] == 0 and record.client_loss[0] is None
+    assert np.isfinite(record.miou)
+
+
+def test_too_few_clients_stop_the_run_but_keep_completed_rounds():
+    saved = []
+
+    class FailsInRoundTwo(FederatedClient):
+        calls = 0
+
+        def fit(self, global_arrays, seed):
+            FailsInRoundTwo.calls += 1
+            if FailsInRoundTwo.calls > 1:
+                raise RuntimeError("node lost")
+            return super().fit(global_arrays, seed)
+
+    clients = make_clients()
+    flaky = FailsInRoundTwo(clients[0]._data, CONFIG)
+    with pytest.raises(FussbenchError, match=r"round 2: only 1 of 2 clients.*node lost"):
+        run(clients=[flaky, clients[1]], min_clients=2, on_round=saved.append)
+    assert [state.round for state in saved] == [1]
+
+
+@pytest.mark.parametrize("method", ["fedavg", "fedmoon", "local"])
+def test_resumed_run_gives_identical_numbers(tmp_path, method):
+    aggregator, objective = build_method(method, FederationSettings(), seed=0)
+    federated = aggregator is not None
+    full = run(aggregator, make_clients(objective), rounds=3, federated=federated)
+    saved = []
+    run(aggregator, make_clients(objective), rounds=2, federated=federated, on_round=saved.append)
+    save_checkpoint(tmp_path / "ck.npz", saved[-1], "abc")
+    assert load_checkpoint(tmp_path / "ck.npz", "other params") is None
+    state = load_checkpoint(tmp_path / "ck.npz", "abc")
+    resumed = run(aggregator, make_clients(objective), rounds=3, federated=federated, resume=state)
+    for full_model, resumed_model in zip(full.state.models, resumed.state.models, strict=True):
+        for key in full_model:
+            np.testing.assert_array_equal(full_model[key], resumed_model[key])
+    assert [r.miou for r in full.state.records] == [r.miou for r in resumed.state.records]
+
+
+@pytest.mark.parametrize("kind", ["fedprox", "fedmoon"])
+def test_regularised_clients_train_differently(kind):
+    """Second round: FedMOON's previous local model now differs from the global one."""
+    start = initial_arrays(8, 6, 3, seed=0)
+    plain_client = make_clients()[0]
+    regularised_client = make_clients(LocalObjective(kind, mu=10.0, weight=5.0))[0]
+    for client in (plain_client, regularised_client):
+        client.fit(start, seed=2)
+    plain, _ = plain_client.fit(start, seed=3)
+    regularised, _ = regularised_client.fit(start, seed=3)
+    key = "head.nonlinear.0.weight"
+    assert not np.array_equal(plain.arrays[key], regularised.arrays[key])
+
+
+def test_methods_parse_and_bad_names_list_the_choices():
+    assert parse_method("fedcc_maximin.faithful.uniform").name == "fedcc_maximin.faithful.uniform"
+    assert parse_method("fedavg").mode is None
+    with pytest.raises(FussbenchError, match="valid names: local, centralized, fedavg"):
+        parse_method("fedsgd")
+    with pytest.raises(FussbenchError, match="valid: cosine, faithful, samples, uniform"):
+        parse_method("fedcc_kmeans.euclid")
