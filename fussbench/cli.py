@@ -118,25 +118,56 @@ def federate(
             "and federation.weighting."
         ),
     ] = None,
+    all_seeds: Annotated[
+        bool,
+        typer.Option(
+            "--all-seeds",
+            help="Run every seed of `seeds` in this one process, into OUT/seed<k>/.",
+        ),
+    ] = False,
 ) -> None:
     """Train with the aggregator from params (local, centralized, fedavg, fedprox, fedmoon,
-    fedcc_kmeans, fedcc_maximin, fedcc_matched) for federation.rounds rounds of
-    train.local_steps steps per client, evaluating every round. An interrupted run with
-    the same params resumes from its last completed round."""
+    fedcc_kmeans, fedcc_maximin, fedcc_matched), or score a reference (kmeans,
+    kmeans_local, majority), for federation.rounds rounds of train.local_steps steps per
+    client, evaluating every round. An interrupted run with the same params resumes from
+    its last completed round."""
     from fussbench.federation.registry import parse_method
     from stages import federate as stage
 
     extra: list[str] = []
     if method is not None:
         cell = parse_method(method)
+        mode = cell.mode if cell.mode is not None else "null"
         extra = [
             f"aggregator={cell.aggregator}",
             f"federation.weighting={cell.weighting}",
-            f"federation.mode={cell.mode if cell.mode is not None else 'null'}",
+            f"federation.mode={mode}",
         ]
-    metrics = stage.run(load_params(params, [*extra, *(overrides or [])]), out)
-    summary = {key: metrics[key] for key in ("method", "seed", "miou", "accuracy")}
-    typer.echo(json.dumps(summary))
+    overrides = [*extra, *(overrides or [])]
+    base = load_params(params, overrides)
+    runs = [(seed, out / f"seed{seed}") for seed in base.seeds] if all_seeds else [(None, out)]
+    for seed, folder in runs:
+        seed_override = [] if seed is None else [f"seed={seed}"]
+        metrics = stage.run(load_params(params, [*overrides, *seed_override]), folder)
+        summary = {key: metrics[key] for key in ("setup", "method", "seed", "miou", "accuracy")}
+        typer.echo(json.dumps(summary))
+
+
+@app.command()
+@_friendly
+def collect(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
+    """Gather the final numbers of every comparison run (runs_on × compare × seeds) into
+    reports/results.csv, and their mean ± std over seeds into reports/results_summary.md."""
+    from stages import collect as stage
+
+    missing = stage.run(load_params(params, overrides))
+    if missing:
+        typer.secho(
+            f"{len(missing)} run(s) missing, marked in results.csv: " + ", ".join(missing[:5]),
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    typer.echo("results written to reports/results.csv")
 
 
 @app.command()

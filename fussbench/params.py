@@ -116,10 +116,17 @@ class FederationParams:
 
 @dataclass(frozen=True)
 class EvaluationParams:
-    """``evaluation:``: the labelled split a model is scored on (null: the dataset's own
-    evaluation split, CamVid ``test``). Tune on ``val``, never on ``test``."""
+    """``evaluation:``: where models are scored.
+
+    Attributes:
+        split: the labelled split the global model is scored on (null: the dataset's own
+            evaluation split, CamVid ``test``). Tune on ``val``, never on ``test``.
+        local_max_images: each client's own metrics (every round) use at most this many
+            of its training images, evenly spaced; null = all of them.
+    """
 
     split: str | None = None
+    local_max_images: int | None = 32
 
 
 @dataclass(frozen=True)
@@ -246,6 +253,8 @@ def _validate(params: Params, source: str) -> None:
             f"{source}: model.n_clusters must be >= 2 (or null for the number of classes), "
             f"got {params.model.n_clusters}"
         )
+    if params.evaluation.local_max_images is not None and params.evaluation.local_max_images < 1:
+        raise FussbenchError(f"{source}: evaluation.local_max_images must be >= 1 or null")
     if not params.seeds:
         raise FussbenchError(f"{source}: seeds must list at least one seed")
     if not params.datasets:

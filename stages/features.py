@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fussbench.data.registry import get_dataset
-from fussbench.features.backbones import BackboneConfig, build_backbone
 from fussbench.features.cache import build_split
+from fussbench.features.config import BackboneConfig
 from fussbench.params import Params
 from stages.paths import features_dir, raw_dir
 
@@ -25,6 +25,8 @@ def run(params: Params, dataset: str | None = None) -> Path:
     """Write ``data/features/<dataset>/<backbone>/<split>/`` for every split of a dataset
     (default: the main setup's)."""
     spec = get_dataset(dataset or params.dataset)
+    from fussbench.features.backbones import build_backbone  # imports timm: only here
+
     config = backbone_config(params)
     backbone = build_backbone(config)
     out_dir = features_dir(spec.name, params.backbone)

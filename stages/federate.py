@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from fussbench.atomic import atomic_path, write_json, write_text
+from fussbench.atomic import write_json, write_text
 from fussbench.data.partition import read_partition
 from fussbench.data.registry import get_dataset
 from fussbench.data.samples import DatasetSpec
@@ -23,12 +21,14 @@ from fussbench.federation.aggregators import centroid_diagnostics
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient
 from fussbench.federation.messages import model_nbytes
-from fussbench.federation.registry import FederationSettings, Method, build_method
+from fussbench.federation.registry import REFERENCES, FederationSettings, Method, build_method
 from fussbench.federation.rounds import RoundRecord, RunState, run_rounds
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, initial_arrays
 from fussbench.model.training import ClientData
 from fussbench.params import Params
+from stages import reference
 from stages.features import backbone_config
+from stages.outputs import images_csv, rounds_csv, save_models
 from stages.paths import features_dir, partition_dir
 
 CHECKPOINT = "checkpoint.npz"
@@ -48,6 +48,13 @@ def _client_rows(params: Params, train: FeatureSplit) -> list[np.ndarray]:
     return [np.concatenate(rows)] if params.aggregator == "centralized" else rows
 
 
+def _evenly_spaced(rows: np.ndarray, limit: int | None) -> np.ndarray:
+    """At most ``limit`` of ``rows`` (K,), evenly spaced, in order."""
+    if limit is None or len(rows) <= limit:
+        return rows
+    return rows[np.linspace(0, len(rows) - 1, limit).round().astype(np.int64)]
+
+
 def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
     if split not in spec.split_counts:
         raise FussbenchError(
@@ -56,53 +63,6 @@ def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
         )
     directory = features_dir(spec.name, params.backbone) / split
     return open_split(directory, cache_fingerprint(spec, split, backbone_config(params)))
-
-
-def _fmt(value: float | int | None, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def rounds_csv(records: list[RoundRecord]) -> str:
-    """One row per round: global scores, then every client's scores, loss, time, bytes."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    n_clients = len(records[0].client_loss)
-    per_client = [
-        "miou",
-        "accuracy",
-        "local_miou",
-        "local_accuracy",
-        "loss",
-        "train_s",
-        "bytes_up",
-        "bytes_down",
-    ]
-    writer.writerow(
-        ["round", "miou", "accuracy", "min_centroid_distance", "failed_clients", "seconds"]
-        + [f"client{c}_{what}" for c in range(n_clients) for what in per_client]
-    )
-    for record in records:
-        row = [
-            record.round,
-            _fmt(record.miou),
-            _fmt(record.accuracy),
-            _fmt(record.min_centroid_distance),
-            len(record.failures),
-            _fmt(record.seconds, 3),
-        ]
-        for c in range(n_clients):
-            row += [
-                _fmt(record.client_miou[c]) if record.client_miou else "",
-                _fmt(record.client_accuracy[c]) if record.client_accuracy else "",
-                _fmt(record.client_local_miou[c]),
-                _fmt(record.client_local_accuracy[c]),
-                _fmt(record.client_loss[c], 5),
-                _fmt(record.train_seconds[c], 3),
-                record.bytes_up[c],
-                record.bytes_down[c],
-            ]
-        writer.writerow(row)
-    return buffer.getvalue()
 
 
 def _model_entries(
@@ -143,10 +103,35 @@ def _label_skew(setup: str) -> float | None:
     return summary["label_skew"]["js_mean"]
 
 
+def _describe_run(
+    params: Params, spec: DatasetSpec, method: Method, n_clients: int, eval_name: str
+) -> dict[str, object]:
+    """The identifying fields every ``metrics.json`` starts with."""
+    return {
+        "setup": params.setup,
+        "dataset": spec.name,
+        "partition": params.partition.method,
+        "label_skew_js": _label_skew(params.setup),
+        "method": method.name,
+        "aggregator": params.aggregator,
+        "mode": params.federation.mode,
+        "weighting": params.federation.weighting,
+        "backbone": params.backbone,
+        "pretrained": params.features.pretrained,
+        "seed": params.seed,
+        "rounds": params.federation.rounds,
+        "local_steps": params.train.local_steps,
+        "n_clients": n_clients,
+        "n_clusters": params.model.n_clusters or spec.n_classes,
+        "eval_split": eval_name,
+    }
+
+
 def run(params: Params, out_dir: Path) -> dict[str, object]:
     """Train, evaluate every round, and write ``metrics.json``, ``rounds.csv``,
     ``images.csv``, ``model.npz`` into ``out_dir``. A ``checkpoint.npz`` from an
-    interrupted run with the same params is resumed. Returns the metrics."""
+    interrupted run with the same params is resumed. Reference methods (``kmeans``,
+    ``kmeans_local``, ``majority``) are scored without training. Returns the metrics."""
     started = time.perf_counter()
     spec = get_dataset(params.dataset)
     federation = params.federation
@@ -163,6 +148,9 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
     eval_name = params.evaluation.split or spec.eval_split
     evaluation_split = _open_cache(spec, params, eval_name)
     client_rows = _client_rows(params, train)
+    common = _describe_run(params, spec, method, len(client_rows), eval_name)
+    if params.aggregator in REFERENCES:
+        return reference.run(params, out_dir, train, evaluation_split, client_rows, common)
     config = params.train_config()
     clients = [
         FederatedClient(
@@ -172,16 +160,19 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
         )
         for rows in client_rows
     ]
-    n_clusters = params.model.n_clusters or spec.n_classes
-    initial = initial_arrays(train.features.shape[1], params.model.dim, n_clusters, params.seed)
+    initial = initial_arrays(
+        train.features.shape[1], params.model.dim, int(common["n_clusters"]), params.seed
+    )
 
     def evaluate(arrays: ModelArrays) -> Evaluation:
         return evaluate_model(
             arrays, evaluation_split.features, evaluation_split.labels, spec.n_classes
         )
 
+    local_rows = [_evenly_spaced(rows, params.evaluation.local_max_images) for rows in client_rows]
+
     def evaluate_local(client: int, arrays: ModelArrays) -> Evaluation:
-        rows = client_rows[client]
+        rows = local_rows[client]
         return evaluate_model(arrays, train.features[rows], train.labels[rows], spec.n_classes)
 
     fingerprint = run_fingerprint(params)
@@ -215,49 +206,20 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
         resume,
     )
     state, final = result.state, result.evaluations
-    records = state.records
-    image_miou = np.mean([item.image_miou for item in final], axis=0)
     metrics = {
-        "setup": params.setup,
-        "dataset": spec.name,
-        "partition": params.partition.method,
-        "label_skew_js": _label_skew(params.setup),
-        "method": method.name,
-        "aggregator": params.aggregator,
-        "mode": federation.mode,
-        "weighting": federation.weighting,
-        "backbone": params.backbone,
-        "pretrained": params.features.pretrained,
-        "seed": params.seed,
-        "rounds": federation.rounds,
-        "local_steps": params.train.local_steps,
-        "n_clients": len(clients),
-        "n_clusters": n_clusters,
-        "eval_split": eval_name,
+        **common,
         "miou": round(float(np.mean([item.scores.miou for item in final])), 4),
         "accuracy": round(float(np.mean([item.scores.accuracy for item in final])), 4),
-        "failed_client_rounds": sum(len(record.failures) for record in records),
-        "communication": _communication(records, train.backbone_nbytes),
+        "failed_client_rounds": sum(len(record.failures) for record in state.records),
+        "communication": _communication(state.records, train.backbone_nbytes),
         "model_bytes": model_nbytes(initial),
         "models": _model_entries(
             state.models, final, [len(rows) for rows in client_rows], spec.class_names
         ),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    write_text(out_dir / "images.csv", _images_csv(evaluation_split.names, image_miou))
-    _save_models(out_dir / "model.npz", state.models)
+    image_miou = np.mean([item.image_miou for item in final], axis=0)
+    write_text(out_dir / "images.csv", images_csv(evaluation_split.names, image_miou))
+    save_models(out_dir / "model.npz", state.models)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
-
-
-def _images_csv(names: list[str], image_miou: np.ndarray) -> str:
-    rows = [f"{name},{value:.4f}" for name, value in zip(names, image_miou, strict=True)]
-    return "\n".join(["image,miou", *rows]) + "\n"
-
-
-def _save_models(path: Path, models: list[ModelArrays]) -> None:
-    arrays = {
-        f"model{n}/{key}": value for n, model in enumerate(models) for key, value in model.items()
-    }
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)

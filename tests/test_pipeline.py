@@ -129,3 +129,77 @@ def test_dvc_pipeline_declares_every_stage():
     for stage in ("download", "partition", "features", "federate"):
         assert stage in cli_commands
         assert f"fussbench {stage}" in commands
+
+
+def test_comparison_cells_run_every_seed_and_collect_into_results_csv(workspace):
+    prepare()
+    cells = ["fedcc_maximin.faithful", "majority", "kmeans"]
+    for method in cells:
+        result = invoke(
+            "federate",
+            *[a for item in QUICK for a in ("-S", item)],
+            "-S",
+            "seeds=[0, 1]",
+            "--method",
+            method,
+            "--all-seeds",
+            "--out",
+            f"runs/camvid_domain/{method}",
+        )
+        assert result.exit_code == 0, result.output
+    result = invoke(
+        "collect",
+        "-S",
+        "seeds=[0, 1, 2]",
+        "-S",
+        f"compare={cells}",
+        "-S",
+        "runs_on=[camvid_domain]",
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 run(s) missing" in result.output
+    import pandas as pd
+
+    results = pd.read_csv(workspace / "reports/results.csv")
+    done = results[results["status"] == "ok"]
+    assert len(done) == 6 and set(done["seed"]) == {0, 1}
+    maximin = done[done["method"] == "fedcc_maximin.faithful"]
+    assert set(maximin["aggregator"]) == {"fedcc_maximin"} and set(maximin["mode"]) == {"faithful"}
+    assert (maximin["bytes_up_per_client_round"] > 0).all()
+    assert maximin["miou"].nunique() == 2  # two seeds, two different runs
+    majority = done[done["method"] == "majority"]
+    assert majority["miou"].nunique() == 1  # no randomness in the majority answer
+    summary = (workspace / "reports/results_summary.md").read_text()
+    assert "| camvid_domain | kmeans |" in summary
+
+
+def test_a_killed_run_resumes_with_identical_numbers(workspace):
+    """A run stopped after round 2 of 3 (its checkpoint re-labelled for the 3-round params,
+    which is what a kill leaves) resumes and ends with the uninterrupted run's numbers."""
+    from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
+    from fussbench.params import load_params
+    from stages.federate import run_fingerprint
+
+    prepare()
+
+    def fingerprint(rounds: int) -> str:
+        overrides = [*QUICK, "aggregator=fedavg", f"federation.rounds={rounds}"]
+        return run_fingerprint(load_params("params.yaml", overrides))
+
+    assert federate("runs/full", "aggregator=fedavg", "federation.rounds=3").exit_code == 0
+    assert federate("runs/cut", "aggregator=fedavg", "federation.rounds=2").exit_code == 0
+    state = load_checkpoint(workspace / "runs/cut/checkpoint.npz", fingerprint(2))
+    assert state is not None and state.round == 2
+    save_checkpoint(workspace / "runs/cut/checkpoint.npz", state, fingerprint(3))
+    resumed = federate("runs/cut", "aggregator=fedavg", "federation.rounds=3")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming runs/cut after round 2" in resumed.output
+    assert read_metrics(workspace / "runs/cut") == read_metrics(workspace / "runs/full")
+    assert (workspace / "runs/cut/rounds.csv").read_text() != ""
+
+
+def test_changed_params_never_resume_a_stale_checkpoint(workspace):
+    prepare()
+    assert federate("runs/x", "aggregator=fedavg").exit_code == 0
+    again = federate("runs/x", "aggregator=fedavg", "train.lr_head=0.001")
+    assert again.exit_code == 0 and "resuming" not in again.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,28 +20,48 @@ from fussbench.model.head import ModelArrays, SegmentationModel
 from fussbench.model.losses import assign_clusters
 
 
-def predict_clusters(
-    arrays: ModelArrays, features: np.ndarray, size: tuple[int, int], batch_size: int = 32
+def cluster_maps(
+    features: np.ndarray,
+    score: Callable[[torch.Tensor], torch.Tensor],
+    n_clusters: int,
+    size: tuple[int, int],
+    batch_size: int = 32,
 ) -> np.ndarray:
-    """Cluster of every pixel: nearest centroid (cosine), upsampled to ``size``.
+    """Cluster of every pixel: the best-scoring cluster after bilinear upsampling.
 
     Args:
         features: (N, C, h, w) cached features (any float dtype).
+        score: maps a float32 batch (B, C, h, w) to cluster scores (B, K, h, w).
         size: (H, W) of the labels.
 
     Returns:
         (N, H, W) uint8 cluster indices (int16 if there are over 255 clusters).
     """
-    model = SegmentationModel.from_arrays(arrays).eval()
-    dtype = np.uint8 if model.n_clusters <= 255 else np.int16
+    dtype = np.uint8 if n_clusters <= 255 else np.int16
     clusters = np.empty((features.shape[0], *size), dtype=dtype)
     with torch.inference_mode():
         for start in range(0, features.shape[0], batch_size):
             batch = torch.from_numpy(np.asarray(features[start : start + batch_size], np.float32))
-            similarity = assign_clusters(model.head(batch), model.centroids)
-            similarity = F.interpolate(similarity, size=size, mode="bilinear", align_corners=False)
-            clusters[start : start + batch.shape[0]] = similarity.argmax(dim=1).numpy()
+            scores = score(batch).contiguous(memory_format=torch.channels_last)
+            scores = F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+            # max().indices over channels-last memory is several times faster than argmax
+            clusters[start : start + batch.shape[0]] = scores.max(dim=1).indices.numpy()
     return clusters
+
+
+def predict_clusters(
+    arrays: ModelArrays, features: np.ndarray, size: tuple[int, int], batch_size: int = 32
+) -> np.ndarray:
+    """Cluster of every pixel: nearest centroid (cosine) of the head's codes, upsampled to
+    ``size``: (N, H, W), see :func:`cluster_maps`."""
+    model = SegmentationModel.from_arrays(arrays).eval()
+    return cluster_maps(
+        features,
+        lambda batch: assign_clusters(model.head(batch), model.centroids),
+        model.n_clusters,
+        size,
+        batch_size,
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
 from fussbench.data.samples import IGNORE_INDEX
@@ -19,7 +18,7 @@ from fussbench.evaluation.metrics import (
     per_image_miou,
     scores_from_confusion,
 )
-from fussbench.evaluation.predict import Evaluation, evaluate_clusters
+from fussbench.evaluation.predict import Evaluation, cluster_maps, evaluate_clusters
 from fussbench.model.losses import assign_clusters
 
 
@@ -84,16 +83,10 @@ def predict_with_centroids(
     Returns:
         (N, H, W) uint8 cluster indices (int16 if there are over 255 clusters).
     """
-    dtype = np.uint8 if centroids.shape[0] <= 255 else np.int16
-    clusters = np.empty((features.shape[0], *size), dtype=dtype)
     centres = torch.from_numpy(np.asarray(centroids, dtype=np.float32))
-    with torch.inference_mode():
-        for start in range(0, features.shape[0], batch_size):
-            batch = torch.from_numpy(np.asarray(features[start : start + batch_size], np.float32))
-            similarity = assign_clusters(batch, centres)
-            similarity = F.interpolate(similarity, size=size, mode="bilinear", align_corners=False)
-            clusters[start : start + batch.shape[0]] = similarity.argmax(dim=1).numpy()
-    return clusters
+    return cluster_maps(
+        features, lambda batch: assign_clusters(batch, centres), len(centres), size, batch_size
+    )
 
 
 def evaluate_kmeans(

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from fussbench.errors import FussbenchError
+from fussbench.features.config import BackboneConfig
 
 StateDict = dict[str, torch.Tensor]
 
@@ -36,24 +37,6 @@ NESTING_KEYS = ("teacher", "state_dict", "model")
 """Keys under which training checkpoints nest the weights (DINO's ``teacher`` first)."""
 LISTED = 5
 """How many offending keys an error message lists."""
-
-
-@dataclass(frozen=True)
-class BackboneConfig:
-    """Which backbone to run and with which weights.
-
-    Attributes:
-        name: a key of :data:`BACKBONES`.
-        layers: EfficientNet only: "16" (stride-16 map) or "16+32" (stride-16 map plus the
-            stride-32 map upsampled to it, each L2-normalised over channels). ViTs ignore it.
-        pretrained: False = random initialisation (the control experiment).
-        checkpoint: a local weight file that replaces the default pretrained weights.
-    """
-
-    name: str
-    layers: str = "16+32"
-    pretrained: bool = True
-    checkpoint: str | None = None
 
 
 class DenseBackbone(torch.nn.Module):

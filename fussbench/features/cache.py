@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,7 +24,10 @@ from tqdm import tqdm
 from fussbench.atomic import atomic_path
 from fussbench.data.samples import DatasetSpec, Sample
 from fussbench.errors import FussbenchError
-from fussbench.features.backbones import BackboneConfig, DenseBackbone
+from fussbench.features.config import BackboneConfig
+
+if TYPE_CHECKING:
+    from fussbench.features.backbones import DenseBackbone
 
 CACHE_FORMAT = 2
 """Bumped whenever the cache layout or its contents change meaning."""

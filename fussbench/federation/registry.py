@@ -25,6 +25,13 @@ NO_AGGREGATION: dict[str, str] = {
     "centralized": "one model trained on the union of all clients' data (upper bound)",
 }
 
+REFERENCES: dict[str, str] = {
+    "kmeans": "k-means on the frozen features pooled over all clients (no training)",
+    "kmeans_local": "k-means on each client's frozen features alone, mean over clients",
+    "majority": "every pixel gets the training split's most frequent class",
+}
+"""Reference rows that need no training; a trained method should beat them."""
+
 _MODES = {
     "fedcc_kmeans": FEDCC_MODES,
     "fedcc_maximin": FEDCC_MODES,
@@ -34,7 +41,7 @@ _MODES = {
 
 def valid_names() -> list[str]:
     """Every aggregator name accepted in params."""
-    return [*NO_AGGREGATION, *AGGREGATOR_NAMES]
+    return [*NO_AGGREGATION, *AGGREGATOR_NAMES, *REFERENCES]
 
 
 def check_aggregator_name(name: str) -> None:
@@ -108,7 +115,7 @@ def build_method(
         FussbenchError: for an unknown name, mode or weighting, listing the valid ones.
     """
     check_aggregator_name(aggregator)
-    if aggregator in NO_AGGREGATION:
+    if aggregator in NO_AGGREGATION or aggregator in REFERENCES:
         return None, LocalObjective()
     server = make_aggregator(
         aggregator,

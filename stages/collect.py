@@ -1,0 +1,25 @@
+"""Stage ``collect``: every comparison run's final numbers in ``reports/results.csv``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fussbench.atomic import write_text
+from fussbench.params import Params
+from fussbench.reporting.results import collect_runs, markdown_table, summarise
+from stages.paths import RUNS
+
+REPORTS = Path("reports")
+
+
+def run(params: Params, reports: Path = REPORTS) -> list[str]:
+    """Write ``results.csv`` and ``results_summary.md``; return the missing runs."""
+    results = collect_runs(RUNS, params.runs_on, params.compare, params.seeds)
+    write_text(reports / "results.csv", results.to_csv(index=False))
+    summary = summarise(results)
+    write_text(
+        reports / "results_summary.md",
+        "# Results: mean and std over seeds\n\n" + markdown_table(summary),
+    )
+    missing = results[results["status"] == "missing"]
+    return [f"{row.setup}/{row.method}/seed{row.seed}" for row in missing.itertuples()]

@@ -1,0 +1,75 @@
+"""The files a run writes besides ``metrics.json``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from fussbench.atomic import atomic_path
+from fussbench.federation.rounds import RoundRecord
+from fussbench.model.head import ModelArrays
+
+
+def _fmt(value: float | int | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def rounds_csv(records: list[RoundRecord]) -> str:
+    """One row per round: global scores, then every client's scores, loss, time, bytes."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    n_clients = len(records[0].client_loss)
+    per_client = [
+        "miou",
+        "accuracy",
+        "local_miou",
+        "local_accuracy",
+        "loss",
+        "train_s",
+        "bytes_up",
+        "bytes_down",
+    ]
+    writer.writerow(
+        ["round", "miou", "accuracy", "min_centroid_distance", "failed_clients", "seconds"]
+        + [f"client{c}_{what}" for c in range(n_clients) for what in per_client]
+    )
+    for record in records:
+        row = [
+            record.round,
+            _fmt(record.miou),
+            _fmt(record.accuracy),
+            _fmt(record.min_centroid_distance),
+            len(record.failures),
+            _fmt(record.seconds, 3),
+        ]
+        for c in range(n_clients):
+            row += [
+                _fmt(record.client_miou[c]) if record.client_miou else "",
+                _fmt(record.client_accuracy[c]) if record.client_accuracy else "",
+                _fmt(record.client_local_miou[c]),
+                _fmt(record.client_local_accuracy[c]),
+                _fmt(record.client_loss[c], 5),
+                _fmt(record.train_seconds[c], 3),
+                record.bytes_up[c],
+                record.bytes_down[c],
+            ]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def images_csv(names: list[str], image_miou: np.ndarray) -> str:
+    """``image,miou``: per-image mIoU (N,) under the split-wide matching."""
+    rows = [f"{name},{value:.4f}" for name, value in zip(names, image_miou, strict=True)]
+    return "\n".join(["image,miou", *rows]) + "\n"
+
+
+def save_models(path: Path, models: list[ModelArrays]) -> None:
+    """The final models as one .npz, keys ``model<n>/<parameter>``, written atomically."""
+    arrays = {
+        f"model{n}/{key}": value for n, model in enumerate(models) for key, value in model.items()
+    }
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
