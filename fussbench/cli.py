@@ -19,10 +19,12 @@ from fussbench.params import load_params
 
 app = typer.Typer(
     help="Federated Unsupervised Semantic Segmentation benchmark. Stages run in order: "
-    "download → partition → features → federate. `dvc repro` runs them all.",
+    "download → features / partition → federate (one run) or the comparison matrix → "
+    "collect. `dvc repro` runs them all; every knob lives in params.yaml.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 ParamsOption = Annotated[
@@ -64,10 +66,10 @@ def download(
     dataset: DatasetOption = None,
     mirror: Annotated[
         Path | None,
-        typer.Option(help="Local mirror folder holding <dataset>/ (overrides download.mirror)."),
+        typer.Option(help="Local mirror folder holding DATASET/ (overrides download.mirror)."),
     ] = None,
 ) -> None:
-    """Fetch the dataset (or copy it from a local mirror) into data/raw/<dataset> and
+    """Fetch the dataset (or copy it from a local mirror) into data/raw/DATASET and
     validate it: counts per split, image/label pairing, sizes and label values."""
     from stages import download as stage
 
@@ -80,7 +82,7 @@ def download(
 def partition(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
     """Split the training split into clients (domain, iid, dirichlet or quantity) as the
     setup says (-S setup=NAME): one manifest per client plus summary.csv and
-    partition.json in data/partitions/<setup>."""
+    partition.json in data/partitions/SETUP."""
     from stages import partition as stage
 
     out_dir = stage.run(load_params(params, overrides))
@@ -95,7 +97,7 @@ def features(
     dataset: DatasetOption = None,
 ) -> None:
     """Run the frozen backbone once over every split and cache float16 dense features in
-    data/features/<dataset>/<backbone>/<split>/."""
+    data/features/DATASET/BACKBONE/SPLIT/."""
     from stages import features as stage
 
     out_dir = stage.run(load_params(params, overrides), dataset)
@@ -113,7 +115,7 @@ def federate(
     method: Annotated[
         str | None,
         typer.Option(
-            help="A comparison cell <aggregator>[.<mode>][.<weighting>], e.g. "
+            help="A comparison cell AGGREGATOR[.MODE][.WEIGHTING], e.g. "
             "fedcc_maximin.faithful or fedavg.uniform; sets aggregator, federation.mode "
             "and federation.weighting."
         ),
@@ -122,7 +124,7 @@ def federate(
         bool,
         typer.Option(
             "--all-seeds",
-            help="Run every seed of `seeds` in this one process, into OUT/seed<k>/.",
+            help="Run every seed of `seeds` in this one process, into OUT/seedK/.",
         ),
     ] = False,
 ) -> None:

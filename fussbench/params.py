@@ -19,9 +19,6 @@ from fussbench.errors import FussbenchError
 from fussbench.model.losses import CorrespondenceWeights
 from fussbench.model.training import TrainConfig
 
-AGGREGATORS_WITHOUT_FEDERATION = ("local", "centralized")
-"""The lower and upper bounds: no server aggregation."""
-
 
 @dataclass(frozen=True)
 class DownloadParams:

@@ -24,8 +24,3 @@ def partition_dir(setup: str) -> Path:
 def features_dir(dataset: str, backbone: str) -> Path:
     """The feature cache: one sub-folder per split."""
     return DATA / "features" / dataset / backbone
-
-
-def run_dir(setup: str, method: str, seed: int) -> Path:
-    """Outputs of one run of the comparison matrix."""
-    return RUNS / setup / method / f"seed{seed}"
