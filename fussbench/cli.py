@@ -7,7 +7,9 @@ like ``dvc exp run -S``. Bad input ends with one line on stderr and exit status 
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
@@ -124,7 +126,7 @@ def federate(
         bool,
         typer.Option(
             "--all-seeds",
-            help="Run every seed of `seeds` in this one process, into OUT/seedK/.",
+            help="Run every seed of `seeds`, runtime.workers at a time, into OUT/seedK/.",
         ),
     ] = False,
 ) -> None:
@@ -134,7 +136,6 @@ def federate(
     client, evaluating every round. An interrupted run with the same params resumes from
     its last completed round."""
     from fussbench.federation.registry import parse_method
-    from stages import federate as stage
 
     extra: list[str] = []
     if method is not None:
@@ -147,12 +148,31 @@ def federate(
         ]
     overrides = [*extra, *(overrides or [])]
     base = load_params(params, overrides)
-    runs = [(seed, out / f"seed{seed}") for seed in base.seeds] if all_seeds else [(None, out)]
-    for seed, folder in runs:
-        seed_override = [] if seed is None else [f"seed={seed}"]
-        metrics = stage.run(load_params(params, [*overrides, *seed_override]), folder)
-        summary = {key: metrics[key] for key in ("setup", "method", "seed", "miou", "accuracy")}
-        typer.echo(json.dumps(summary))
+    if not all_seeds:
+        _echo_summary(_federate_one(params, overrides, out))
+        return
+    jobs = [(params, [*overrides, f"seed={seed}"], out / f"seed{seed}") for seed in base.seeds]
+    workers = min(base.runtime.workers, len(jobs))
+    if workers == 1:
+        for job in jobs:
+            _echo_summary(_federate_one(*job))
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for metrics in pool.map(_federate_one, *zip(*jobs, strict=True)):
+            _echo_summary(metrics)
+
+
+def _federate_one(params: Path, overrides: list[str], out: Path) -> dict[str, object]:
+    """One run of the federate stage (also the unit of work of ``--all-seeds``)."""
+    from stages import federate as stage
+
+    return stage.run(load_params(params, overrides), out)
+
+
+def _echo_summary(metrics: dict[str, object]) -> None:
+    summary = {key: metrics[key] for key in ("setup", "method", "seed", "miou", "accuracy")}
+    typer.echo(json.dumps(summary))
 
 
 @app.command()

@@ -127,6 +127,21 @@ class EvaluationParams:
 
 
 @dataclass(frozen=True)
+class RuntimeParams:
+    """``runtime:``: how runs use the CPU.
+
+    Attributes:
+        threads: torch threads per run. Results depend on it (floating-point sums run in
+            another order), so it is part of a run's identity; keep it fixed to compare.
+        workers: seeds run side by side by ``federate --all-seeds``; results do not depend
+            on it. threads × workers should not exceed the cores.
+    """
+
+    threads: int = 1
+    workers: int = 2
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole of ``params.yaml``, with the chosen setup merged in.
 
@@ -154,6 +169,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     federation: FederationParams = field(default_factory=FederationParams)
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
+    runtime: RuntimeParams = field(default_factory=RuntimeParams)
 
     def train_config(self) -> TrainConfig:
         """The local-training knobs as the model package wants them."""
@@ -172,6 +188,8 @@ _POSITIVE_INTS = (
     "train.knn_k",
     "federation.rounds",
     "federation.min_clients",
+    "runtime.threads",
+    "runtime.workers",
 )
 
 

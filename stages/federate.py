@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fussbench.atomic import write_json, write_text
 from fussbench.data.partition import read_partition
@@ -39,6 +40,7 @@ def run_fingerprint(params: Params) -> str:
     relevant = dataclasses.asdict(params)
     for key in ("compare", "seeds", "download"):
         relevant.pop(key)
+    relevant["runtime"].pop("workers")
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -133,6 +135,7 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
     interrupted run with the same params is resumed. Reference methods (``kmeans``,
     ``kmeans_local``, ``majority``) are scored without training. Returns the metrics."""
     started = time.perf_counter()
+    torch.set_num_threads(params.runtime.threads)
     spec = get_dataset(params.dataset)
     federation = params.federation
     settings = FederationSettings(

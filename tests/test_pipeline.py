@@ -203,3 +203,21 @@ def test_changed_params_never_resume_a_stale_checkpoint(workspace):
     assert federate("runs/x", "aggregator=fedavg").exit_code == 0
     again = federate("runs/x", "aggregator=fedavg", "train.lr_head=0.001")
     assert again.exit_code == 0 and "resuming" not in again.output
+
+
+def test_seeds_in_parallel_workers_give_the_same_numbers(workspace):
+    prepare()
+    for workers in (1, 2):
+        args = [
+            a
+            for item in (*QUICK, "seeds=[0, 1]", f"runtime.workers={workers}")
+            for a in ("-S", item)
+        ]
+        result = invoke(
+            "federate", *args, "--method", "fedavg", "--all-seeds", "--out", f"runs/w{workers}"
+        )
+        assert result.exit_code == 0, result.output
+    for seed in (0, 1):
+        assert read_metrics(workspace / f"runs/w1/seed{seed}") == read_metrics(
+            workspace / f"runs/w2/seed{seed}"
+        )
