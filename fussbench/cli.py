@@ -179,17 +179,19 @@ def _echo_summary(metrics: dict[str, object]) -> None:
 @_friendly
 def collect(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
     """Gather the final numbers of every comparison run (runs_on × compare × seeds) into
-    reports/results.csv, and their mean ± std over seeds into reports/results_summary.md."""
+    `<reports_dir>/results.csv`, and their mean ± std over seeds into
+    `<reports_dir>/results_summary.md`."""
     from stages import collect as stage
 
-    missing = stage.run(load_params(params, overrides))
+    settings = load_params(params, overrides)
+    missing = stage.run(settings)
     if missing:
         typer.secho(
             f"{len(missing)} run(s) missing, marked in results.csv: " + ", ".join(missing[:5]),
             err=True,
             fg=typer.colors.YELLOW,
         )
-    typer.echo("results written to reports/results.csv")
+    typer.echo(f"results written to {settings.reports_dir}/results.csv")
 
 
 @app.command()

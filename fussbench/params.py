@@ -120,10 +120,14 @@ class EvaluationParams:
             evaluation split, CamVid ``test``). Tune on ``val``, never on ``test``.
         local_max_images: each client's own metrics (every round) use at most this many
             of its training images, evenly spaced; null = all of them.
+        matching: how clusters map to classes: ``hungarian`` (one-to-one, the paper's
+            protocol) or ``majority`` (each cluster to its most frequent class; for
+            over-clustering with ``model.n_clusters`` above the number of classes).
     """
 
     split: str | None = None
     local_max_images: int | None = 32
+    matching: str = "hungarian"
 
 
 @dataclass(frozen=True)
@@ -131,14 +135,39 @@ class RuntimeParams:
     """``runtime:``: how runs use the CPU.
 
     Attributes:
-        threads: torch threads per run. Results depend on it (floating-point sums run in
-            another order), so it is part of a run's identity; keep it fixed to compare.
+        threads: torch and scikit-learn threads per run. Results depend on it
+            (floating-point sums run in another order), so it is part of a run's identity;
+            keep it fixed to compare.
         workers: seeds run side by side by ``federate --all-seeds``; results do not depend
             on it. threads × workers should not exceed the cores.
     """
 
     threads: int = 1
     workers: int = 2
+
+
+@dataclass(frozen=True)
+class StatsParams:
+    """``stats:``: the significance tests of ``fussbench stats``.
+
+    Attributes:
+        n_resamples: bootstrap resamples of each mean-difference confidence interval.
+        seed: seed of the bootstrap.
+    """
+
+    n_resamples: int = 10_000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """``report:``: the tables and figures of ``fussbench report``.
+
+    Attributes:
+        qualitative_images: evaluation images in the qualitative grid (evenly spaced).
+    """
+
+    qualitative_images: int = 4
 
 
 @dataclass(frozen=True)
@@ -159,6 +188,7 @@ class Params:
     runs_on: list[str] = field(default_factory=lambda: ["camvid_domain"])
     compare: list[str] = field(default_factory=lambda: ["local", "centralized"])
     seeds: list[int] = field(default_factory=lambda: [0])
+    reports_dir: str = "reports"
     setups: dict[str, dict] = field(
         default_factory=lambda: {"camvid_domain": {"dataset": "camvid"}}
     )
@@ -170,6 +200,8 @@ class Params:
     federation: FederationParams = field(default_factory=FederationParams)
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
+    stats: StatsParams = field(default_factory=StatsParams)
+    report: ReportParams = field(default_factory=ReportParams)
 
     def train_config(self) -> TrainConfig:
         """The local-training knobs as the model package wants them."""
@@ -190,6 +222,8 @@ _POSITIVE_INTS = (
     "federation.min_clients",
     "runtime.threads",
     "runtime.workers",
+    "stats.n_resamples",
+    "report.qualitative_images",
 )
 
 
@@ -270,6 +304,11 @@ def _validate(params: Params, source: str) -> None:
         )
     if params.evaluation.local_max_images is not None and params.evaluation.local_max_images < 1:
         raise FussbenchError(f"{source}: evaluation.local_max_images must be >= 1 or null")
+    if params.evaluation.matching not in ("hungarian", "majority"):
+        raise FussbenchError(
+            f"{source}: evaluation.matching must be hungarian or majority, "
+            f"got '{params.evaluation.matching}'"
+        )
     if not params.seeds:
         raise FussbenchError(f"{source}: seeds must list at least one seed")
     if not params.datasets:

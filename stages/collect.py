@@ -1,4 +1,4 @@
-"""Stage ``collect``: every comparison run's final numbers in ``reports/results.csv``."""
+"""Stage ``collect``: every comparison run's final numbers in ``<reports_dir>/results.csv``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from fussbench.params import Params
 from fussbench.reporting.results import collect_runs, markdown_table, summarise
 from stages.paths import RUNS
 
-REPORTS = Path("reports")
 
-
-def run(params: Params, reports: Path = REPORTS) -> list[str]:
-    """Write ``results.csv`` and ``results_summary.md``; return the missing runs."""
+def run(params: Params) -> list[str]:
+    """Write ``results.csv`` and ``results_summary.md`` into ``params.reports_dir``; return
+    the missing runs."""
+    reports = Path(params.reports_dir)
     results = collect_runs(RUNS, params.runs_on, params.compare, params.seeds)
     write_text(reports / "results.csv", results.to_csv(index=False))
     summary = summarise(results)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from fussbench.atomic import write_json, write_text
 from fussbench.data.partition import read_partition
@@ -36,9 +37,11 @@ CHECKPOINT = "checkpoint.npz"
 
 
 def run_fingerprint(params: Params) -> str:
-    """Hash of every param that changes a run's numbers (not the comparison lists)."""
+    """Hash of every param that changes a run's numbers (not the comparison lists; the
+    chosen setup is already merged into the sections)."""
     relevant = dataclasses.asdict(params)
-    for key in ("compare", "seeds", "download"):
+    not_in_a_run = ("datasets", "runs_on", "compare", "seeds", "setups", "download", "reports_dir")
+    for key in (*not_in_a_run, "stats", "report"):
         relevant.pop(key)
     relevant["runtime"].pop("workers")
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
@@ -126,6 +129,7 @@ def _describe_run(
         "n_clients": n_clients,
         "n_clusters": params.model.n_clusters or spec.n_classes,
         "eval_split": eval_name,
+        "matching": params.evaluation.matching,
     }
 
 
@@ -136,6 +140,7 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
     ``kmeans_local``, ``majority``) are scored without training. Returns the metrics."""
     started = time.perf_counter()
     torch.set_num_threads(params.runtime.threads)
+    threadpool_limits(params.runtime.threads)  # scikit-learn's OpenMP / BLAS pools too
     spec = get_dataset(params.dataset)
     federation = params.federation
     settings = FederationSettings(
@@ -169,14 +174,17 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
 
     def evaluate(arrays: ModelArrays) -> Evaluation:
         return evaluate_model(
-            arrays, evaluation_split.features, evaluation_split.labels, spec.n_classes
+            arrays, evaluation_split.features, evaluation_split.labels, spec.n_classes, matching
         )
 
+    matching = params.evaluation.matching
     local_rows = [_evenly_spaced(rows, params.evaluation.local_max_images) for rows in client_rows]
 
     def evaluate_local(client: int, arrays: ModelArrays) -> Evaluation:
         rows = local_rows[client]
-        return evaluate_model(arrays, train.features[rows], train.labels[rows], spec.n_classes)
+        return evaluate_model(
+            arrays, train.features[rows], train.labels[rows], spec.n_classes, matching
+        )
 
     fingerprint = run_fingerprint(params)
     checkpoint_path = out_dir / CHECKPOINT

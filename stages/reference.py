@@ -36,6 +36,7 @@ def _evaluations(
             n_clusters,
             n_classes,
             params.seed,
+            params.evaluation.matching,
         )
         for rows in row_sets
     ]

@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
 
+from fussbench.errors import FussbenchError
 from fussbench.evaluation.metrics import (
     confusion_matrix,
     hungarian_match,
+    majority_match,
+    match_clusters,
     per_image_miou,
     scores_from_confusion,
 )
@@ -68,3 +71,20 @@ def test_per_image_miou_uses_the_shared_matching():
     )
     mapping = hungarian_match(confusions.sum(axis=0))
     assert per_image_miou(confusions, mapping).tolist() == pytest.approx([100.0, 100.0])
+
+
+def test_majority_matching_merges_clusters_of_one_class():
+    # clusters 0 and 2 are both mostly class 1; cluster 1 is mostly class 0; cluster 3 empty
+    confusion = np.array([[1, 9], [8, 2], [0, 5], [0, 0]])
+    mapping = majority_match(confusion)
+    assert mapping.tolist() == [1, 0, 1, -1]
+    scores = scores_from_confusion(confusion, mapping)
+    # class 0: 8 hits, predicted 10, actual 9 -> 8/11; class 1: 14 hits, predicted 15, actual 16
+    assert scores.per_class_iou == pytest.approx([100 * 8 / 11, 100 * 14 / 17])
+    # one-to-one matching must leave one of the class-1 clusters unmatched
+    assert (hungarian_match(confusion) == -1).sum() == 2
+
+
+def test_unknown_matching_lists_the_valid_names():
+    with pytest.raises(FussbenchError, match="hungarian, majority"):
+        match_clusters(np.eye(2, dtype=np.int64), "greedy")

@@ -34,6 +34,8 @@ def test_overrides_apply_like_dvc_set(tmp_path):
         ({"seeds": []}, "seeds"),
         ({"partition": {"shares": "0.5"}}, "partition.shares"),
         ({"features": {"pretrained": "yes"}}, "features.pretrained"),
+        ({"evaluation": {"matching": "greedy"}}, "evaluation.matching"),
+        ({"stats": {"n_resamples": 0}}, "stats.n_resamples"),
     ],
 )
 def test_bad_values_name_the_key(values, fragment):

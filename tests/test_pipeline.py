@@ -198,6 +198,16 @@ def test_a_killed_run_resumes_with_identical_numbers(workspace):
     assert (workspace / "runs/cut/rounds.csv").read_text() != ""
 
 
+def test_run_fingerprint_ignores_what_does_not_change_a_run():
+    from fussbench.params import load_params
+    from stages.federate import run_fingerprint
+
+    base = run_fingerprint(load_params("params.yaml"))
+    for override in ("compare=[fedavg]", "seeds=[7]", "reports_dir=elsewhere", "stats.seed=3"):
+        assert run_fingerprint(load_params("params.yaml", [override])) == base, override
+    assert run_fingerprint(load_params("params.yaml", ["train.lr_head=0.001"])) != base
+
+
 def test_changed_params_never_resume_a_stale_checkpoint(workspace):
     prepare()
     assert federate("runs/x", "aggregator=fedavg").exit_code == 0

@@ -2,17 +2,21 @@
 
 Clusters carry no class names, so a prediction is scored after a one-to-one matching of
 clusters to classes that maximises the number of agreeing pixels over the whole split
-(``scipy.optimize.linear_sum_assignment`` on the accumulated confusion matrix).
+(``scipy.optimize.linear_sum_assignment`` on the accumulated confusion matrix). With more
+clusters than classes, ``evaluation.matching: majority`` maps each cluster to its majority
+class instead (over-clustering).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from fussbench.data.samples import IGNORE_INDEX
+from fussbench.errors import FussbenchError
 
 
 def confusion_matrix(
@@ -49,6 +53,40 @@ def hungarian_match(confusion: np.ndarray) -> np.ndarray:
     mapping = np.full(confusion.shape[0], -1, dtype=np.int64)
     mapping[rows] = cols
     return mapping
+
+
+def majority_match(confusion: np.ndarray) -> np.ndarray:
+    """Map every cluster to the class it overlaps most (many clusters may share a class).
+
+    The over-clustering protocol: with more clusters than classes, each cluster votes for
+    its majority class. It uses the labels more than a one-to-one matching does, so scores
+    under it are only comparable with scores under it.
+
+    Args:
+        confusion: (n_clusters, n_classes) pixel counts.
+
+    Returns:
+        (n_clusters,) int64 class of each cluster; -1 for a cluster with no labelled pixel.
+    """
+    mapping = confusion.argmax(axis=1).astype(np.int64)
+    mapping[confusion.sum(axis=1) == 0] = -1
+    return mapping
+
+
+MATCHINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "hungarian": hungarian_match,
+    "majority": majority_match,
+}
+"""Ways to map clusters to classes, by the name ``evaluation.matching`` uses."""
+
+
+def match_clusters(confusion: np.ndarray, matching: str) -> np.ndarray:
+    """Class of each cluster (n_clusters,) under the ``matching`` named in :data:`MATCHINGS`."""
+    if matching not in MATCHINGS:
+        raise FussbenchError(
+            f"unknown evaluation.matching '{matching}'; valid: {', '.join(MATCHINGS)}"
+        )
+    return MATCHINGS[matching](confusion)
 
 
 @dataclass(frozen=True)
@@ -99,7 +137,7 @@ def scores_from_confusion(confusion: np.ndarray, mapping: np.ndarray) -> Segment
 
     Args:
         confusion: (n_clusters, n_classes) pixel counts.
-        mapping: (n_clusters,) class per cluster from :func:`hungarian_match`.
+        mapping: (n_clusters,) class per cluster (-1: none), e.g. from :func:`match_clusters`.
     """
     folded = class_confusion(confusion, mapping)
     true_positive = np.diag(folded).astype(np.float64)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from fussbench.evaluation.metrics import (
     SegmentationScores,
     confusion_matrix,
-    hungarian_match,
+    match_clusters,
     per_image_miou,
     scores_from_confusion,
 )
@@ -70,7 +70,7 @@ class Evaluation:
 
     Attributes:
         scores: split-level mIoU, accuracy and per-class IoU after Hungarian matching.
-        mapping: (n_clusters,) matched class per cluster (-1 unmatched).
+        mapping: (n_clusters,) class of each cluster (-1 unmatched).
         confusion: (n_clusters, n_classes) pixel counts over the split.
         image_miou: (N,) per-image mIoU under the split-level matching.
     """
@@ -82,9 +82,14 @@ class Evaluation:
 
 
 def evaluate_clusters(
-    clusters: np.ndarray, labels: np.ndarray, n_clusters: int, n_classes: int
+    clusters: np.ndarray,
+    labels: np.ndarray,
+    n_clusters: int,
+    n_classes: int,
+    matching: str = "hungarian",
 ) -> Evaluation:
-    """Score cluster maps (N, H, W) against labels (N, H, W) with one split-wide matching."""
+    """Score cluster maps (N, H, W) against labels (N, H, W) with one split-wide matching
+    (``matching``: a name of :data:`fussbench.evaluation.metrics.MATCHINGS`)."""
     image_confusions = np.stack(
         [
             confusion_matrix(image_clusters, image_labels, n_clusters, n_classes)
@@ -92,7 +97,7 @@ def evaluate_clusters(
         ]
     )
     confusion = image_confusions.sum(axis=0)
-    mapping = hungarian_match(confusion)
+    mapping = match_clusters(confusion, matching)
     return Evaluation(
         scores=scores_from_confusion(confusion, mapping),
         mapping=mapping,
@@ -102,8 +107,12 @@ def evaluate_clusters(
 
 
 def evaluate_model(
-    arrays: ModelArrays, features: np.ndarray, labels: np.ndarray, n_classes: int
+    arrays: ModelArrays,
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    matching: str = "hungarian",
 ) -> Evaluation:
     """Segment features (N, C, h, w) and score against labels (N, H, W)."""
     clusters = predict_clusters(arrays, features, labels.shape[1:])
-    return evaluate_clusters(clusters, labels, arrays["centroids"].shape[0], n_classes)
+    return evaluate_clusters(clusters, labels, arrays["centroids"].shape[0], n_classes, matching)

@@ -29,7 +29,7 @@ def _normalise_rows(rows: np.ndarray) -> np.ndarray:
 
 
 def kmeans_centroids(
-    features: np.ndarray, n_clusters: int, seed: int, max_pixels: int = 100_000
+    features: np.ndarray, n_clusters: int, seed: int, max_pixels: int = 40_000
 ) -> np.ndarray:
     """Cosine k-means on pixel features.
 
@@ -96,6 +96,7 @@ def evaluate_kmeans(
     n_clusters: int,
     n_classes: int,
     seed: int,
+    matching: str = "hungarian",
 ) -> Evaluation:
     """Fit cosine k-means on training features and score it on a labelled split.
 
@@ -106,13 +107,14 @@ def evaluate_kmeans(
         n_clusters: number of k-means clusters.
         n_classes: number of classes of the dataset.
         seed: seed of the pixel subsample and of k-means.
+        matching: how clusters map to classes (``evaluation.matching``).
 
     Returns:
-        The :class:`Evaluation` after Hungarian matching over the whole split.
+        The :class:`Evaluation` after matching over the whole split.
     """
     centroids = kmeans_centroids(train_features, n_clusters, seed)
     clusters = predict_with_centroids(eval_features, centroids, eval_labels.shape[1:])
-    return evaluate_clusters(clusters, eval_labels, n_clusters, n_classes)
+    return evaluate_clusters(clusters, eval_labels, n_clusters, n_classes, matching)
 
 
 def majority_class(train_labels: np.ndarray, n_classes: int) -> int:
