@@ -212,7 +212,10 @@ def bench(
     images: Annotated[int, typer.Option(help="How many training images to time.")] = 96,
 ) -> None:
     """Print, as JSON, backbone forward images/s against feature caching images/s
-    (decode + resize + forward + write) for the backbone and dataset in params."""
+    (decode + resize + forward + write) for the backbone and dataset in params, and the
+    seconds of one local round (`train.local_steps` batches) of a client holding those
+    images on cached features (`round_s_cached`) against the same round with the backbone
+    recomputed on every batch (`round_s_recompute`), as the original code does."""
     from stages import bench as stage
 
     typer.echo(json.dumps(stage.run(load_params(params, overrides), images), indent=2))

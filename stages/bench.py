@@ -1,20 +1,47 @@
-"""``fussbench bench``: feature-caching throughput on the downloaded training split."""
+"""``fussbench bench``: feature-caching throughput, and one local round on cached features
+against the same round with the backbone recomputed on every batch."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
 from fussbench.data.registry import get_dataset
 from fussbench.errors import FussbenchError
-from fussbench.features.benchmark import benchmark_caching
+from fussbench.features.backbones import build_backbone
+from fussbench.features.benchmark import benchmark_caching, decoded_images
+from fussbench.federation.round_benchmark import benchmark_round
 from fussbench.params import Params
 from stages.features import backbone_config
 from stages.paths import raw_dir
 
 
 def run(params: Params, images: int) -> dict[str, object]:
-    """Time the first ``images`` training images of ``params.dataset``."""
+    """Time the first ``images`` training images of ``params.dataset``: forward, caching,
+    and one local round (``train.local_steps`` batches) of a client holding them."""
     if images < 1:
         raise FussbenchError(f"--images must be >= 1, got {images}")
     spec = get_dataset(params.dataset)
     samples = spec.samples(raw_dir(spec.name), spec.train_split)[:images]
-    result = benchmark_caching(spec, samples, backbone_config(params), params.features.batch_size)
-    return {"dataset": spec.name, "backbone": params.backbone, **result}
+    config = backbone_config(params)
+    backbone = build_backbone(config)
+    decoded = decoded_images(spec, samples)
+    batch_size = params.features.batch_size
+    with tempfile.TemporaryDirectory() as scratch:
+        caching = benchmark_caching(
+            spec, samples, config, backbone, decoded, batch_size, Path(scratch)
+        )
+        cache = Path(scratch) / "bench"
+        round_times = benchmark_round(
+            backbone,
+            decoded,
+            np.load(cache / "features.npy"),
+            np.load(cache / "pooled.npy"),
+            params.train_config(),
+            params.model.dim,
+            params.model.n_clusters or spec.n_classes,
+            params.seed,
+        )
+    return {"dataset": spec.name, "backbone": params.backbone, **caching, **round_times}

@@ -231,3 +231,35 @@ def test_seeds_in_parallel_workers_give_the_same_numbers(workspace):
         assert read_metrics(workspace / f"runs/w1/seed{seed}") == read_metrics(
             workspace / f"runs/w2/seed{seed}"
         )
+
+
+def test_bench_times_caching_and_a_round_cached_against_recomputed(workspace):
+    invoke("download")
+    result = invoke("bench", "--images", "2", "-S", "train.local_steps=2", "-S", "train.knn_k=1")
+    assert result.exit_code == 0, result.output
+    timings = json.loads(result.output[result.output.index("{") :])
+    for key in ("forward_images_per_s", "caching_images_per_s", "round_s_cached"):
+        assert timings[key] > 0, key
+    assert timings["round_s_recompute"] > timings["round_s_cached"]
+    assert timings["round_images"] == 2 and timings["round_local_steps"] == 2
+
+
+def test_recomputed_features_are_the_cached_ones(workspace):
+    """The recompute side of the round benchmark trains on the very features the cache
+    holds (up to float16 rounding), so the two rounds do the same work."""
+    import numpy as np
+    import torch
+
+    from fussbench.features.backbones import BackboneConfig, build_backbone
+    from fussbench.features.benchmark import decoded_images
+    from fussbench.federation.round_benchmark import BackboneOnEveryBatch
+
+    prepare()
+    spec = CamVid()
+    samples = spec.samples(Path("data/raw/camvid"), "train")[:3]
+    backbone = build_backbone(BackboneConfig(name="effnet_lite0"))
+    recomputed = BackboneOnEveryBatch(backbone, decoded_images(spec, samples))
+    cached = np.load("data/features/camvid/effnet_lite0/train/features.npy")[:3]
+    assert recomputed.shape == cached.shape
+    rows = torch.tensor([2, 0])
+    np.testing.assert_allclose(recomputed[rows].numpy(), cached[[2, 0]], atol=2e-3, rtol=2e-3)

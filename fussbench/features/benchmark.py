@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -10,46 +9,43 @@ import numpy as np
 import torch
 
 from fussbench.data.samples import DatasetSpec, Sample
-from fussbench.features.backbones import BackboneConfig, build_backbone
+from fussbench.features.backbones import BackboneConfig, DenseBackbone
 from fussbench.features.cache import build_split
 
 
-def _decoded_images(spec: DatasetSpec, samples: list[Sample]) -> torch.Tensor:
+def decoded_images(spec: DatasetSpec, samples: list[Sample]) -> torch.Tensor:
     """All images decoded and resized: (N, 3, H, W) float in [0, 1]."""
     images = np.stack([np.asarray(spec.read_image(sample.image)) for sample in samples])
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def benchmark_caching(
-    spec: DatasetSpec, samples: list[Sample], config: BackboneConfig, batch_size: int
+    spec: DatasetSpec,
+    samples: list[Sample],
+    config: BackboneConfig,
+    backbone: DenseBackbone,
+    images: torch.Tensor,
+    batch_size: int,
+    scratch: Path,
 ) -> dict[str, float]:
     """Images per second of the bare forward pass and of caching the same images.
 
-    The forward pass runs on images decoded beforehand, in batches of ``batch_size``.
-    Caching is :func:`build_split` as the pipeline runs it: decode, resize, forward and
-    write the float16 memmaps to a temporary folder. One warm-up batch runs before each.
+    The forward pass runs on ``images`` (N, 3, H, W), the samples decoded beforehand, in
+    batches of ``batch_size``. Caching is :func:`build_split` as the pipeline runs it:
+    decode, resize, forward and write the float16 memmaps, to ``scratch / "bench"``
+    (left there for the caller). One warm-up batch runs before each.
     """
-    backbone = build_backbone(config)
-    images = _decoded_images(spec, samples)
     with torch.inference_mode():
         backbone(images[:batch_size])
         started = time.perf_counter()
         for start in range(0, len(images), batch_size):
             backbone(images[start : start + batch_size])
         forward_seconds = time.perf_counter() - started
-    with tempfile.TemporaryDirectory() as scratch:
-        build_split(
-            spec,
-            samples[:batch_size],
-            "warmup",
-            config,
-            backbone,
-            Path(scratch) / "warmup",
-            batch_size,
-        )
-        started = time.perf_counter()
-        build_split(spec, samples, "bench", config, backbone, Path(scratch) / "bench", batch_size)
-        caching_seconds = time.perf_counter() - started
+    warmup = samples[:batch_size]
+    build_split(spec, warmup, "warmup", config, backbone, scratch / "warmup", batch_size)
+    started = time.perf_counter()
+    build_split(spec, samples, "bench", config, backbone, scratch / "bench", batch_size)
+    caching_seconds = time.perf_counter() - started
     count = len(samples)
     return {
         "images": count,

@@ -1,0 +1,95 @@
+"""Time one local round on cached features against the same round recomputing the backbone.
+
+The original FUSS code runs the frozen backbone on every training batch; fussbench caches
+the features once. This measures what that saves, with the same client code on both sides.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from fussbench.features.backbones import DenseBackbone
+from fussbench.federation.client import FederatedClient
+from fussbench.model.head import initial_arrays
+from fussbench.model.neighbours import nearest_neighbours
+from fussbench.model.training import ClientData, TrainConfig
+
+
+class BackboneOnEveryBatch:
+    """A client's features (N, C, h, w), computed by the backbone each time they are read.
+
+    Stands in for the cached feature tensor of :class:`ClientData`: indexing it with rows
+    or a slice runs the backbone on those decoded images, as the original code does on
+    every batch.
+    """
+
+    def __init__(self, backbone: DenseBackbone, images: torch.Tensor) -> None:
+        """``images``: (N, 3, H, W) float in [0, 1], already decoded and resized."""
+        self._backbone = backbone
+        self._images = images
+        height, width = images.shape[2:]
+        self.shape = (
+            images.shape[0],
+            backbone.channels,
+            height // backbone.stride,
+            width // backbone.stride,
+        )
+
+    def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
+        """Features (B, C, h, w) of the selected images."""
+        with torch.no_grad():
+            return self._backbone(self._images[index])
+
+
+def _timed_fit(
+    data: ClientData, config: TrainConfig, dim: int, n_clusters: int, seed: int
+) -> float:
+    """Seconds of one :meth:`FederatedClient.fit` (local steps plus pixel counts)."""
+    initial = initial_arrays(data.features.shape[1], dim, n_clusters, seed)
+    client = FederatedClient(data, config)
+    started = time.perf_counter()
+    client.fit(initial, seed)
+    return time.perf_counter() - started
+
+
+def benchmark_round(
+    backbone: DenseBackbone,
+    images: torch.Tensor,
+    features: np.ndarray,
+    pooled: np.ndarray,
+    config: TrainConfig,
+    dim: int,
+    n_clusters: int,
+    seed: int = 0,
+) -> dict[str, float]:
+    """One client's round (``config.local_steps`` batches) on cached features and recomputed.
+
+    Args:
+        backbone: the frozen backbone the features were cached with.
+        images: (N, 3, H, W) decoded images of the client.
+        features: (N, C, h, w) their cached features.
+        pooled: (N, C) their pooled features (for the neighbour lists).
+        config: local-training knobs.
+        dim: code dimension D of the head.
+        n_clusters: centroids of the model.
+        seed: seed of the model and of the batches (the same on both sides).
+
+    Returns:
+        ``round_s_cached``, ``round_s_recompute`` and their ratio ``round_speedup``.
+    """
+    neighbours = nearest_neighbours(np.asarray(pooled), config.knn_k)
+    cached = ClientData(torch.from_numpy(np.asarray(features, dtype=np.float32)), neighbours)
+    on_every_batch = BackboneOnEveryBatch(backbone, images)
+    recomputed = ClientData(on_every_batch, neighbours)  # type: ignore[arg-type]
+    cached_seconds = _timed_fit(cached, config, dim, n_clusters, seed)
+    recompute_seconds = _timed_fit(recomputed, config, dim, n_clusters, seed)
+    return {
+        "round_images": int(images.shape[0]),
+        "round_local_steps": config.local_steps,
+        "round_s_cached": round(cached_seconds, 3),
+        "round_s_recompute": round(recompute_seconds, 3),
+        "round_speedup": round(recompute_seconds / cached_seconds, 1),
+    }
