@@ -161,6 +161,36 @@ def test_vit_checkpoint_reproduces_source_model(tmp_path, vit_source, nested) ->
     assert torch.equal(features, vit_tokens(vit_source, images))
 
 
+def test_dinov2_official_checkpoint_loads_without_its_mask_token(tmp_path) -> None:
+    """DINOv2's released files hold the timm key names plus a training-only mask_token."""
+    torch.manual_seed(1)
+    source = timm.create_model(
+        "vit_small_patch14_dinov2", pretrained=False, num_classes=0, dynamic_img_size=True
+    ).eval()
+    state = {**source.state_dict(), "mask_token": torch.zeros(1, 384)}
+    path = tmp_path / "dinov2_vits14_pretrain.pth"
+    torch.save(state, path)
+    backbone = build_backbone(BackboneConfig("dinov2_vits14", checkpoint=str(path)))
+    assert (backbone.channels, backbone.stride) == (384, 14)
+    images = torch.rand(1, 3, 56, 42)
+    mean = torch.tensor(timm.data.IMAGENET_DEFAULT_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(timm.data.IMAGENET_DEFAULT_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = source.forward_features((images - mean) / std)[:, source.num_prefix_tokens :]
+        features = backbone(images)
+    assert features.shape == (1, 384, 4, 3)
+    assert torch.equal(features, expected.reshape(1, 4, 3, 384).permute(0, 3, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("name", "channels", "stride"),
+    [("dino_vitb16", 768, 16), ("dinov2_vitb14", 768, 14), ("dino_vitb8", 768, 8)],
+)
+def test_vit_geometry_without_weights(name, channels, stride) -> None:
+    assert describe(BackboneConfig(name, pretrained=False))["channels"] == channels
+    assert describe(BackboneConfig(name, pretrained=False))["stride"] == stride
+
+
 def test_vit_checkpoint_with_wrong_shape_names_file(tmp_path, vit_source) -> None:
     state = vit_source.state_dict()
     state["blocks.0.attn.qkv.weight"] = torch.zeros(3, 384)

@@ -244,7 +244,9 @@ BACKBONES: dict[str, BackboneEntry] = {
     "dino_vits8": VitEntry("vit_small_patch8_224.dino"),
     "dino_vits16": VitEntry("vit_small_patch16_224.dino"),
     "dino_vitb8": VitEntry("vit_base_patch8_224.dino"),
+    "dino_vitb16": VitEntry("vit_base_patch16_224.dino"),
     "dinov2_vits14": VitEntry("vit_small_patch14_dinov2.lvd142m"),
+    "dinov2_vitb14": VitEntry("vit_base_patch14_dinov2.lvd142m"),
 }
 
 
