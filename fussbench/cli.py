@@ -196,6 +196,97 @@ def collect(params: ParamsOption = Path("params.yaml"), overrides: SetOption = N
 
 @app.command()
 @_friendly
+def stats(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
+    """Paired significance tests in each setup: every federated method against `local`
+    and against `fedavg`, and the FedCC variants against each other. Pairs over seeds
+    (final mIoU) and over evaluation images (per-image mIoU); Wilcoxon signed-rank and
+    paired t-test with Holm correction, mean difference with a bootstrap 95% CI. Reads
+    `<reports_dir>/results.csv` and the runs' `images.csv`; writes
+    `<reports_dir>/significance.csv` and `significance.md`."""
+    from stages import stats as stage
+    from stages.paths import RUNS
+
+    settings = load_params(params, overrides)
+    reports = Path(settings.reports_dir)
+    frame = stage.run(
+        reports / "results.csv",
+        RUNS,
+        reports,
+        settings.stats.n_resamples,
+        settings.stats.seed,
+    )
+    by_seeds = frame[frame["pairing"] == "seeds"]
+    if len(by_seeds) and by_seeds["p_value"].isna().all():
+        typer.secho(
+            f"no seed-paired test could be computed (at most {by_seeds['n_pairs'].max()} "
+            "seed(s) per pair; a Wilcoxon test needs 6): the notes in significance.csv say "
+            "why. Add seeds to `seeds` in params.yaml.",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    typer.echo(f"{len(frame)} test rows written to {reports}/significance.csv")
+
+
+@app.command()
+@_friendly
+def report(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    qualitative: Annotated[
+        bool,
+        typer.Option(
+            "--qualitative/--no-qualitative",
+            help="Draw the qualitative grid (needs the feature caches and raw images).",
+        ),
+    ] = True,
+) -> None:
+    """Tables (Markdown, LaTeX, CSV: main, aggregation type, significance, communication),
+    figures (mIoU per round, centroid distance heatmaps, qualitative grid, client class
+    histograms) and an index `README.md`, all under `<reports_dir>/`, recomputed from the
+    runs. Missing runs are named in the index; what exists is still rendered."""
+    import dataclasses
+    import hashlib
+
+    from stages import report as stage
+    from stages.paths import DATA, RUNS
+
+    overrides = overrides or []
+    settings = load_params(params, overrides)
+    reports = Path(settings.reports_dir)
+    identity = json.dumps(dataclasses.asdict(settings), sort_keys=True).encode()
+    loader = None
+    if qualitative:
+        loader = stage.qualitative_loader(
+            lambda setup: load_params(params, [*overrides, f"setup={setup}"]),
+            RUNS,
+            settings.compare,
+            settings.report.qualitative_images,
+            settings.seeds[0],
+        )
+    missing = stage.run(
+        reports / "results.csv",
+        RUNS,
+        DATA / "partitions",
+        reports,
+        settings.compare,
+        settings.runs_on,
+        settings.seeds,
+        hashlib.sha256(identity).hexdigest()[:12],
+        reports / "significance.csv",
+        loader,
+    )
+    if missing:
+        typer.secho(
+            f"rendered without {len(missing)} item(s), listed in {reports}/README.md: "
+            + "; ".join(missing[:3]),
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    typer.echo(f"report written to {reports}/README.md")
+
+
+@app.command()
+@_friendly
 def calibrate(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
     """Measure the mean raw feature cosine of self, kNN and random pairs on the training
     split: set the train.corr shifts relative to these for a new backbone."""

@@ -123,17 +123,19 @@ def test_download_without_mirror_or_network_says_how_to_name_a_mirror(workspace,
 
 def test_dvc_pipeline_declares_every_stage():
     dvc_yaml = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    assert {"download", "partition", "features", "federate", "compare"} <= set(dvc_yaml["stages"])
+    stages = {"download", "partition", "features", "federate", "compare", "collect", "stats"}
+    stages.add("report")
+    assert stages <= set(dvc_yaml["stages"])
     commands = " ".join(str(stage.get("do", stage)["cmd"]) for stage in dvc_yaml["stages"].values())
     cli_commands = {command.callback.__name__ for command in app.registered_commands}
-    for stage in ("download", "partition", "features", "federate"):
+    for stage in ("download", "partition", "features", "federate", "collect", "stats", "report"):
         assert stage in cli_commands
         assert f"fussbench {stage}" in commands
 
 
 def test_comparison_cells_run_every_seed_and_collect_into_results_csv(workspace):
     prepare()
-    cells = ["fedcc_maximin.faithful", "majority", "kmeans"]
+    cells = ["local", "fedcc_maximin.faithful", "majority", "kmeans"]
     for method in cells:
         result = invoke(
             "federate",
@@ -157,12 +159,12 @@ def test_comparison_cells_run_every_seed_and_collect_into_results_csv(workspace)
         "runs_on=[camvid_domain]",
     )
     assert result.exit_code == 0, result.output
-    assert "3 run(s) missing" in result.output
+    assert "4 run(s) missing" in result.output
     import pandas as pd
 
     results = pd.read_csv(workspace / "reports/results.csv")
     done = results[results["status"] == "ok"]
-    assert len(done) == 6 and set(done["seed"]) == {0, 1}
+    assert len(done) == 8 and set(done["seed"]) == {0, 1}
     maximin = done[done["method"] == "fedcc_maximin.faithful"]
     assert set(maximin["aggregator"]) == {"fedcc_maximin"} and set(maximin["mode"]) == {"faithful"}
     assert (maximin["bytes_up_per_client_round"] > 0).all()
@@ -171,6 +173,30 @@ def test_comparison_cells_run_every_seed_and_collect_into_results_csv(workspace)
     assert majority["miou"].nunique() == 1  # no randomness in the majority answer
     summary = (workspace / "reports/results_summary.md").read_text()
     assert "| camvid_domain | kmeans |" in summary
+
+    result = invoke("stats")
+    assert result.exit_code == 0, result.output
+    assert "no seed-paired test could be computed" in result.output  # 2 seeds only
+    tests = pd.read_csv(workspace / "reports/significance.csv", keep_default_na=False)
+    assert set(tests["method_a"] + "/" + tests["method_b"]) == {"fedcc_maximin.faithful/local"}
+    by_images = tests[tests["pairing"] == "images"]
+    assert set(by_images["n_pairs"]) == {CAMVID_COUNTS["test"]}
+    assert (by_images["note"] != "").all()  # 2 test images: too few pairs for a p too
+    by_seeds = tests[tests["pairing"] == "seeds"]
+    assert (by_seeds["p_value"] == "").all() and (by_seeds["note"] != "").all()
+    assert "nan" not in (workspace / "reports/significance.csv").read_text().lower()
+
+    result = invoke("report", "-S", "seeds=[0, 1, 2]", "-S", f"compare={cells}")
+    assert result.exit_code == 0, result.output
+    assert "rendered without" in result.output  # seed 2 was never run
+    index = (workspace / "reports/README.md").read_text()
+    assert "camvid_domain/local/seed2" in index
+    for name in ("main", "aggregation", "significance", "communication"):
+        for suffix in ("md", "tex", "csv"):
+            assert (workspace / f"reports/tables/{name}.{suffix}").is_file()
+    assert (workspace / "reports/figures/qualitative_camvid_domain.png").stat().st_size > 0
+    main = pd.read_csv(workspace / "reports/tables/main.csv")
+    assert len(main) > 0
 
 
 def test_a_killed_run_resumes_with_identical_numbers(workspace):

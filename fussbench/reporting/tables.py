@@ -1,0 +1,491 @@
+"""The report's tables, as pure functions of DataFrames, each rendered as Markdown, LaTeX
+(booktabs) and CSV.
+
+A table is first laid out as a :class:`Grid` of text cells (row blocks, optional spanning
+column groups, footnotes); :func:`render_markdown` and :func:`render_latex` draw the same
+grid, and the CSV holds the unformatted numbers behind it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fussbench.federation.aggregators import FEDCC_MODES, MATCHED_VARIANTS, WEIGHTINGS
+from fussbench.federation.registry import REFERENCES, parse_method
+
+MISSING = "—"
+"""Text of a cell without a single finished run."""
+
+REFERENCE_METHODS: tuple[str, ...] = tuple(REFERENCES)
+"""Rows shown below the trained methods and never set in bold."""
+
+AGGREGATION_ROWS: tuple[tuple[str, str | None, str], ...] = (
+    ("fedavg", None, "FedAvg"),
+    ("fedcc_kmeans", "cosine", "FedCC-kMeans (cosine)"),
+    ("fedcc_kmeans", "faithful", "FedCC-kMeans (faithful)"),
+    ("fedcc_maximin", "cosine", "FedCC-Maximin (cosine)"),
+    ("fedcc_maximin", "faithful", "FedCC-Maximin (faithful)"),
+    ("fedcc_matched", "hungarian", "FedCC-Matched (hungarian)"),
+    ("fedcc_matched", "pooled_counts", "FedCC-Matched (pooled counts)"),
+)
+"""(aggregator, mode, label) of the aggregation-type table's rows, in order."""
+
+DEFAULT_MODES = {
+    "fedcc_kmeans": FEDCC_MODES[0],
+    "fedcc_maximin": FEDCC_MODES[0],
+    "fedcc_matched": MATCHED_VARIANTS[0],
+}
+"""The mode a method name without one runs in."""
+
+PAIRINGS = {"seeds": "paired over seeds", "images": "paired over evaluation images"}
+"""Caption of each pairing of ``significance.csv``."""
+
+METRICS = {"miou": "mIoU (%)", "accuracy": "Pixel accuracy (%)"}
+"""Columns of ``results.csv`` in the main table, with their header."""
+
+NUMBER_COLUMNS = [
+    "miou_mean",
+    "miou_std",
+    "accuracy_mean",
+    "accuracy_std",
+    "n_seeds",
+    "expected_seeds",
+]
+"""The numbers of a :func:`seed_summary` row that the CSV renderings keep."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: plain text (``±``, ``—`` and ``<`` are translated for LaTeX)."""
+
+    text: str
+    bold: bool = False
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive rows, each a list of cells (the first is the row label); a titled block
+    starts with a caption row."""
+
+    rows: list[list[Cell]]
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A table before rendering.
+
+    Attributes:
+        columns: header of every column, the row-label column first.
+        blocks: row blocks, separated by a rule.
+        groups: (label, span) headers spanning the columns after the first, in order;
+            empty for a one-line header.
+        notes: footnotes, one line each.
+    """
+
+    columns: list[str]
+    blocks: list[Block]
+    groups: list[tuple[str, int]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table in its three renderings."""
+
+    markdown: str
+    latex: str
+    csv: str
+
+
+def _table(grid: Grid, numbers: pd.DataFrame) -> Table:
+    return Table(render_markdown(grid), render_latex(grid), numbers.to_csv(index=False))
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _column_labels(grid: Grid) -> list[str]:
+    """Markdown has one header line: a group's label prefixes each of its columns."""
+    labels = [grid.columns[0]]
+    position = 1
+    for label, span in grid.groups:
+        labels += [f"{label} {column}" for column in grid.columns[position : position + span]]
+        position += span
+    return labels + grid.columns[position:]
+
+
+def render_markdown(grid: Grid) -> str:
+    """A GitHub-flavoured Markdown table of ``grid``, its notes below."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    width = len(grid.columns)
+    lines = [line(_column_labels(grid)), line(["---"] * width)]
+    for block in grid.blocks:
+        if block.title is not None:
+            lines.append(line([f"*{block.title}*", *[""] * (width - 1)]))
+        for row in block.rows:
+            lines.append(line([f"**{c.text}**" if c.bold else c.text for c in row]))
+    notes = [f"\n{note}" for note in grid.notes]
+    return "\n".join(lines) + "\n" + "".join(f"{note}\n" for note in notes)
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "—": "---",
+    "<": r"$<$",
+    "×": r"$\times$",
+}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` safe inside a LaTeX tabular cell."""
+    return "".join(_LATEX_SPECIAL.get(character, character) for character in text)
+
+
+def _latex_cell(cell: Cell) -> str:
+    text = latex_escape(cell.text)
+    return rf"\textbf{{{text}}}" if cell.bold else text
+
+
+def render_latex(grid: Grid) -> str:
+    """A booktabs ``tabular`` of ``grid``; its notes follow in small type."""
+    width = len(grid.columns)
+    lines = [rf"\begin{{tabular}}{{l{'r' * (width - 1)}}}", r"\toprule"]
+    if grid.groups:
+        spans, rules, start = [""], [], 2
+        for label, span in grid.groups:
+            spans.append(rf"\multicolumn{{{span}}}{{c}}{{{latex_escape(label)}}}")
+            rules.append(rf"\cmidrule(lr){{{start}-{start + span - 1}}}")
+            start += span
+        spans += [""] * (width - start + 1)
+        lines += [" & ".join(spans) + r" \\", " ".join(rules)]
+    lines.append(" & ".join(latex_escape(column) for column in grid.columns) + r" \\")
+    lines.append(r"\midrule")
+    for index, block in enumerate(grid.blocks):
+        if index:
+            lines.append(r"\midrule")
+        if block.title is not None:
+            lines.append(
+                rf"\multicolumn{{{width}}}{{l}}{{\emph{{{latex_escape(block.title)}}}}} \\"
+            )
+        lines += [" & ".join(_latex_cell(cell) for cell in row) + r" \\" for row in block.rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if grid.notes:
+        notes = r"\par ".join(latex_escape(note) for note in grid.notes)
+        lines += [r"\par\smallskip", rf"{{\footnotesize {notes}\par}}"]
+    return "\n".join(lines) + "\n"
+
+
+# --- numbers --------------------------------------------------------------------------------
+
+
+def seed_summary(
+    results: pd.DataFrame, setups: Sequence[str], methods: Sequence[str], seeds: Sequence[int]
+) -> pd.DataFrame:
+    """Mean, std (ddof 1) and count over the finished runs of ``seeds``, one row per
+    (setup, method) of the full grid, in order.
+
+    Args:
+        results: rows of ``results.csv`` (columns setup, method, seed, miou, accuracy, status).
+
+    Returns:
+        Columns setup, method, miou_mean, miou_std, accuracy_mean, accuracy_std, n_seeds,
+        expected_seeds, missing_seeds (a list of seed numbers); means are NaN without runs.
+    """
+    done = results[(results["status"] == "ok") & results["seed"].isin(list(seeds))]
+    rows = []
+    for setup in setups:
+        for method in methods:
+            runs = done[(done["setup"] == setup) & (done["method"] == method)]
+            finished = {int(seed) for seed in runs["seed"]}
+            row: dict[str, object] = {"setup": setup, "method": method}
+            for metric in METRICS:
+                values = runs[metric].astype(float)
+                row[f"{metric}_mean"] = values.mean() if len(values) else math.nan
+                row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
+            row["n_seeds"] = len(finished)
+            row["expected_seeds"] = len(seeds)
+            row["missing_seeds"] = [seed for seed in seeds if seed not in finished]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_cell(mean: float, std: float, n: int, expected: int, digits: int = 1) -> str:
+    """``"17.4 ± 1.0"``; ``"17.4 ± 1.0 (4/6)"`` with fewer seeds than expected; the std is
+    left out for one seed; :data:`MISSING` without any."""
+    if n == 0:
+        return MISSING
+    text = f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return text if n >= expected else f"{text} ({n}/{expected})"
+
+
+def _which_seeds(missing: list[int], n_seeds: int, expected: int) -> str:
+    """``"all 6 seeds"``, ``"seed 4"`` or ``"seeds 4, 5"``."""
+    if n_seeds == 0:
+        return f"all {expected} seeds"
+    return ("seeds " if len(missing) > 1 else "seed ") + ", ".join(map(str, missing))
+
+
+def missing_note(summary: pd.DataFrame) -> list[str]:
+    """The footnote naming the runs a :func:`seed_summary` lacks, grouped by setup and
+    seeds (``"camvid_domain, seed 5: fedavg, fedprox"``); no note when nothing is missing."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for row in summary.itertuples():
+        if row.missing_seeds:
+            which = _which_seeds(row.missing_seeds, row.n_seeds, row.expected_seeds)
+            groups.setdefault((row.setup, which), []).append(row.method)
+    parts = [
+        f"{setup}, {which}: {', '.join(methods)}" for (setup, which), methods in groups.items()
+    ]
+    return [f"{MISSING} / (n/N): runs missing: " + "; ".join(parts) + "."] if parts else []
+
+
+# --- main table -----------------------------------------------------------------------------
+
+
+def _best(summary: pd.DataFrame, metric: str, trained: Sequence[str]) -> set[tuple[str, str]]:
+    """(setup, method) pairs holding the highest mean of ``metric`` among ``trained``."""
+    best = set()
+    eligible = summary[summary["method"].isin(list(trained))]
+    for setup, group in eligible.groupby("setup", sort=False):
+        means = group[f"{metric}_mean"]
+        if means.notna().any():
+            top = means.max()
+            best |= {(setup, m) for m in group.loc[np.isclose(means, top), "method"]}
+    return best
+
+
+def main_table(
+    results: pd.DataFrame,
+    methods: Sequence[str],
+    setups: Sequence[str],
+    seeds: Sequence[int],
+    references: Sequence[str] = REFERENCE_METHODS,
+) -> Table:
+    """Methods × setups, mIoU then pixel accuracy as ``mean ± std`` over seeds.
+
+    Trained methods keep the order of ``methods``; ``references`` among them follow in a
+    block of their own. The best trained method of each column is bold. Cells with fewer
+    finished seeds than ``seeds`` show ``(n/N)``, empty cells :data:`MISSING`, and a note
+    lists what is missing.
+    """
+    trained = [method for method in methods if method not in references]
+    shown_references = [method for method in methods if method in references]
+    summary = seed_summary(results, setups, [*trained, *shown_references], seeds)
+    best = {metric: _best(summary, metric, trained) for metric in METRICS}
+    indexed = summary.set_index(["setup", "method"])
+
+    def row(method: str) -> list[Cell]:
+        cells = [Cell(method)]
+        for metric in METRICS:
+            for setup in setups:
+                item = indexed.loc[(setup, method)]
+                text = format_cell(
+                    item[f"{metric}_mean"], item[f"{metric}_std"], item["n_seeds"], len(seeds)
+                )
+                cells.append(Cell(text, (setup, method) in best[metric]))
+        return cells
+
+    blocks = [Block([row(method) for method in trained])]
+    if shown_references:
+        blocks.append(Block([row(m) for m in shown_references], "reference (no training)"))
+    notes = [
+        f"Mean ± std over {len(seeds)} seeds; bold: best trained method per column "
+        "(reference rows excluded).",
+        *missing_note(summary),
+    ]
+    grid = Grid(
+        ["method", *setups, *setups],
+        blocks,
+        groups=[(METRICS[metric], len(setups)) for metric in METRICS],
+        notes=notes,
+    )
+    keys = list(zip(summary["setup"], summary["method"], strict=True))
+    numbers = summary.assign(
+        reference=summary["method"].isin(list(references)),
+        best_miou=[key in best["miou"] for key in keys],
+        best_accuracy=[key in best["accuracy"] for key in keys],
+        missing_seeds=[" ".join(map(str, absent)) for absent in summary["missing_seeds"]],
+    )
+    return _table(grid, numbers)
+
+
+# --- aggregation-type table -----------------------------------------------------------------
+
+
+def method_kind(method: str) -> tuple[str, str | None, str]:
+    """(aggregator, mode with its default filled in, weighting) of a method name."""
+    parsed = parse_method(method)
+    mode = parsed.mode or DEFAULT_MODES.get(parsed.aggregator)
+    return parsed.aggregator, mode, parsed.weighting
+
+
+def aggregation_table(results: pd.DataFrame, setups: Sequence[str], seeds: Sequence[int]) -> Table:
+    """mIoU of each aggregator and mode (rows) by setup and weighting (columns): samples-
+    weighted vs unweighted (uniform) aggregation. Only rows and weightings that occur in
+    ``results`` are shown; a combination never run or without finished seeds is
+    :data:`MISSING`."""
+    by_kind = {
+        method_kind(method): method
+        for method in results["method"].unique()
+        if method_kind(method)[0] in {aggregator for aggregator, _, _ in AGGREGATION_ROWS}
+    }
+    rows = [item for item in AGGREGATION_ROWS if any(k[:2] == item[:2] for k in by_kind)]
+    weightings = [w for w in WEIGHTINGS if any(k[2] == w for k in by_kind)]
+    summary = seed_summary(results, setups, list(by_kind.values()), seeds)
+    indexed = summary.set_index(["setup", "method"])
+    body, numbers = [], []
+    for aggregator, mode, label in rows:
+        cells = [Cell(label)]
+        for setup in setups:
+            for weighting in weightings:
+                method = by_kind.get((aggregator, mode, weighting))
+                if method is None:
+                    cells.append(Cell(MISSING))
+                    continue
+                item = indexed.loc[(setup, method)]
+                cells.append(
+                    Cell(format_cell(item.miou_mean, item.miou_std, item.n_seeds, len(seeds)))
+                )
+                numbers.append(
+                    {
+                        "setup": setup,
+                        "aggregator": aggregator,
+                        "mode": mode,
+                        "weighting": weighting,
+                        "method": method,
+                        **item[NUMBER_COLUMNS].to_dict(),
+                    }
+                )
+        body.append(cells)
+    notes = [
+        f"mIoU (%), mean ± std over {len(seeds)} seeds. samples: clients weighted by image "
+        f"count; uniform: unweighted. {MISSING}: not run.",
+        *missing_note(summary),
+    ]
+    grid = Grid(
+        ["aggregator (mode)", *[w for _ in setups for w in weightings]],
+        [Block(body)],
+        groups=[(setup, len(weightings)) for setup in setups],
+        notes=notes,
+    )
+    return _table(grid, pd.DataFrame(numbers))
+
+
+# --- significance table ---------------------------------------------------------------------
+
+
+def _p_value(value: float) -> str:
+    if value is None or pd.isna(value):
+        return MISSING
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _difference(row: pd.Series) -> str:
+    if pd.isna(row["mean_diff"]):
+        return MISSING
+    text = f"{row['mean_diff']:+.2f}"
+    if pd.notna(row["ci_low"]) and pd.notna(row["ci_high"]):
+        text += f" [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+    return text
+
+
+def significance_table(significance: pd.DataFrame) -> Table:
+    """Paired comparisons from ``significance.csv``: one block per (setup, pairing), one row
+    per method pair with the mean difference (a − b, mIoU points) and its 95% CI, the test,
+    its p-value and Holm-adjusted p-value, the number of pairs and any note."""
+    blocks = []
+    for (setup, pairing), group in significance.groupby(["setup", "pairing"], sort=False):
+        rows = [
+            [
+                Cell(f"{row['method_a']} vs {row['method_b']}"),
+                Cell(MISSING if pd.isna(row["n_pairs"]) else str(int(row["n_pairs"]))),
+                Cell(_difference(row)),
+                Cell(str(row["test"]) if pd.notna(row["test"]) else MISSING),
+                Cell(_p_value(row["p_value"])),
+                Cell(_p_value(row["p_holm"])),
+                Cell(str(row["note"]) if pd.notna(row["note"]) else ""),
+            ]
+            for _, row in group.iterrows()
+        ]
+        blocks.append(Block(rows, f"{setup}, {PAIRINGS.get(pairing, pairing)}"))
+    grid = Grid(
+        ["comparison (a vs b)", "n pairs", "mean diff [95% CI]", "test", "p", "Holm p", "note"],
+        blocks,
+        notes=["Mean difference a − b in mIoU points; Holm p adjusts within each block."],
+    )
+    return _table(grid, significance)
+
+
+# --- communication table --------------------------------------------------------------------
+
+
+def communication_table(
+    communication: pd.DataFrame, methods: Sequence[str], setups: Sequence[str]
+) -> Table:
+    """Bytes per client per round (up, down), the backbone's size, and how many rounds of
+    traffic shipping the backbone once would cost: backbone / (up + down).
+
+    Args:
+        communication: one row per run, columns setup, method, seed, bytes_up, bytes_down,
+            backbone_bytes (from each run's ``metrics.json``); means are taken over seeds.
+    """
+    means = communication.groupby(["setup", "method"], sort=False)[
+        ["bytes_up", "bytes_down", "backbone_bytes"]
+    ].mean()
+    blocks, numbers = [], []
+    for setup in setups:
+        rows = []
+        for method in methods:
+            if (setup, method) not in means.index:
+                continue
+            up, down, backbone = means.loc[(setup, method)]
+            ratio = backbone / (up + down) if up + down > 0 else math.nan
+            rows.append(
+                [
+                    Cell(method),
+                    Cell(f"{up:,.0f}"),
+                    Cell(f"{down:,.0f}"),
+                    Cell(f"{backbone:,.0f}"),
+                    Cell(MISSING if math.isnan(ratio) else f"{ratio:.2f}"),
+                ]
+            )
+            numbers.append(
+                {
+                    "setup": setup,
+                    "method": method,
+                    "bytes_up": up,
+                    "bytes_down": down,
+                    "backbone_bytes": backbone,
+                    "backbone_to_round_ratio": ratio,
+                }
+            )
+        if rows:
+            blocks.append(Block(rows, setup))
+    grid = Grid(
+        ["method", "bytes up", "bytes down", "backbone bytes", "backbone / (up + down)"],
+        blocks,
+        notes=[
+            f"Per client per round, mean over seeds; {MISSING}: no client-server traffic "
+            "(local, centralized)."
+        ],
+    )
+    return _table(grid, pd.DataFrame(numbers))

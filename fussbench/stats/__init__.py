@@ -1,0 +1,1 @@
+"""Paired significance tests between methods: the tests, and which comparisons to run."""

@@ -1,0 +1,59 @@
+"""Which pairs of methods to test against each other within one setup.
+
+A method is named ``aggregator[.mode][.weighting]``. The family of comparisons is every
+federated method against ``local``, every federated method against ``fedavg``, and every
+FedCC variant (an aggregator starting with ``fedcc_``) against every other FedCC variant.
+The bounds and reference rows (``centralized``, ``kmeans``, ``kmeans_local``,
+``majority``) are shown in the tables but not tested: they would only widen the Holm
+family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import combinations
+
+BASELINES = ("local", "fedavg")
+"""Methods every other method is compared against, when the setup has them."""
+
+FEDCC_PREFIX = "fedcc_"
+
+NOT_TESTED = ("centralized", "kmeans", "kmeans_local", "majority")
+"""Aggregators outside the family: the upper bound and the rows that need no training."""
+
+
+def aggregator(method: str) -> str:
+    """The aggregator part of a method name: ``fedcc_kmeans.faithful`` -> ``fedcc_kmeans``."""
+    return method.split(".", 1)[0]
+
+
+def _unique(methods: Iterable[str]) -> list[str]:
+    """``methods`` without repeats, in order of first appearance."""
+    return list(dict.fromkeys(methods))
+
+
+def comparisons(methods: Sequence[str]) -> list[tuple[str, str]]:
+    """The (treatment, reference) pairs to test among the ``methods`` of one setup.
+
+    The order follows ``methods``: first everything against ``local``, then against
+    ``fedavg``, then the FedCC variants pairwise. A pair already listed in the other order
+    is not repeated, a method is never compared with itself, and a baseline that is not
+    among ``methods`` is skipped; so are the :data:`NOT_TESTED` methods. ``fedavg`` against
+    ``local`` comes out as
+    ``("fedavg", "local")``.
+    """
+    present = [method for method in _unique(methods) if aggregator(method) not in NOT_TESTED]
+    pairs: list[tuple[str, str]] = []
+    for baseline in BASELINES:
+        if baseline in present:
+            pairs.extend((method, baseline) for method in present if method != baseline)
+    fedcc = [method for method in present if aggregator(method).startswith(FEDCC_PREFIX)]
+    pairs.extend(combinations(fedcc, 2))
+    seen: set[frozenset[str]] = set()
+    family = []
+    for pair in pairs:
+        key = frozenset(pair)
+        if key not in seen:
+            seen.add(key)
+            family.append(pair)
+    return family
