@@ -12,12 +12,15 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fussbench.errors import FussbenchError
 from fussbench.params import load_params
+
+if TYPE_CHECKING:
+    from fussbench.engines.flower.launcher import Connection
 
 app = typer.Typer(
     help="Federated Unsupervised Semantic Segmentation benchmark. Stages run in order: "
@@ -129,6 +132,28 @@ def federate(
             help="Run every seed of `seeds`, runtime.workers at a time, into OUT/seedK/.",
         ),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the rounds run: inprocess, or flower (a SuperLink and one SuperNode "
+            "per client on 127.0.0.1); sets `engine`."
+        ),
+    ] = None,
+    superlink: Annotated[
+        str | None,
+        typer.Option(
+            help="With engine flower: HOST:PORT of a running SuperLink whose SuperNodes hold "
+            "the clients' data, instead of local ones. Run this command on the SuperLink's "
+            "machine."
+        ),
+    ] = None,
+    root_certificates: Annotated[
+        Path | None,
+        typer.Option(help="CA certificate (PEM) that signed the --superlink's TLS certificate."),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Reach --superlink over plain HTTP, without TLS.")
+    ] = False,
 ) -> None:
     """Train with the aggregator from params (local, centralized, fedavg, fedprox, fedmoon,
     fedcc_kmeans, fedcc_maximin, fedcc_matched), or score a reference (kmeans,
@@ -146,12 +171,18 @@ def federate(
             f"federation.weighting={cell.weighting}",
             f"federation.mode={mode}",
         ]
+    if engine is not None:
+        extra.append(f"engine={engine}")
     overrides = [*extra, *(overrides or [])]
     base = load_params(params, overrides)
+    connection = _superlink_connection(base.engine, superlink, root_certificates, insecure)
     if not all_seeds:
-        _echo_summary(_federate_one(params, overrides, out))
+        _echo_summary(_federate_one(params, overrides, out, connection))
         return
-    jobs = [(params, [*overrides, f"seed={seed}"], out / f"seed{seed}") for seed in base.seeds]
+    jobs = [
+        (params, [*overrides, f"seed={seed}"], out / f"seed{seed}", connection)
+        for seed in base.seeds
+    ]
     workers = min(base.runtime.workers, len(jobs))
     if workers == 1:
         for job in jobs:
@@ -163,11 +194,35 @@ def federate(
             _echo_summary(metrics)
 
 
-def _federate_one(params: Path, overrides: list[str], out: Path) -> dict[str, object]:
+def _federate_one(
+    params: Path, overrides: list[str], out: Path, superlink: Connection | None = None
+) -> dict[str, object]:
     """One run of the federate stage (also the unit of work of ``--all-seeds``)."""
     from stages import federate as stage
 
-    return stage.run(load_params(params, overrides), out)
+    return stage.run(load_params(params, overrides), out, superlink)
+
+
+def _superlink_connection(
+    engine: str, address: str | None, root_certificates: Path | None, insecure: bool
+) -> Connection | None:
+    """The SuperLink connection the federate options name (None: local Flower processes).
+
+    Raises:
+        FussbenchError: TLS options without --superlink, --superlink without engine flower,
+            or both --insecure and --root-certificates.
+    """
+    if address is None:
+        if root_certificates is not None or insecure:
+            raise FussbenchError("--root-certificates and --insecure go with --superlink")
+        return None
+    if engine != "flower":
+        raise FussbenchError(f"--superlink needs engine flower (--engine flower), not '{engine}'")
+    if insecure and root_certificates is not None:
+        raise FussbenchError("--insecure turns TLS off: drop --root-certificates, or --insecure")
+    from fussbench.engines.flower.launcher import Connection
+
+    return Connection(address, insecure, root_certificates)
 
 
 def _echo_summary(metrics: dict[str, object]) -> None:
@@ -283,6 +338,44 @@ def report(
             fg=typer.colors.YELLOW,
         )
     typer.echo(f"report written to {reports}/README.md")
+
+
+@app.command()
+@_friendly
+def verify(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    tables: Annotated[
+        bool,
+        typer.Option(
+            "--tables",
+            help="Instead, rebuild results.csv and the main table from the runs' "
+            "metrics.json and compare them with what collect / report wrote.",
+        ),
+    ] = False,
+) -> None:
+    """Check that the reports in `<reports_dir>/` are what `dvc.lock` records: every output
+    of `collect`, `stats` and `report` has its recorded hash, and so do their code, their
+    params and the dependencies present on disk. CI runs it on a clean clone (no `runs/`),
+    so a stale committed report fails. Exit status 1 lists each difference."""
+    from stages import verify as stage
+    from stages.paths import RUNS
+
+    settings = load_params(params, overrides)
+    if tables:
+        reports = Path(settings.reports_dir)
+        problems = stage.table_mismatches(
+            reports, RUNS, settings.compare, settings.runs_on, settings.seeds
+        )
+        checked = f"the tables in {reports}/ against {RUNS}/"
+    else:
+        problems = stage.stale_reports(Path.cwd())
+        checked = "the reports against dvc.lock"
+    for problem in problems:
+        typer.secho(problem, err=True, fg=typer.colors.RED)
+    if problems:
+        raise typer.Exit(code=1)
+    typer.echo(f"ok: {checked}")
 
 
 @app.command()

@@ -186,7 +186,8 @@ def test_comparison_cells_run_every_seed_and_collect_into_results_csv(workspace)
     assert (by_seeds["p_value"] == "").all() and (by_seeds["note"] != "").all()
     assert "nan" not in (workspace / "reports/significance.csv").read_text().lower()
 
-    result = invoke("report", "-S", "seeds=[0, 1, 2]", "-S", f"compare={cells}")
+    profile = ["-S", "seeds=[0, 1, 2]", "-S", f"compare={cells}", "-S", "runs_on=[camvid_domain]"]
+    result = invoke("report", *profile)
     assert result.exit_code == 0, result.output
     assert "rendered without" in result.output  # seed 2 was never run
     index = (workspace / "reports/README.md").read_text()
@@ -195,8 +196,13 @@ def test_comparison_cells_run_every_seed_and_collect_into_results_csv(workspace)
         for suffix in ("md", "tex", "csv"):
             assert (workspace / f"reports/tables/{name}.{suffix}").is_file()
     assert (workspace / "reports/figures/qualitative_camvid_domain.png").stat().st_size > 0
+    result = invoke("verify", "--tables", *profile)
+    assert result.exit_code == 0, result.output
     main = pd.read_csv(workspace / "reports/tables/main.csv")
-    assert len(main) > 0
+    main.loc[0, "miou_mean"] += 0.01
+    main.to_csv(workspace / "reports/tables/main.csv", index=False)
+    result = invoke("verify", "--tables", *profile)
+    assert result.exit_code == 1 and "main.csv differs" in result.output
 
 
 def test_a_killed_run_resumes_with_identical_numbers(workspace):
