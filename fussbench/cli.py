@@ -84,14 +84,28 @@ def download(
 
 @app.command()
 @_friendly
-def partition(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
-    """Split the training split into clients (domain, iid, dirichlet or quantity) as the
-    setup says (-S setup=NAME): one manifest per client plus summary.csv and
+def partition(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    in_use: Annotated[
+        bool,
+        typer.Option(
+            "--in-use",
+            help="Partition every setup in use: `setup` and each of `runs_on` (the DVC stage).",
+        ),
+    ] = False,
+) -> None:
+    """Split the training split into clients (domain, groups, iid, dirichlet or quantity)
+    as the setup says (-S setup=NAME): one manifest per client plus summary.csv and
     partition.json in data/partitions/SETUP."""
     from stages import partition as stage
 
-    out_dir = stage.run(load_params(params, overrides))
-    typer.echo(f"partition written to {out_dir}")
+    overrides = overrides or []
+    settings = load_params(params, overrides)
+    setups = settings.setups_in_use() if in_use else [settings.setup]
+    for setup in setups:
+        out_dir = stage.run(load_params(params, [*overrides, f"setup={setup}"]))
+        typer.echo(f"partition written to {out_dir}")
 
 
 @app.command()

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from fussbench.data.registry import configure_datasets
+from fussbench.engines import ENGINES
 from fussbench.errors import FussbenchError
 from fussbench.model.losses import CorrespondenceWeights
 from fussbench.model.training import TrainConfig
@@ -27,30 +29,102 @@ class DownloadParams:
     Attributes:
         mirror: a local folder holding ``<dataset>/`` in the downloaded layout, used instead
             of the network when it holds the dataset. Relative to the repository root.
+        cityscapes_zips: a folder holding ``leftImg8bit_trainvaltest.zip`` and
+            ``gtFine_trainvaltest.zip``; null: log in to cityscapes-dataset.com with the
+            environment variables ``CITYSCAPES_USERNAME`` / ``CITYSCAPES_PASSWORD``.
+        cocostuff_files: a folder holding ``train2017.zip``, ``val2017.zip``,
+            ``stuffthingmaps_trainval2017.zip`` and
+            ``curated/{train2017,val2017}/Coco164kFull_Stuff_Coarse_7.txt``; null: download.
     """
 
     mirror: str | None = None
+    cityscapes_zips: str | None = None
+    cocostuff_files: str | None = None
 
 
 @dataclass(frozen=True)
 class PartitionParams:
-    """``partition:``: how the training split is divided into clients."""
+    """``partition:``: how the training split is divided into clients (``groups``: for
+    method ``groups``, the sample groups of each client, e.g. Cityscapes cities)."""
 
     method: str = "domain"
     n_clients: int = 0
     alpha: float = 1.0
     shares: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     seed: int = 0
+    groups: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CityscapesParams:
+    """``cityscapes:``: ``image_size`` [height, width] the 1024x2048 frames and their labels
+    are resized to before features are cached."""
+
+    image_size: list[int] = field(default_factory=lambda: [160, 320])
+
+
+@dataclass(frozen=True)
+class CocoStuffParams:
+    """``cocostuff27:``: ``image_size`` [height, width] images and labels are scaled to cover
+    and centre-cropped to before features are cached."""
+
+    image_size: list[int] = field(default_factory=lambda: [224, 224])
+
+
+@dataclass(frozen=True)
+class FolderParams:
+    """``folder:``: the ``folder`` dataset, any ``images/`` + ``masks/`` pair of folders.
+
+    Attributes:
+        root: the folder holding ``images/`` and ``masks/`` (relative to the repository root).
+        class_names: one name per class.
+        label_values: the raw mask value of each class; null: ``0..C-1``.
+        ignore_index: the raw mask value of unlabelled pixels; null: every pixel is labelled.
+        split_file: a text file listing the test pairs, one relative name per line; null:
+            ``test_fraction`` of the pairs (a seeded draw) form the test split.
+        test_fraction: share of the pairs in the test split, in (0, 1).
+        image_size: [height, width] images and masks are resized to before caching.
+    """
+
+    root: str | None = None
+    class_names: list[str] = field(default_factory=list)
+    label_values: list[int] | None = None
+    ignore_index: int | None = 255
+    split_file: str | None = None
+    test_fraction: float = 0.2
+    image_size: list[int] = field(default_factory=lambda: [224, 224])
 
 
 @dataclass(frozen=True)
 class FeatureParams:
-    """``features:``: how backbone features are cached."""
+    """``features:``: how backbone features are cached.
+
+    Attributes:
+        layers: EfficientNet only: "16" or "16+32" (see ``BackboneConfig``).
+        pretrained: False = random weights (the control run).
+        checkpoint: a local weight file used instead of the package / model hub.
+        batch_size: images per forward pass.
+        device: auto (a CUDA GPU when present, else the CPU) | cpu | cuda.
+        precision: auto (bf16/fp16 on a GPU, fp32 on the CPU) | fp32 | bf16 | fp16.
+        loader_workers: processes decoding images ahead of the backbone (0: in-process).
+        preprocess: "resize" (every split at the dataset's image size) or "stego" (training
+            images as five half-size crops resized to train_size, evaluation images with
+            the short side at eval_size and centre-cropped square; see
+            :mod:`fussbench.features.views`).
+        train_size: side of each training crop under "stego".
+        eval_size: side of the evaluation crop under "stego".
+    """
 
     layers: str = "16+32"
     pretrained: bool = True
     checkpoint: str | None = None
     batch_size: int = 16
+    device: str = "auto"
+    precision: str = "auto"
+    loader_workers: int = 0
+    preprocess: str = "resize"
+    train_size: int = 224
+    eval_size: int = 320
 
 
 @dataclass(frozen=True)
@@ -177,6 +251,7 @@ class Params:
     A *setup* (an entry of ``setups``) names a dataset and a partition, plus any other
     params that differ on it; ``setup`` picks the one the main run uses. ``dataset`` and
     the sections below are the result of merging that setup over the top-level values.
+    ``engine`` says where the rounds of ``federate`` run (:data:`fussbench.engines.ENGINES`).
     """
 
     setup: str = "camvid_domain"
@@ -184,6 +259,7 @@ class Params:
     backbone: str = "effnet_lite0"
     aggregator: str = "local"
     seed: int = 0
+    engine: str = "inprocess"
     datasets: list[str] = field(default_factory=lambda: ["camvid"])
     runs_on: list[str] = field(default_factory=lambda: ["camvid_domain"])
     compare: list[str] = field(default_factory=lambda: ["local", "centralized"])
@@ -193,6 +269,9 @@ class Params:
         default_factory=lambda: {"camvid_domain": {"dataset": "camvid"}}
     )
     download: DownloadParams = field(default_factory=DownloadParams)
+    cityscapes: CityscapesParams = field(default_factory=CityscapesParams)
+    cocostuff27: CocoStuffParams = field(default_factory=CocoStuffParams)
+    folder: FolderParams = field(default_factory=FolderParams)
     partition: PartitionParams = field(default_factory=PartitionParams)
     features: FeatureParams = field(default_factory=FeatureParams)
     model: ModelParams = field(default_factory=ModelParams)
@@ -202,6 +281,23 @@ class Params:
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     stats: StatsParams = field(default_factory=StatsParams)
     report: ReportParams = field(default_factory=ReportParams)
+
+    def setups_in_use(self) -> list[str]:
+        """The main run's setup, then each setup of ``runs_on`` not already listed.
+
+        Raises:
+            FussbenchError: when one of them uses a dataset missing from ``datasets`` (the
+                pipeline downloads and caches only those).
+        """
+        in_use = list(dict.fromkeys([self.setup, *self.runs_on]))
+        for setup in in_use:
+            dataset = self.setups[setup].get("dataset")
+            if dataset not in self.datasets:
+                raise FussbenchError(
+                    f"setup '{setup}' uses the dataset '{dataset}', which is not in `datasets` "
+                    "(the datasets the pipeline downloads and caches); add it there"
+                )
+        return in_use
 
     def train_config(self) -> TrainConfig:
         """The local-training knobs as the model package wants them."""
@@ -223,6 +319,8 @@ _POSITIVE_INTS = (
     "runtime.threads",
     "runtime.workers",
     "stats.n_resamples",
+    "features.train_size",
+    "features.eval_size",
     "report.qualitative_images",
 )
 
@@ -278,6 +376,25 @@ def _build(cls: type, values: Any, prefix: str, source: str) -> Any:
     return cls(**kwargs)
 
 
+DATASET_SECTIONS = ("cityscapes", "cocostuff27", "folder")
+"""Top-level sections that configure a dataset (see :func:`dataset_settings`)."""
+
+
+def dataset_settings(params: Params) -> dict[str, dict[str, Any]]:
+    """The constructor arguments of the configurable datasets, by dataset name."""
+    folder = params.folder
+    return {
+        "cityscapes": {"image_size": tuple(params.cityscapes.image_size)},
+        "cocostuff27": {"image_size": tuple(params.cocostuff27.image_size)},
+        "folder": {
+            "class_names": tuple(folder.class_names),
+            "label_values": folder.label_values,
+            "ignore_index": folder.ignore_index,
+            "image_size": tuple(folder.image_size),
+        },
+    }
+
+
 def lookup(params: Params, dotted: str) -> Any:
     """The value of a dotted key such as ``train.local_steps``."""
     value: Any = params
@@ -304,10 +421,32 @@ def _validate(params: Params, source: str) -> None:
         )
     if params.evaluation.local_max_images is not None and params.evaluation.local_max_images < 1:
         raise FussbenchError(f"{source}: evaluation.local_max_images must be >= 1 or null")
+    if params.features.preprocess not in ("resize", "stego"):
+        raise FussbenchError(
+            f"{source}: features.preprocess must be resize or stego, "
+            f"got '{params.features.preprocess}'"
+        )
+    if params.features.loader_workers < 0:
+        raise FussbenchError(f"{source}: features.loader_workers must be >= 0")
     if params.evaluation.matching not in ("hungarian", "majority"):
         raise FussbenchError(
             f"{source}: evaluation.matching must be hungarian or majority, "
             f"got '{params.evaluation.matching}'"
+        )
+    if params.engine not in ENGINES:
+        raise FussbenchError(
+            f"{source}: unknown engine '{params.engine}' (params: engine, or "
+            f"`fussbench federate --engine`); valid: {', '.join(ENGINES)}"
+        )
+    for key in DATASET_SECTIONS:
+        size = lookup(params, f"{key}.image_size")
+        if len(size) != 2 or min(size) < 1:
+            raise FussbenchError(
+                f"{source}: {key}.image_size must be [height, width] in pixels, got {size}"
+            )
+    if not 0.0 < params.folder.test_fraction < 1.0:
+        raise FussbenchError(
+            f"{source}: folder.test_fraction must be in (0, 1), got {params.folder.test_fraction}"
         )
     if not params.seeds:
         raise FussbenchError(f"{source}: seeds must list at least one seed")
@@ -343,11 +482,19 @@ def _with_setup(values: dict[str, Any], source: str) -> dict[str, Any]:
     chosen = setups[name]
     if not isinstance(chosen, dict) or {"setup", "setups"} & set(chosen):
         raise FussbenchError(f"{source}: setups.{name} must be a mapping of params to change")
+    for setup, changes in setups.items():
+        shared = sorted(set(DATASET_SECTIONS) & set(changes if isinstance(changes, dict) else {}))
+        if shared:
+            raise FussbenchError(
+                f"{source}: setups.{setup} sets '{shared[0]}', a dataset's section; download "
+                "and features run per dataset for every setup, so set it at the top level"
+            )
     return _merge(values, chosen)
 
 
 def parse_params(values: Any, source: str = "params", overrides: list[str] | None = None) -> Params:
-    """Build validated :class:`Params` from a mapping (as loaded from YAML).
+    """Build validated :class:`Params` from a mapping (as loaded from YAML), and configure
+    the datasets with their sections (:func:`fussbench.data.registry.configure_datasets`).
 
     ``overrides`` (``key=value``) apply before the setup is chosen and again after it is
     merged in, so an explicit override always wins over the setup's own values.
@@ -365,6 +512,7 @@ def parse_params(values: Any, source: str = "params", overrides: list[str] | Non
     merged = _with_setup(apply_overrides(values, overrides), source)
     params = _build(Params, apply_overrides(merged, overrides), "", source)
     _validate(params, source)
+    configure_datasets(dataset_settings(params))
     return params
 
 

@@ -12,6 +12,7 @@ from fussbench.data.registry import get_dataset
 from fussbench.errors import FussbenchError
 from fussbench.features.backbones import build_backbone
 from fussbench.features.benchmark import benchmark_caching, decoded_images
+from fussbench.features.device import resolve_placement
 from fussbench.federation.round_benchmark import benchmark_round
 from fussbench.params import Params
 from stages.features import backbone_config
@@ -25,17 +26,27 @@ def run(params: Params, images: int) -> dict[str, object]:
         raise FussbenchError(f"--images must be >= 1, got {images}")
     spec = get_dataset(params.dataset)
     samples = spec.samples(raw_dir(spec.name), spec.train_split)[:images]
+    settings = params.features
+    placement = resolve_placement(settings.device, settings.precision)
     config = backbone_config(params)
-    backbone = build_backbone(config)
-    decoded = decoded_images(spec, samples)
-    batch_size = params.features.batch_size
+    backbone = build_backbone(config).to(placement.device)
+    decoded = decoded_images(spec, samples, config.preprocessing)
     with tempfile.TemporaryDirectory() as scratch:
         caching = benchmark_caching(
-            spec, samples, config, backbone, decoded, batch_size, Path(scratch)
+            spec,
+            samples,
+            config,
+            backbone,
+            decoded,
+            settings.batch_size,
+            Path(scratch),
+            placement,
+            settings.loader_workers,
         )
         cache = Path(scratch) / "bench"
         round_times = benchmark_round(
             backbone,
+            placement,
             decoded,
             np.load(cache / "features.npy"),
             np.load(cache / "pooled.npy"),

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fussbench.data.download import download_dataset
+from fussbench.data.download import LocalSources, download_dataset
+from fussbench.data.folder_import import FolderSource
 from fussbench.data.registry import get_dataset
 from fussbench.params import Params
 from stages.paths import raw_dir
 
 
+def local_sources(params: Params) -> LocalSources:
+    """The local copies of Cityscapes, COCO-Stuff-27 and the ``folder`` dataset in params."""
+    download, folder = params.download, params.folder
+    return LocalSources(
+        cityscapes_zips=Path(download.cityscapes_zips) if download.cityscapes_zips else None,
+        cocostuff_files=Path(download.cocostuff_files) if download.cocostuff_files else None,
+        folder=FolderSource(
+            root=Path(folder.root),
+            split_file=Path(folder.split_file) if folder.split_file else None,
+            test_fraction=folder.test_fraction,
+        )
+        if folder.root
+        else None,
+    )
+
+
 def run(params: Params, dataset: str | None = None, mirror: Path | None = None) -> Path:
-    """Download (or copy from the mirror) and validate a dataset.
+    """Download (or copy from the mirror or a local copy) and validate a dataset.
 
     Args:
         dataset: defaults to the main setup's dataset.
@@ -20,4 +37,4 @@ def run(params: Params, dataset: str | None = None, mirror: Path | None = None) 
     spec = get_dataset(dataset or params.dataset)
     if mirror is None and params.download.mirror:
         mirror = Path(params.download.mirror)
-    return download_dataset(spec.name, raw_dir(spec.name), mirror)
+    return download_dataset(spec.name, raw_dir(spec.name), mirror, local=local_sources(params))

@@ -7,6 +7,8 @@ from pathlib import Path
 from fussbench.data.registry import get_dataset
 from fussbench.features.cache import build_split
 from fussbench.features.config import BackboneConfig
+from fussbench.features.device import resolve_placement
+from fussbench.features.views import Preprocessing
 from fussbench.params import Params
 from stages.paths import features_dir, raw_dir
 
@@ -18,6 +20,9 @@ def backbone_config(params: Params) -> BackboneConfig:
         layers=params.features.layers,
         pretrained=params.features.pretrained,
         checkpoint=params.features.checkpoint,
+        preprocessing=Preprocessing(
+            params.features.preprocess, params.features.train_size, params.features.eval_size
+        ),
     )
 
 
@@ -27,12 +32,22 @@ def run(params: Params, dataset: str | None = None) -> Path:
     spec = get_dataset(dataset or params.dataset)
     from fussbench.features.backbones import build_backbone  # imports timm: only here
 
+    settings = params.features
+    placement = resolve_placement(settings.device, settings.precision)
     config = backbone_config(params)
-    backbone = build_backbone(config)
+    backbone = build_backbone(config).to(placement.device)
     out_dir = features_dir(spec.name, params.backbone)
     for split in spec.split_counts:
         samples = spec.samples(raw_dir(spec.name), split)
         build_split(
-            spec, samples, split, config, backbone, out_dir / split, params.features.batch_size
+            spec,
+            samples,
+            split,
+            config,
+            backbone,
+            out_dir / split,
+            settings.batch_size,
+            placement,
+            settings.loader_workers,
         )
     return out_dir

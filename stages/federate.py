@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from fussbench.atomic import write_json, write_text
 from fussbench.data.partition import read_partition
 from fussbench.data.registry import get_dataset
 from fussbench.data.samples import DatasetSpec
+from fussbench.engines import flower_engine
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
@@ -32,6 +34,9 @@ from stages import reference
 from stages.features import backbone_config
 from stages.outputs import images_csv, rounds_csv, save_models
 from stages.paths import features_dir, partition_dir
+
+if TYPE_CHECKING:
+    from fussbench.engines.flower.launcher import Connection
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -133,11 +138,14 @@ def _describe_run(
     }
 
 
-def run(params: Params, out_dir: Path) -> dict[str, object]:
+def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> dict[str, object]:
     """Train, evaluate every round, and write ``metrics.json``, ``rounds.csv``,
     ``images.csv``, ``model.npz`` into ``out_dir``. A ``checkpoint.npz`` from an
     interrupted run with the same params is resumed. Reference methods (``kmeans``,
-    ``kmeans_local``, ``majority``) are scored without training. Returns the metrics."""
+    ``kmeans_local``, ``majority``) are scored without training. Returns the metrics.
+
+    The rounds run where ``params.engine`` says: in this process, or on Flower (a local
+    SuperLink and SuperNodes, or the running SuperLink of ``superlink``)."""
     started = time.perf_counter()
     torch.set_num_threads(params.runtime.threads)
     threadpool_limits(params.runtime.threads)  # scikit-learn's OpenMP / BLAS pools too
@@ -159,15 +167,6 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
     common = _describe_run(params, spec, method, len(client_rows), eval_name)
     if params.aggregator in REFERENCES:
         return reference.run(params, out_dir, train, evaluation_split, client_rows, common)
-    config = params.train_config()
-    clients = [
-        FederatedClient(
-            ClientData.from_cache(train.features[rows], train.pooled[rows], config.knn_k),
-            config,
-            objective,
-        )
-        for rows in client_rows
-    ]
     initial = initial_arrays(
         train.features.shape[1], params.model.dim, int(common["n_clusters"]), params.seed
     )
@@ -204,18 +203,45 @@ def run(params: Params, out_dir: Path) -> dict[str, object]:
         )
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = run_rounds(
-        clients,
-        initial,
-        federation.rounds,
-        params.seed,
-        evaluate,
-        evaluate_local,
-        aggregator,
-        federation.min_clients,
-        after_round,
-        resume,
-    )
+    if params.engine == "flower":
+        result = flower_engine()(
+            params,
+            aggregator,
+            objective,
+            train,
+            client_rows,
+            evaluation_split,
+            spec.n_classes,
+            initial,
+            evaluate,
+            fingerprint,
+            after_round,
+            resume,
+            out_dir / "flower_logs",
+            superlink,
+        )
+    else:
+        config = params.train_config()
+        clients = [
+            FederatedClient(
+                ClientData.from_cache(train.features[rows], train.pooled[rows], config.knn_k),
+                config,
+                objective,
+            )
+            for rows in client_rows
+        ]
+        result = run_rounds(
+            clients,
+            initial,
+            federation.rounds,
+            params.seed,
+            evaluate,
+            evaluate_local,
+            aggregator,
+            federation.min_clients,
+            after_round,
+            resume,
+        )
     state, final = result.state, result.evaluations
     metrics = {
         **common,

@@ -30,6 +30,7 @@ def run(params: Params) -> Path:
         alpha=settings.alpha,
         shares=settings.shares,
         seed=settings.seed,
+        client_groups=settings.groups,
     )
     out_dir = partition_dir(params.setup)
     meta = {"setup": params.setup, "dataset": spec.name, "split": spec.train_split}
@@ -45,6 +46,7 @@ def run(params: Params) -> Path:
             "n_clients": settings.n_clients,
             "alpha": settings.alpha,
             "shares": list(settings.shares),
+            **({"groups": settings.groups} if settings.method == "groups" else {}),
         },
         seed=settings.seed,
     )

@@ -14,12 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from PIL import Image
 
 from fussbench.atomic import write_text
 from fussbench.data.registry import get_dataset
+from fussbench.data.samples import DatasetSpec
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import evaluate_clusters, predict_clusters
 from fussbench.features.cache import cache_fingerprint, open_split
+from fussbench.features.config import BackboneConfig
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 from fussbench.params import Params
 from fussbench.reporting import figures, tables
@@ -268,9 +271,10 @@ def load_qualitative(
     """
     spec = get_dataset(params.dataset)
     split = params.evaluation.split or spec.eval_split
+    config = backbone_config(params)
     cache = open_split(
         features_dir(spec.name, params.backbone) / split,
-        cache_fingerprint(spec, split, backbone_config(params)),
+        cache_fingerprint(spec, split, config),
     )
     rows = _evenly_spaced(len(cache.names), n_images)
     labels = np.asarray(cache.labels)
@@ -292,13 +296,20 @@ def load_qualitative(
     grid_rows = [
         QualitativeRow(
             name=cache.names[row],
-            image=np.asarray(spec.read_image(samples[cache.names[row]].image)),
+            image=_evaluation_view(spec, config, samples[cache.names[row]].image),
             labels=labels[row],
             predictions={method: maps[index] for method, maps in predictions.items()},
         )
         for index, row in enumerate(rows)
     ]
     return QualitativeGrid(spec.name, spec.class_names, grid_rows)
+
+
+def _evaluation_view(spec: DatasetSpec, config: BackboneConfig, path: Path) -> np.ndarray:
+    """The image (H, W, 3) uint8 exactly as the evaluation split's features saw it."""
+    image = spec.open_image(path)
+    views = config.preprocessing.views(image, False, Image.Resampling.BICUBIC, spec.fit)
+    return np.asarray(views[0])
 
 
 def qualitative_loader(

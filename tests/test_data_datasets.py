@@ -110,7 +110,7 @@ def test_magnetic_tile_unknown_split_and_missing_kind(tmp_path):
 
 
 def test_registry_returns_specs_and_lists_valid_names():
-    assert set(DATASETS) == {"camvid", "magnetic_tile"}
+    assert set(DATASETS) == {"camvid", "magnetic_tile", "cityscapes", "cocostuff27", "folder"}
     assert isinstance(get_dataset("camvid"), CamVid)
     assert get_dataset("magnetic_tile").n_classes == 2
     with pytest.raises(FussbenchError, match="unknown dataset 'x'; valid names: camvid, magnetic"):

@@ -17,7 +17,7 @@ from synthetic import (
 )
 
 from fussbench.data.camvid import CamVid
-from fussbench.data.download import SOURCES, download_dataset, fetch_url
+from fussbench.data.download import PROVIDERS, SOURCES, download_dataset, fetch_url
 from fussbench.data.magnetic_tile import KIND_COUNTS, MagneticTile, count_splits
 from fussbench.data.registry import DATASETS, get_dataset
 from fussbench.data.validate import validate_dataset
@@ -69,7 +69,7 @@ def failing_fetch(url: str, target: Path) -> None:
 
 
 def test_every_dataset_has_a_source():
-    assert set(SOURCES) == set(DATASETS)
+    assert set(PROVIDERS) == set(DATASETS)
 
 
 def test_mirror_is_copied_as_files_without_extras(tmp_path, small_counts):
@@ -186,8 +186,8 @@ def test_fetch_url_streams_to_the_target(tmp_path):
 
 
 def test_unknown_dataset_lists_valid_names(tmp_path):
-    with pytest.raises(FussbenchError, match="valid names: camvid, magnetic_tile"):
-        download_dataset("cityscapes", tmp_path / "x", None, fetch=failing_fetch)
+    with pytest.raises(FussbenchError, match="valid names: camvid, magnetic_tile, cityscapes"):
+        download_dataset("pascal_voc", tmp_path / "x", None, fetch=failing_fetch)
 
 
 @pytest.mark.skipif(

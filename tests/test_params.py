@@ -61,6 +61,7 @@ def test_setup_values_merge_over_the_top_level_and_overrides_win(tmp_path):
             "b": {"dataset": "magnetic_tile", "model": {"n_clusters": 2}},
         },
         "runs_on": ["a", "b"],
+        "datasets": ["camvid", "magnetic_tile"],
     }
     path.write_text(yaml.safe_dump(values))
     params = load_params(path)
@@ -86,3 +87,19 @@ def test_unknown_setup_and_top_level_dataset_are_refused(tmp_path):
     path.write_text(yaml.safe_dump({"dataset": "camvid"}))
     with pytest.raises(FussbenchError, match="top-level 'dataset' is not a param"):
         load_params(path)
+
+
+def test_a_setup_in_use_needs_its_dataset_listed(tmp_path):
+    path = tmp_path / "params.yaml"
+    values = {
+        "setups": {"a": {"dataset": "camvid"}, "t": {"dataset": "magnetic_tile"}},
+        "setup": "a",
+        "runs_on": ["t"],
+        "datasets": ["camvid"],
+    }
+    path.write_text(yaml.safe_dump(values))
+    with pytest.raises(FussbenchError, match="setup 't' uses the dataset 'magnetic_tile'"):
+        load_params(path).setups_in_use()
+    with pytest.raises(FussbenchError, match="runs_on names unknown setup 'x'"):
+        load_params(path, ["runs_on=[x]"])
+    assert load_params(path, ["runs_on=[a]"]).setups_in_use() == ["a"]

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from fussbench.cli import app
 from fussbench.data.camvid import CamVid
+from fussbench.errors import FussbenchError
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["train.local_steps=2", "train.batch_size=2", "federation.rounds=2", "train.knn_k=1"]
@@ -284,14 +285,64 @@ def test_recomputed_features_are_the_cached_ones(workspace):
 
     from fussbench.features.backbones import BackboneConfig, build_backbone
     from fussbench.features.benchmark import decoded_images
+    from fussbench.features.device import resolve_placement
+    from fussbench.features.views import Preprocessing
     from fussbench.federation.round_benchmark import BackboneOnEveryBatch
 
     prepare()
     spec = CamVid()
     samples = spec.samples(Path("data/raw/camvid"), "train")[:3]
     backbone = build_backbone(BackboneConfig(name="effnet_lite0"))
-    recomputed = BackboneOnEveryBatch(backbone, decoded_images(spec, samples))
+    placement = resolve_placement("cpu", "fp32")
+    recomputed = BackboneOnEveryBatch(
+        backbone, decoded_images(spec, samples, Preprocessing()), placement
+    )
     cached = np.load("data/features/camvid/effnet_lite0/train/features.npy")[:3]
     assert recomputed.shape == cached.shape
     rows = torch.tensor([2, 0])
     np.testing.assert_allclose(recomputed[rows].numpy(), cached[[2, 0]], atol=2e-3, rtol=2e-3)
+
+
+def test_loader_workers_bf16_and_stego_views(workspace):
+    """Decoding in worker processes caches the very same features; bf16 caches close ones;
+    STEGO preprocessing caches five 224x224 crops per training image and one 320x320
+    centre crop per evaluation image, and a client's rows are its images' crops."""
+    import numpy as np
+
+    from fussbench.features.backbones import BackboneConfig, build_backbone
+    from fussbench.features.cache import build_split, cache_fingerprint, open_split
+    from fussbench.features.device import resolve_placement
+    from fussbench.features.views import Preprocessing
+
+    invoke("download")
+    spec = CamVid()
+    samples = spec.samples(Path("data/raw/camvid"), "test")
+    config = BackboneConfig(name="effnet_lite0")
+    backbone = build_backbone(config)
+
+    def cache(name: str, precision: str, workers: int) -> np.ndarray:
+        placement = resolve_placement("cpu", precision)
+        out = workspace / name
+        build_split(spec, samples, "test", config, backbone, out, 16, placement, workers)
+        index = json.loads((out / "index.json").read_text())
+        assert index["computed_on"] == {"device": "cpu", "precision": precision}
+        return np.load(out / "features.npy").astype(np.float32)
+
+    in_process = cache("a", "fp32", 0)
+    assert np.array_equal(cache("b", "fp32", 2), in_process)
+    difference = np.abs(cache("c", "bf16", 0) - in_process)
+    assert 0 < difference.mean() < 0.01 and difference.max() < 0.25
+
+    stego = BackboneConfig(name="effnet_lite0", preprocessing=Preprocessing("stego", 64, 80))
+    train = spec.samples(Path("data/raw/camvid"), "train")
+    build_split(spec, train, "train", stego, backbone, workspace / "stego_train", 4)
+    build_split(spec, samples, "test", stego, backbone, workspace / "stego_test", 4)
+    crops = open_split(workspace / "stego_train", cache_fingerprint(spec, "train", stego))
+    assert crops.features.shape == (5 * len(train), 432, 4, 4)
+    assert crops.labels.shape == (5 * len(train), 64, 64)
+    assert crops.rows([train[1].name]).tolist() == [5, 6, 7, 8, 9]
+    evaluation = open_split(workspace / "stego_test", cache_fingerprint(spec, "test", stego))
+    assert evaluation.labels.shape == (len(samples), 80, 80)
+    with pytest.raises(FussbenchError, match="features.train_size"):
+        odd = BackboneConfig(name="effnet_lite0", preprocessing=Preprocessing("stego", 60))
+        build_split(spec, train, "train", odd, backbone, workspace / "odd", 4)

@@ -1,44 +1,66 @@
-"""Lay a dataset out under its root folder, from a local mirror or from its public source.
+"""Lay a dataset out under its root folder, from a local mirror or from its own source.
 
 Everything is assembled in a temporary folder next to the destination and renamed into place
 only after :func:`~fussbench.data.validate.validate_dataset` passes, so a failed run leaves no
 half dataset (and keeps an earlier good copy).
+
+Sources: CamVid and magnetic tile come from GitHub archives at pinned commits; Cityscapes
+from its official zips (a local folder or a login download,
+:mod:`~fussbench.data.cityscapes_download`); COCO-Stuff-27 from its public URLs or a local
+folder (:mod:`~fussbench.data.cocostuff_download`); ``folder`` from the user's own folder
+(:mod:`~fussbench.data.folder_import`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
-import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
 from fussbench.atomic import atomic_path, write_json
+from fussbench.data import cityscapes_download, cocostuff_download, folder_import
 from fussbench.data.camvid import IMAGE_SUFFIXES, CamVid
+from fussbench.data.fetch import Fetch, fetch_url, file_digest
+from fussbench.data.folder_import import FolderSource, import_folder
 from fussbench.data.magnetic_tile import KIND_COUNTS, MagneticTile
 from fussbench.data.registry import get_dataset
 from fussbench.data.validate import validate_dataset
 from fussbench.errors import FussbenchError
 
-TIMEOUT_S = 60.0
-"""Seconds a network read may stall before the download fails."""
-
-CHUNK_BYTES = 1 << 20
-
 ARCHIVE_NAME = ".source.zip"
 """Where the archive is streamed to, inside the temporary dataset folder; removed after use."""
 
-Fetch = Callable[[str, Path], None]
-"""``fetch(url, target)`` writes the body of ``url`` to the file ``target``."""
-
 Select = Callable[[list[PurePosixPath]], list[PurePosixPath]]
 """Pick the dataset's files from paths relative to the dataset root."""
+
+
+@dataclass(frozen=True)
+class LocalSources:
+    """Local copies of the datasets that have no public archive (params ``download.*`` and
+    ``folder.*``); ``None`` means the dataset's default source.
+
+    Attributes:
+        cityscapes_zips: folder holding ``leftImg8bit_trainvaltest.zip`` and
+            ``gtFine_trainvaltest.zip``; ``None``: log in and download them.
+        cocostuff_files: folder holding the COCO-Stuff-27 files (see
+            :data:`~fussbench.data.cocostuff_download.FILES`); ``None``: download them.
+        folder: the ``folder`` dataset's images and masks.
+    """
+
+    cityscapes_zips: Path | None = None
+    cocostuff_files: Path | None = None
+    folder: FolderSource | None = None
+
+
+Obtain = Callable[[Path, Fetch, LocalSources, Path | None], Mapping[str, object]]
+"""``obtain(tmp, fetch, local, mirror)`` lays the dataset out in ``tmp`` from its own source
+and returns the origin fields of ``SOURCE.json``."""
 
 
 @dataclass(frozen=True)
@@ -128,53 +150,114 @@ SOURCES: dict[str, Source] = {
 }
 
 
-def fetch_url(url: str, target: Path) -> None:
-    """Stream ``url`` to the file ``target`` with a progress bar.
+@dataclass(frozen=True)
+class Provider:
+    """How fussbench obtains one dataset.
 
-    Raises:
-        OSError: (``urllib.error.URLError`` included) when the network fails or stalls for
-            :data:`TIMEOUT_S` seconds.
+    Attributes:
+        source: what ``SOURCE.json`` records about the source (homepage, pinned commit...).
+        layout: the laid-out files relative to the dataset root, for error messages.
+        obtain: lays the dataset out from its own source (see :data:`Obtain`).
+        select: keeps the dataset's files among a mirror folder's; ``None``: the dataset is
+            never taken from a mirror.
     """
-    request = urllib.request.Request(url, headers={"User-Agent": "fussbench"})
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(target, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc="download", disable=None) as bar:
-            while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
-                bar.update(len(chunk))
+
+    source: Mapping[str, object]
+    layout: str
+    obtain: Obtain
+    select: Select | None = None
+
+
+def _github(name: str) -> Provider:
+    """The provider of a dataset in :data:`SOURCES`."""
+    source = SOURCES[name]
+
+    def obtain(
+        tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
+    ) -> Mapping[str, object]:
+        return _download(name, source, tmp, fetch, mirror)
+
+    record = {"source": source.repository, "commit": source.commit, "folder": source.folder}
+    return Provider(record, source.layout, obtain, source.select)
+
+
+def _cityscapes(
+    tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
+) -> Mapping[str, object]:
+    """Cityscapes from ``download.cityscapes_zips``, else from a login download."""
+    return cityscapes_download.obtain_cityscapes(tmp, local.cityscapes_zips)
+
+
+def _cocostuff(
+    tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
+) -> Mapping[str, object]:
+    """COCO-Stuff-27 from ``download.cocostuff_files``, else from its public URLs."""
+    return cocostuff_download.obtain_cocostuff(tmp, local.cocostuff_files, fetch)
+
+
+def _folder(
+    tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
+) -> Mapping[str, object]:
+    """The ``folder`` dataset from ``folder.root``."""
+    return import_folder(local.folder, tmp)
+
+
+PROVIDERS: dict[str, Provider] = {
+    **{name: _github(name) for name in SOURCES},
+    "cityscapes": Provider(
+        {"source": cityscapes_download.HOMEPAGE},
+        cityscapes_download.LAYOUT,
+        _cityscapes,
+        cityscapes_download.select_cityscapes,
+    ),
+    "cocostuff27": Provider(
+        {"source": cocostuff_download.HOMEPAGE},
+        cocostuff_download.LAYOUT,
+        _cocostuff,
+        cocostuff_download.select_cocostuff,
+    ),
+    "folder": Provider({"source": "folder.root"}, folder_import.LAYOUT, _folder),
+}
 
 
 def download_dataset(
-    name: str, dest: Path, mirror: Path | None = None, *, fetch: Fetch = fetch_url
+    name: str,
+    dest: Path,
+    mirror: Path | None = None,
+    *,
+    fetch: Fetch = fetch_url,
+    local: LocalSources | None = None,
 ) -> Path:
     """Lay the dataset ``name`` out at ``dest`` (its root, e.g. ``data/raw/camvid``).
 
-    Takes ``mirror/<name>`` when it exists, else downloads the source archive. Validates the
-    result, writes ``dest/SOURCE.json`` (source, commit, origin, archive sha256, samples per
+    Takes ``mirror/<name>`` when it exists (never for ``folder``), else obtains the dataset
+    from its own source: the public archive, or the local copy named in ``local``. Validates
+    the result, writes ``dest/SOURCE.json`` (source, origin, archive hashes, samples per
     split) and only then replaces ``dest``.
 
     Returns:
         ``dest``.
 
     Raises:
-        FussbenchError: unknown dataset, failed download (with how to name a mirror), bad
-            archive or a dataset that fails validation; ``dest`` is then left as it was.
+        FussbenchError: unknown dataset, failed download (with how to name a mirror or a local
+            copy), bad archive or a dataset that fails validation; ``dest`` is then left as it
+            was.
     """
     spec = get_dataset(name)
-    source = SOURCES[spec.name]
+    provider = PROVIDERS[spec.name]
+    local = local if local is not None else LocalSources()
     dest = Path(dest)
     with atomic_path(dest) as tmp:
         tmp.mkdir()
-        if mirror is not None and (Path(mirror) / spec.name).is_dir():
-            origin = _copy_mirror(Path(mirror) / spec.name, tmp, source)
+        copy = Path(mirror) / spec.name if mirror is not None else None
+        if provider.select is not None and copy is not None and copy.is_dir():
+            origin = _copy_mirror(copy, tmp, provider)
         else:
-            origin = _download(spec.name, source, tmp, fetch, mirror)
+            origin = provider.obtain(tmp, fetch, local, mirror)
         counts = validate_dataset(spec, tmp)
         record = {
             "dataset": spec.name,
-            "source": source.repository,
-            "commit": source.commit,
-            "folder": source.folder,
+            **provider.source,
             **origin,
             "samples_per_split": counts,
         }
@@ -182,18 +265,19 @@ def download_dataset(
     return dest
 
 
-def _copy_mirror(folder: Path, tmp: Path, source: Source) -> dict[str, object]:
+def _copy_mirror(folder: Path, tmp: Path, provider: Provider) -> dict[str, object]:
     """Copy the dataset's files (contents, not links) from ``folder`` into ``tmp``."""
+    assert provider.select is not None
     found = [
         PurePosixPath(Path(parent, file).relative_to(folder).as_posix())
         for parent, _, files in os.walk(folder, followlinks=True)
         for file in files
     ]
-    selected = source.select(found)
+    selected = provider.select(found)
     if not selected:
         raise FussbenchError(
             f"mirror folder {folder} holds none of the dataset's files; "
-            f"expected {source.layout} relative to it"
+            f"expected {provider.layout} relative to it"
         )
     for relative in tqdm(selected, desc=f"copy {folder.name}", unit="file", disable=None):
         target = tmp / relative
@@ -215,7 +299,7 @@ def _download(
             f"{missing}download of {name} failed: {source.url}: {error}; set `download.mirror` "
             f"in params.yaml (or pass --mirror DIR) to a folder that holds {name}/"
         ) from error
-    sha256 = _sha256(archive)
+    sha256 = file_digest(archive)
     if source.sha256 is not None and sha256 != source.sha256:
         raise FussbenchError(
             f"archive {source.url} has sha256 {sha256}, expected {source.sha256}; "
@@ -270,12 +354,3 @@ def _dataset_members(
             f"<top folder>/{source.folder + '/' if source.folder else ''}{source.layout}"
         )
     return {path: by_path[path] for path in selected}
-
-
-def _sha256(path: Path) -> str:
-    """Return the hex sha256 of the file ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()

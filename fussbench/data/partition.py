@@ -3,6 +3,8 @@
 Methods (``partition.method``):
 
 * ``domain``: one client per distinct :attr:`Sample.group` (e.g. CamVid video sequence).
+* ``groups``: one client per listed set of groups (``partition.groups``, e.g. the Cityscapes
+  cities of each client); every group of the split must be listed exactly once.
 * ``iid``: a seeded random permutation cut into near-equal parts.
 * ``dirichlet``: label skew. Images are bucketed by dominant class and each bucket is
   divided among clients with proportions drawn from ``Dirichlet(alpha · 1_K)``.
@@ -29,7 +31,7 @@ from fussbench.atomic import atomic_path, write_json, write_text
 from fussbench.data.samples import IGNORE_INDEX, DatasetSpec, Sample
 from fussbench.errors import FussbenchError
 
-METHODS = ("domain", "iid", "dirichlet", "quantity")
+METHODS = ("domain", "iid", "dirichlet", "quantity", "groups")
 SHARES_TOLERANCE = 1e-6
 RERUN = "rerun `fussbench partition`"
 
@@ -94,6 +96,7 @@ def partition_indices(
     alpha: float,
     shares: Sequence[float] | None,
     seed: int,
+    client_groups: Sequence[Sequence[str]] = (),
 ) -> list[np.ndarray]:
     """Divide N samples among clients.
 
@@ -107,6 +110,7 @@ def partition_indices(
         alpha: Dirichlet concentration (``dirichlet`` only, > 0).
         shares: (K,) fraction of the samples per client (``quantity`` only).
         seed: seed of the numpy generator; the same seed gives the same partition.
+        client_groups: (K,) lists of group names, one per client (``groups`` only).
 
     Returns:
         K sorted int64 index arrays that together use every index in ``[0, N)`` once.
@@ -123,6 +127,8 @@ def partition_indices(
     check_method(method)
     if method == "domain":
         parts = _split_domain(groups, n_clients)
+    elif method == "groups":
+        parts = _split_groups(groups, client_groups, n_clients)
     elif method == "quantity":
         parts = _split_quantity(n_samples, n_clients, shares, seed)
     elif method == "iid":
@@ -157,6 +163,47 @@ def _split_domain(groups: Sequence[str], n_clients: int | None) -> list[np.ndarr
         )
     group_array = np.asarray(groups, dtype=object)
     return [np.flatnonzero(group_array == name) for name in names]
+
+
+def _split_groups(
+    groups: Sequence[str], client_groups: Sequence[Sequence[str]], n_clients: int | None
+) -> list[np.ndarray]:
+    """Client k holds the samples whose group is in ``client_groups[k]``.
+
+    Raises:
+        FussbenchError: naming the groups that are missing, listed twice or unknown, an empty
+            client, or a ``partition.n_clients`` other than 0 or K.
+    """
+    if not client_groups or any(not names for names in client_groups):
+        raise FussbenchError(
+            "partition.groups must list, for each client, a non-empty list of groups "
+            "(method 'groups')"
+        )
+    if n_clients not in (None, 0, len(client_groups)):
+        raise FussbenchError(
+            f"partition.n_clients={n_clients} but partition.groups lists "
+            f"{len(client_groups)} clients; set partition.n_clients to {len(client_groups)} or 0"
+        )
+    present = set(groups)
+    listed = [name for names in client_groups for name in names]
+    problems = []
+    twice = sorted({name for name in listed if listed.count(name) > 1})
+    if twice:
+        problems.append(f"listed more than once: {', '.join(twice)}")
+    missing = sorted(present - set(listed))
+    if missing:
+        problems.append(f"missing: {', '.join(missing)}")
+    unknown = sorted(set(listed) - present)
+    if unknown:
+        problems.append(f"not in the split: {', '.join(unknown)}")
+    if problems:
+        raise FussbenchError(
+            f"partition.groups must list every group of the split exactly once; "
+            f"{'; '.join(problems)} (the split's groups: {', '.join(sorted(present))})"
+        )
+    client_of = {name: client for client, names in enumerate(client_groups) for name in names}
+    owners = np.array([client_of[group] for group in groups])
+    return [np.flatnonzero(owners == client) for client in range(len(client_groups))]
 
 
 def _split_iid(n_samples: int, n_clients: int, seed: int) -> list[np.ndarray]:

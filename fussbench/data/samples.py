@@ -43,10 +43,15 @@ class DatasetSpec(ABC):
     class_names: tuple[str, ...]
     image_size: tuple[int, int]
     """(height, width) every image and label is resized to before features are computed."""
-    split_counts: dict[str, int]
-    """Expected number of samples per split, checked by validation."""
+    split_counts: dict[str, int | None]
+    """Expected number of samples per split, checked by validation (``None``: any number)."""
     train_split: str = "train"
     eval_split: str = "test"
+    raw_size: tuple[int, int] | None = None
+    """(width, height) every raw image must have, checked by validation (``None``: any)."""
+    center_crop: bool = False
+    """Fit :attr:`image_size` by scaling the short side and cropping the centre (keeps the
+    aspect ratio) instead of stretching the whole image."""
 
     @property
     def n_classes(self) -> int:
@@ -64,27 +69,20 @@ class DatasetSpec(ABC):
             FussbenchError: naming ``path`` when a value is outside the class list.
         """
 
-    def read_image(self, path: Path) -> Image.Image:
-        """Read ``path`` as an RGB image at :attr:`image_size` (bicubic)."""
+    def open_image(self, path: Path) -> Image.Image:
+        """Read ``path`` as an RGB image at its own resolution."""
         try:
             with Image.open(path) as image:
-                image = image.convert("RGB")
+                return image.convert("RGB")
         except (OSError, SyntaxError) as error:
             raise FussbenchError(
                 f"{path}: not a readable image ({error}); re-download the dataset"
             ) from error
-        height, width = self.image_size
-        if image.size != (width, height):
-            image = image.resize((width, height), Image.Resampling.BICUBIC)
-        return image
 
-    def read_label(self, path: Path) -> np.ndarray:
-        """Read ``path`` as class indices, shape (H, W) uint8 at :attr:`image_size` (nearest)."""
+    def open_label(self, path: Path) -> Image.Image:
+        """Read ``path`` as class indices (or 255) at its own resolution, a mode "L" image."""
         try:
             with Image.open(path) as image:
-                height, width = self.image_size
-                if image.size != (width, height):
-                    image = image.resize((width, height), Image.Resampling.NEAREST)
                 raw = np.asarray(image)
         except (OSError, SyntaxError) as error:
             raise FussbenchError(
@@ -92,4 +90,61 @@ class DatasetSpec(ABC):
             ) from error
         if raw.ndim == 3:
             raw = raw[..., 0]
-        return self.decode_label(raw, path).astype(np.uint8)
+        return Image.fromarray(self.decode_label(raw, path).astype(np.uint8))
+
+    def read_image(self, path: Path) -> Image.Image:
+        """Read ``path`` as an RGB image at :attr:`image_size` (bicubic)."""
+        return self.fit(self.open_image(path), Image.Resampling.BICUBIC)
+
+    def read_label(self, path: Path) -> np.ndarray:
+        """Read ``path`` as class indices, shape (H, W) uint8 at :attr:`image_size` (nearest)."""
+        return np.asarray(self.fit(self.open_label(path), Image.Resampling.NEAREST))
+
+    def fit(self, image: Image.Image, resample: Image.Resampling) -> Image.Image:
+        """Return ``image`` at :attr:`image_size`: stretched, or with :attr:`center_crop`
+        scaled so that it covers the target and cropped at the centre."""
+        height, width = self.image_size
+        if image.size == (width, height):
+            return image
+        if not self.center_crop:
+            return image.resize((width, height), resample)
+        scale = max(width / image.width, height / image.height)
+        scaled = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
+        left = (scaled[0] - width) // 2
+        top = (scaled[1] - height) // 2
+        return image.resize(scaled, resample).crop((left, top, left + width, top + height))
+
+
+def decode_with_table(raw: np.ndarray, table: np.ndarray, path: Path, valid: str) -> np.ndarray:
+    """Map raw label values through a lookup table.
+
+    Args:
+        raw: (H, W) raw label values.
+        table: (256,) int16: the class index (or :data:`IGNORE_INDEX`) of each raw value,
+            -1 for a value that must not occur.
+        path: the label file, for the error message.
+        valid: the valid raw values in words, e.g. ``"0..33 (Cityscapes label ids)"``.
+
+    Returns:
+        (H, W) uint8 class indices or :data:`IGNORE_INDEX`.
+
+    Raises:
+        FussbenchError: naming ``path`` and the first invalid values.
+    """
+    raw = np.asarray(raw)
+    if not (np.issubdtype(raw.dtype, np.integer) or raw.dtype == bool):
+        raise FussbenchError(
+            f"{path}: label image holds {raw.dtype} values, not integers; save labels as "
+            "8-bit grayscale or palette PNG"
+        )
+    if raw.size and (raw.min() < 0 or raw.max() >= len(table)):
+        bad = np.unique(raw[(raw < 0) | (raw >= len(table))])
+    else:
+        decoded = table[raw]
+        bad = np.unique(raw[decoded < 0])
+        if not bad.size:
+            return decoded.astype(np.uint8)
+    shown = ", ".join(str(value) for value in bad[:10])
+    raise FussbenchError(
+        f"{path}: label values {shown} are outside {valid}; fix or re-download the dataset"
+    )

@@ -54,7 +54,8 @@ def validate_dataset(spec: DatasetSpec, root: Path) -> dict[str, int]:
     """Check the dataset ``spec`` laid out under ``root``.
 
     Returns:
-        Number of samples per split, keyed like ``spec.split_counts``.
+        Number of samples per split, keyed like ``spec.split_counts`` (a split without an
+        expected count must not be empty).
 
     Raises:
         FussbenchError: listing the first problems, one per line, and the count of the rest.
@@ -71,7 +72,9 @@ def validate_dataset(spec: DatasetSpec, root: Path) -> dict[str, int]:
             continue
         counts[split] = len(samples)
         to_check += samples
-        if len(samples) != expected:
+        if expected is None and not samples:
+            problems.append(f"split '{split}': no samples under {root}")
+        elif expected is not None and len(samples) != expected:
             problems.append(
                 f"split '{split}': expected {expected} samples, found {len(samples)} under {root}"
             )
@@ -104,6 +107,11 @@ def _check_pair(spec: DatasetSpec, sample: Sample) -> str | None:
         return (
             f"{sample.label}: label is {label_size[0]}x{label_size[1]} but its image "
             f"{sample.image.name} is {image_size[0]}x{image_size[1]} (width x height)"
+        )
+    if spec.raw_size is not None and image_size != spec.raw_size:
+        return (
+            f"{sample.image}: image is {image_size[0]}x{image_size[1]} but {spec.name} images "
+            f"are {spec.raw_size[0]}x{spec.raw_size[1]} (width x height)"
         )
     if raw.ndim == 3:
         raw = raw[..., 0]

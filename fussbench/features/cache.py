@@ -1,35 +1,39 @@
 """The dense-feature cache: every image's backbone features, computed once, on disk.
 
-One folder per split holds
-- ``features.npy``: (N, C, h, w) float16, opened as a memory map;
-- ``labels.npy``: (N, H, W) uint8 class indices at the dataset's image size (255 = ignore);
-- ``pooled.npy``: (N, C) float32 global-average-pooled features (for neighbour lists);
-- ``index.json``: sample names in row order and the fingerprint of what built the cache.
+One folder per split holds, for N samples of V views each (V = 5 for STEGO's training
+crops, else 1; see :mod:`fussbench.features.views`), one row per view:
+- ``features.npy``: (N * V, C, h, w) float16, opened as a memory map;
+- ``labels.npy``: (N * V, H, W) uint8 class indices at the view's size (255 = ignore);
+- ``pooled.npy``: (N * V, C) float32 global-average-pooled features (for neighbour lists);
+- ``index.json``: sample names in order, V, and the fingerprint of what built the cache.
 
 Training and evaluation read only this folder: the backbone never runs during training.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from fussbench.atomic import atomic_path
 from fussbench.data.samples import DatasetSpec, Sample
 from fussbench.errors import FussbenchError
 from fussbench.features.config import BackboneConfig
+from fussbench.features.device import Placement
+from fussbench.features.views import Preprocessing
 
 if TYPE_CHECKING:
     from fussbench.features.backbones import DenseBackbone
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 """Bumped whenever the cache layout or its contents change meaning."""
 
 
@@ -44,6 +48,7 @@ def cache_fingerprint(spec: DatasetSpec, split: str, config: BackboneConfig) -> 
         "layers": config.layers,
         "pretrained": config.pretrained,
         "checkpoint": config.checkpoint,
+        "preprocessing": dataclasses.asdict(config.preprocessing),
     }
 
 
@@ -51,11 +56,13 @@ def cache_fingerprint(spec: DatasetSpec, split: str, config: BackboneConfig) -> 
 class FeatureSplit:
     """A cached split, opened read-only.
 
+    Every sample has ``views`` consecutive rows (5 for STEGO's training crops, else 1).
+
     Attributes:
-        names: sample names, in row order.
-        features: (N, C, h, w) float16 memory map.
-        labels: (N, H, W) uint8 memory map.
-        pooled: (N, C) float32.
+        names: sample names (N,), in row order.
+        features: (N * views, C, h, w) float16 memory map.
+        labels: (N * views, H, W) uint8 memory map.
+        pooled: (N * views, C) float32.
         fingerprint: see :func:`cache_fingerprint`.
         backbone_nbytes: size of the backbone's weights (float32), the cost of shipping it.
     """
@@ -67,9 +74,11 @@ class FeatureSplit:
     pooled: np.ndarray
     fingerprint: dict[str, object]
     backbone_nbytes: int
+    views: int = 1
 
     def rows(self, names: list[str]) -> np.ndarray:
-        """Row indices (len(names),) of the given sample names.
+        """Row indices (len(names) * views,) of the given samples, each sample's views
+        together.
 
         Raises:
             FussbenchError: naming the first sample missing from the cache.
@@ -81,7 +90,8 @@ class FeatureSplit:
                 f"{self.directory}: {len(missing)} sample(s) missing from the feature cache, "
                 f"first '{missing[0]}'; rerun `fussbench features` after `fussbench partition`"
             )
-        return np.array([position[name] for name in names], dtype=np.int64)
+        first = np.array([position[name] * self.views for name in names], dtype=np.int64)
+        return (first[:, None] + np.arange(self.views)).reshape(-1)
 
 
 def open_split(directory: Path, expected: dict[str, object]) -> FeatureSplit:
@@ -111,26 +121,67 @@ def open_split(directory: Path, expected: dict[str, object]) -> FeatureSplit:
     labels = np.load(directory / "labels.npy", mmap_mode="r")
     pooled = np.load(directory / "pooled.npy")
     names = list(index["names"])
-    if not (features.shape[0] == labels.shape[0] == pooled.shape[0] == len(names)):
+    views = int(index["views_per_image"])
+    if not (features.shape[0] == labels.shape[0] == pooled.shape[0] == len(names) * views):
         raise FussbenchError(
             f"{directory}: feature cache arrays disagree in length; rerun `fussbench features`"
         )
-    return FeatureSplit(
-        directory, names, features, labels, pooled, built_with, int(index["backbone_nbytes"])
-    )
+    nbytes = int(index["backbone_nbytes"])
+    return FeatureSplit(directory, names, features, labels, pooled, built_with, nbytes, views)
 
 
-def _load_batch(spec: DatasetSpec, batch: list[Sample]) -> tuple[torch.Tensor, np.ndarray]:
-    """Decode a batch: images (B, 3, H, W) float in [0, 1] and labels (B, H, W) uint8."""
-    images = np.stack([np.asarray(spec.read_image(sample.image)) for sample in batch])
-    labels = np.stack([spec.read_label(sample.label) for sample in batch])
-    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-    return tensor, labels
+class _DecodedSamples(torch.utils.data.Dataset):
+    """Samples decoded on demand into their views: images (V, 3, H, W) uint8 tensor and
+    labels (V, H, W) uint8."""
+
+    def __init__(
+        self, spec: DatasetSpec, samples: list[Sample], preprocessing: Preprocessing, training: bool
+    ) -> None:
+        self._spec = spec
+        self._samples = samples
+        self._preprocessing = preprocessing
+        self._training = training
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def _views(self, image: Image.Image, resample: Image.Resampling) -> np.ndarray:
+        views = self._preprocessing.views(image, self._training, resample, self._spec.fit)
+        return np.stack([np.asarray(view) for view in views])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, np.ndarray]:
+        sample = self._samples[index]
+        images = self._views(self._spec.open_image(sample.image), Image.Resampling.BICUBIC)
+        labels = self._views(self._spec.open_label(sample.label), Image.Resampling.NEAREST)
+        return torch.from_numpy(images).permute(0, 3, 1, 2), labels
 
 
-def _batches(samples: list[Sample], batch_size: int) -> Iterator[list[Sample]]:
-    for start in range(0, len(samples), batch_size):
-        yield samples[start : start + batch_size]
+def forward_batch(
+    backbone: DenseBackbone, images: torch.Tensor, placement: Placement
+) -> torch.Tensor:
+    """Features (B, C, h, w) float32 on the CPU of a uint8 batch (B, 3, H, W)."""
+    on_device = images.to(placement.device, non_blocking=placement.pin_memory)
+    dtype = placement.autocast_dtype
+    with (
+        torch.inference_mode(),
+        torch.autocast(placement.device.type, dtype=dtype, enabled=dtype is not None),
+    ):
+        # one memory layout whichever way the batch was collated (in-process or by a
+        # loader worker), so the same images always give bit-identical features
+        pixels = on_device.float().div_(255.0).contiguous(memory_format=torch.channels_last)
+        maps = backbone(pixels)
+    return maps.float().cpu()
+
+
+def _check_resolution(size: tuple[int, int], spec: DatasetSpec, backbone: DenseBackbone) -> None:
+    height, width = size
+    if height % backbone.stride or width % backbone.stride:
+        raise FussbenchError(
+            f"{spec.name} views are cached at {height}x{width}, which is not a multiple of "
+            f"the patch size / stride {backbone.stride} of backbone '{backbone.name}'; choose "
+            "a size divisible by it (the dataset's image_size, or features.train_size / "
+            "features.eval_size under features.preprocess: stego), or another backbone"
+        )
 
 
 def build_split(
@@ -141,18 +192,35 @@ def build_split(
     backbone: DenseBackbone,
     directory: Path,
     batch_size: int = 16,
+    placement: Placement | None = None,
+    loader_workers: int = 0,
 ) -> None:
     """Compute and cache the features of ``samples`` into ``directory``, atomically.
 
-    ``backbone`` is ``build_backbone(config)``, built once by the caller for all splits.
+    ``backbone`` is ``build_backbone(config)``, built once by the caller for all splits and
+    already on ``placement.device`` (default: CPU, float32). ``loader_workers`` processes
+    decode images ahead of the backbone (0: decode in this process), into page-locked
+    memory when the backbone runs on a GPU.
     """
     if not samples:
         raise FussbenchError(f"split '{split}' of {spec.name} has no samples to cache")
     if batch_size < 1:
         raise FussbenchError(f"features.batch_size must be >= 1, got {batch_size}")
-    height, width = spec.image_size
+    preprocessing = config.preprocessing
+    training = split == spec.train_split
+    views = preprocessing.views_per_image(training)
+    height, width = preprocessing.view_size(spec.image_size, training)
+    _check_resolution((height, width), spec, backbone)
+    placement = placement or Placement(torch.device("cpu"), "fp32")
     grid = (height // backbone.stride, width // backbone.stride)
-    count = len(samples)
+    count = len(samples) * views
+    loader = torch.utils.data.DataLoader(
+        _DecodedSamples(spec, samples, preprocessing, training),
+        batch_size=max(1, batch_size // views),
+        num_workers=loader_workers,
+        pin_memory=placement.pin_memory,
+        prefetch_factor=4 if loader_workers else None,
+    )
     with atomic_path(directory) as tmp:
         tmp.mkdir(parents=True)
         features = np.lib.format.open_memmap(
@@ -166,15 +234,13 @@ def build_split(
         )
         pooled = np.zeros((count, backbone.channels), dtype=np.float32)
         row = 0
-        batches = _batches(samples, batch_size)
-        total = -(-count // batch_size)
-        for batch in tqdm(batches, total=total, desc=f"features {spec.name}/{split}", unit="batch"):
-            images, batch_labels = _load_batch(spec, batch)
-            with torch.inference_mode():
-                maps = backbone(images)
+        progress = tqdm(loader, desc=f"features {spec.name}/{split}", unit="batch")
+        for images, batch_labels in progress:
+            # (B, V, ...) -> (B * V, ...): each image's views stay consecutive
+            maps = forward_batch(backbone, images.flatten(0, 1), placement)
             end = row + maps.shape[0]
             features[row:end] = maps.numpy().astype(np.float16)
-            labels[row:end] = batch_labels
+            labels[row:end] = batch_labels.flatten(0, 1).numpy()
             pooled[row:end] = maps.mean(dim=(2, 3)).numpy()
             row = end
         features.flush()
@@ -184,7 +250,9 @@ def build_split(
         index = {
             "names": [sample.name for sample in samples],
             "fingerprint": cache_fingerprint(spec, split, config),
+            "views_per_image": views,
             "feature_shape": [count, backbone.channels, *grid],
             "backbone_nbytes": sum(p.numel() * 4 for p in backbone.parameters()),
+            "computed_on": {"device": placement.device.type, "precision": placement.precision},
         }
         (tmp / "index.json").write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")

@@ -6,7 +6,9 @@ evaluation) never imports timm.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from fussbench.features.views import Preprocessing
 
 
 @dataclass(frozen=True)
@@ -19,9 +21,11 @@ class BackboneConfig:
             stride-32 map upsampled to it, each L2-normalised over channels). ViTs ignore it.
         pretrained: False = random initialisation (the control experiment).
         checkpoint: a local weight file that replaces the default pretrained weights.
+        preprocessing: how each image becomes the views fed to the backbone.
     """
 
     name: str
     layers: str = "16+32"
     pretrained: bool = True
     checkpoint: str | None = None
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)

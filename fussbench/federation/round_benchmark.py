@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from fussbench.features.backbones import DenseBackbone
+from fussbench.features.cache import forward_batch
+from fussbench.features.device import Placement
 from fussbench.federation.client import FederatedClient
 from fussbench.model.head import initial_arrays
 from fussbench.model.neighbours import nearest_neighbours
@@ -26,10 +28,11 @@ class BackboneOnEveryBatch:
     every batch.
     """
 
-    def __init__(self, backbone: DenseBackbone, images: torch.Tensor) -> None:
-        """``images``: (N, 3, H, W) float in [0, 1], already decoded and resized."""
+    def __init__(self, backbone: DenseBackbone, images: torch.Tensor, placement: Placement) -> None:
+        """``images``: (N, 3, H, W) uint8, already decoded and resized."""
         self._backbone = backbone
         self._images = images
+        self._placement = placement
         height, width = images.shape[2:]
         self.shape = (
             images.shape[0],
@@ -39,9 +42,9 @@ class BackboneOnEveryBatch:
         )
 
     def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
-        """Features (B, C, h, w) of the selected images."""
-        with torch.no_grad():
-            return self._backbone(self._images[index])
+        """Features (B, C, h, w) float32 of the selected images, on the CPU."""
+        # clone: an ordinary tensor (not an inference tensor) that autograd may save
+        return forward_batch(self._backbone, self._images[index], self._placement).clone()
 
 
 def _timed_fit(
@@ -57,6 +60,7 @@ def _timed_fit(
 
 def benchmark_round(
     backbone: DenseBackbone,
+    placement: Placement,
     images: torch.Tensor,
     features: np.ndarray,
     pooled: np.ndarray,
@@ -68,8 +72,9 @@ def benchmark_round(
     """One client's round (``config.local_steps`` batches) on cached features and recomputed.
 
     Args:
-        backbone: the frozen backbone the features were cached with.
-        images: (N, 3, H, W) decoded images of the client.
+        backbone: the frozen backbone the features were cached with, on ``placement``.
+        placement: where the backbone runs (training itself runs on the CPU).
+        images: (N, 3, H, W) uint8 decoded images of the client.
         features: (N, C, h, w) their cached features.
         pooled: (N, C) their pooled features (for the neighbour lists).
         config: local-training knobs.
@@ -82,12 +87,12 @@ def benchmark_round(
     """
     neighbours = nearest_neighbours(np.asarray(pooled), config.knn_k)
     cached = ClientData(torch.from_numpy(np.asarray(features, dtype=np.float32)), neighbours)
-    on_every_batch = BackboneOnEveryBatch(backbone, images)
+    on_every_batch = BackboneOnEveryBatch(backbone, images, placement)
     recomputed = ClientData(on_every_batch, neighbours)  # type: ignore[arg-type]
     cached_seconds = _timed_fit(cached, config, dim, n_clusters, seed)
     recompute_seconds = _timed_fit(recomputed, config, dim, n_clusters, seed)
     return {
-        "round_images": int(images.shape[0]),
+        "round_images": int(images.shape[0]),  # cached rows: images, or views under stego
         "round_local_steps": config.local_steps,
         "round_s_cached": round(cached_seconds, 3),
         "round_s_recompute": round(recompute_seconds, 3),

@@ -1,0 +1,127 @@
+"""The ClientApp of the ``flower`` engine: one client's training on its own SuperNode.
+
+The SuperNode's node config names the client and its data folder
+(``--node-config 'partition-id=0 data-dir="/data/site0"'``); the ClientApp reads nothing
+else. A ``train`` message runs :meth:`FederatedClient.fit` from the global model with the
+seed the server sent, scores the trained model on the client's own images and replies
+with the update. The client's last model (FedMOON's "previous" model) stays in the node's
+Flower context between rounds. An exception becomes an error reply naming it, so the
+server leaves the client out of the round as the in-process engine does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, Context, Error, Message, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.constant import ErrorCode
+from threadpoolctl import threadpool_limits
+
+from fussbench.data.registry import get_dataset
+from fussbench.evaluation.predict import evaluate_model
+from fussbench.federation.client import FederatedClient
+from fussbench.federation.messages import ClientUpdate
+from fussbench.model.training import ClientData
+from fussbench.params import Params
+
+from .codec import (
+    ClientReport,
+    arrays_to_record,
+    decode_train,
+    encode_node,
+    encode_reply,
+    is_usable,
+    record_to_arrays,
+)
+from .runconfig import (
+    OBJECTIVE,
+    PARAMS,
+    TRAIN_CACHE,
+    config_value,
+    objective_from_json,
+    params_from_json,
+)
+from .site import Site, open_site
+
+PARTITION_ID = "partition-id"
+DATA_DIR = "data-dir"
+KEPT = "fussbench.previous"
+"""Key of the client's last trained model in the node's Flower context."""
+
+app = ClientApp()
+
+
+@app.query()
+def query(message: Message, context: Context) -> Message:
+    """Which client this node serves (its data folder is checked on the way)."""
+    return _reply(message, lambda: encode_node(_open_site(context).client))
+
+
+@app.train()
+def train(message: Message, context: Context) -> Message:
+    """One round of local training from the global model in ``message``."""
+    return _reply(message, lambda: _train(message, context))
+
+
+def _reply(message: Message, work: Callable[[], RecordDict]) -> Message:
+    """The reply with ``work()``'s content, or an error reply naming the exception."""
+    try:
+        return Message(work(), reply_to=message)
+    except Exception as error:  # the server records the reason and goes on without us
+        traceback.print_exc(file=sys.stderr)
+        reason = f"{type(error).__name__}: {error}"
+        return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=message)
+
+
+def _open_site(context: Context) -> Site:
+    """The node's data folder, checked against the run's training cache."""
+    client = int(config_value(context.node_config, PARTITION_ID))
+    directory = Path(config_value(context.node_config, DATA_DIR))
+    expected = json.loads(config_value(context.run_config, TRAIN_CACHE))
+    return open_site(directory, client, expected)
+
+
+def _train(message: Message, context: Context) -> RecordDict:
+    params = params_from_json(config_value(context.run_config, PARAMS))
+    objective = objective_from_json(config_value(context.run_config, OBJECTIVE))
+    torch.set_num_threads(params.runtime.threads)
+    threadpool_limits(params.runtime.threads)
+    site = _open_site(context)
+    instruction = decode_train(message.content)
+    config = params.train_config()
+    data = ClientData.from_cache(site.cache.features, site.cache.pooled, config.knn_k)
+    client = FederatedClient(data, config, objective)
+    kept = context.state.get(KEPT)
+    if instruction.previous is not None:
+        client.restore(instruction.previous)
+    elif isinstance(kept, ArrayRecord):
+        client.restore(record_to_arrays(kept))
+    update, stats = client.fit(instruction.model, instruction.seed)
+    context.state[KEPT] = arrays_to_record(update.arrays)
+    local = _score_locally(update, stats.loss, site, params)
+    return encode_reply(update, ClientReport(stats.loss, stats.seconds, *local))
+
+
+def _score_locally(
+    update: ClientUpdate, loss: float, site: Site, params: Params
+) -> tuple[float, float]:
+    """(mIoU, accuracy) of the trained model on at most ``evaluation.local_max_images`` of
+    the client's own images; NaN for a non-finite model, which the server leaves out."""
+    if not is_usable(update, loss):
+        return math.nan, math.nan
+    rows = site.local_rows(params.evaluation.local_max_images)
+    evaluation = evaluate_model(
+        update.arrays,
+        site.cache.features[rows],
+        site.cache.labels[rows],
+        get_dataset(params.dataset).n_classes,
+        params.evaluation.matching,
+    )
+    return evaluation.scores.miou, evaluation.scores.accuracy

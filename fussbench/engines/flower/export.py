@@ -1,0 +1,65 @@
+"""Write the clients' data folders for SuperNodes on other machines.
+
+``python -m fussbench.engines.flower.export OUT_DIR [-p params.yaml] [-S key=value]``
+writes ``OUT_DIR/client_XX/`` for every client of the setup's partition (see
+:mod:`.site`), from the feature cache of ``fussbench features``. Copy each folder to its
+site and start that site's SuperNode with ``--node-config 'partition-id=K
+data-dir="<folder>"'``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fussbench.data.partition import read_partition
+from fussbench.data.registry import get_dataset
+from fussbench.errors import FussbenchError
+from fussbench.features.cache import cache_fingerprint, open_split
+from fussbench.params import load_params
+from stages.features import backbone_config
+from stages.paths import features_dir, partition_dir
+
+from .site import write_site
+
+
+def export_sites(params_path: Path, overrides: list[str], out_dir: Path) -> list[Path]:
+    """Write every client's data folder under ``out_dir``; return the folders."""
+    params = load_params(params_path, overrides)
+    spec = get_dataset(params.dataset)
+    split = spec.train_split
+    train = open_split(
+        features_dir(spec.name, params.backbone) / split,
+        cache_fingerprint(spec, split, backbone_config(params)),
+    )
+    clients = read_partition(partition_dir(params.setup))
+    return [
+        write_site(out_dir / f"client_{client:02d}", client, train, train.rows(names))
+        for client, names in enumerate(clients)
+    ]
+
+
+def main(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write client_XX/ into.")],
+    params: Annotated[Path, typer.Option("--params", "-p", help="The params file.")] = Path(
+        "params.yaml"
+    ),
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", "-S", help="Override a param (repeatable).")
+    ] = None,
+) -> None:
+    """Write each client's data folder (its manifest and its rows of the training feature
+    cache) for a SuperNode on another machine."""
+    try:
+        folders = export_sites(params, overrides or [], out_dir)
+    except FussbenchError as error:
+        typer.secho(f"fussbench: error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    for client, folder in enumerate(folders):
+        typer.echo(f"client {client}: {folder}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,329 @@
+"""The ``flower`` engine (a real SuperLink and SuperNodes on 127.0.0.1) against the in-process
+engine, on a tiny synthetic CamVid with lite0 features: 2 clients, 2 rounds."""
+
+import csv
+import json
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from synthetic import CAMVID_COUNTS, make_camvid
+from typer.testing import CliRunner
+
+import fussbench.engines.flower  # noqa: F401  (sets Flower's environment before flwr loads)
+from fussbench.cli import app
+from fussbench.data.camvid import CamVid
+from fussbench.errors import FussbenchError
+from fussbench.features.cache import open_split
+from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
+from fussbench.federation.messages import ClientUpdate
+from fussbench.params import load_params
+from stages.federate import run_fingerprint
+
+pytest.importorskip("flwr")
+
+from fussbench.engines.flower import codec, engine  # noqa: E402  (needs flwr)
+from fussbench.engines.flower.export import export_sites  # noqa: E402
+from fussbench.engines.flower.runconfig import params_from_json, params_to_json  # noqa: E402
+from fussbench.engines.flower.site import open_site, write_site  # noqa: E402
+from fussbench.engines.flower.strategy import client_round  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = [
+    "train.local_steps=2",
+    "train.batch_size=2",
+    "federation.rounds=2",
+    "train.knn_k=1",
+    "aggregator=fedmoon",  # keeps a model on each client between rounds
+]
+TRAIN_CACHE = Path("data/features/camvid/effnet_lite0/train")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Prepared once: a synthetic CamVid downloaded, partitioned (2 clients) and cached.
+    Flower's temporary folders go to ``tmp`` inside it, to check they are removed."""
+    root = tmp_path_factory.mktemp("flower")
+    make_camvid(root / "mirror" / "camvid")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["download"]["mirror"] = str(root / "mirror")
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "tmp").mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CamVid, "split_counts", CAMVID_COUNTS)
+        patch.setattr(tempfile, "tempdir", str(root / "tmp"))
+        patch.chdir(root)
+        for stage in ("download", "partition", "features"):
+            result = CliRunner().invoke(app, [stage], catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+        yield root
+
+
+def federate(out: str, *overrides: str, engine_name: str = "flower"):
+    args = [arg for item in (*QUICK, *overrides) for arg in ("-S", item)]
+    return CliRunner().invoke(
+        app, ["federate", *args, "--engine", engine_name, "--out", out], catch_exceptions=False
+    )
+
+
+def flower_processes(root: Path) -> list[int]:
+    """Processes whose FLWR_HOME lies under ``root``: every process the launcher started,
+    and their children (SuperExecs, ServerApp, ClientApps)."""
+    marker = f"FLWR_HOME={root}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # gone, or not ours
+    return found
+
+
+def assert_cleaned_up(root: Path) -> None:
+    deadline = time.monotonic() + 10
+    while flower_processes(root / "tmp") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert flower_processes(root / "tmp") == []
+    assert list((root / "tmp").glob("fussbench-flower-*")) == []
+
+
+def flat(value, path: tuple = ()) -> dict[str, object]:
+    """Leaves of nested metrics as {dotted path: value}."""
+    if isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        return {k: v for key, item in items for k, v in flat(item, (*path, key)).items()}
+    return {".".join(map(str, path)): value}
+
+
+def assert_same_numbers(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key, left in a.items():
+        right = b[key]
+        if isinstance(left, float) and isinstance(right, float):
+            assert math.isclose(left, right, rel_tol=1e-5, abs_tol=1e-6) or (
+                math.isnan(left) and math.isnan(right)
+            ), key
+        else:
+            assert left == right, key
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def numbers(row: dict[str, str]) -> dict[str, object]:
+    """A rounds.csv row without its timings, numbers as floats."""
+    return {
+        key: float(value) if value else None
+        for key, value in row.items()
+        if key != "seconds" and not key.endswith("_train_s")
+    }
+
+
+def fingerprint(*overrides: str) -> str:
+    return run_fingerprint(load_params("params.yaml", [*QUICK, *overrides]))
+
+
+def read_metrics(folder: Path) -> dict:
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics.pop("seconds")
+    return flat(metrics)
+
+
+@pytest.fixture(scope="module")
+def inprocess_run(workspace):
+    """The reference: the same run on the in-process engine, and its wall time."""
+    started = time.perf_counter()
+    result = federate("runs/inprocess", engine_name="inprocess")
+    assert result.exit_code == 0, result.output
+    return workspace / "runs/inprocess", time.perf_counter() - started
+
+
+def test_flower_run_matches_the_in_process_run(workspace, inprocess_run):
+    reference, inprocess_s = inprocess_run
+    started = time.perf_counter()
+    result = federate("runs/flower")
+    flower_s = time.perf_counter() - started
+    assert result.exit_code == 0, result.output
+    print(f"\nwall time of the run: inprocess {inprocess_s:.1f} s, flower {flower_s:.1f} s")
+    out = workspace / "runs/flower"
+    with np.load(reference / "model.npz") as a, np.load(out / "model.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert any(key.endswith("/centroids") for key in a.files)
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    metrics = read_metrics(reference)
+    assert metrics["failed_client_rounds"] == 0
+    assert_same_numbers(metrics, read_metrics(out))
+    rounds = [read_rows(folder / "rounds.csv") for folder in (reference, out)]
+    assert len(rounds[0]) == len(rounds[1]) == 2
+    for left, right in zip(*rounds, strict=True):
+        assert left.keys() == right.keys()
+        assert_same_numbers(numbers(left), numbers(right))
+    images = [read_rows(folder / "images.csv") for folder in (reference, out)]
+    assert len(images[0]) == CAMVID_COUNTS["test"]
+    assert_same_numbers(
+        {row["image"]: float(row["miou"]) for row in images[0]},
+        {row["image"]: float(row["miou"]) for row in images[1]},
+    )
+    assert not (out / "flower_logs").exists()
+    assert_cleaned_up(workspace)
+
+
+def test_a_resumed_flower_run_ends_with_the_uninterrupted_numbers(workspace, inprocess_run):
+    """A run stopped after round 1 of 2 (its checkpoint re-labelled for the 2-round Flower
+    params, which is what a kill leaves) resumes on Flower: FedMOON's kept client models
+    travel back to the clients, and the run ends as the uninterrupted run."""
+    reference, _ = inprocess_run
+    cut = federate("runs/cut", "federation.rounds=1", engine_name="inprocess")
+    assert cut.exit_code == 0, cut.output
+    checkpoint = workspace / "runs/cut/checkpoint.npz"
+    state = load_checkpoint(checkpoint, fingerprint("federation.rounds=1"))
+    assert state is not None and state.round == 1
+    save_checkpoint(checkpoint, state, fingerprint("engine=flower"))
+    resumed = federate("runs/cut")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming runs/cut after round 1" in resumed.output
+    assert_same_numbers(read_metrics(reference), read_metrics(workspace / "runs/cut"))
+    assert_cleaned_up(workspace)
+
+
+@contextmanager
+def node_killed_in_round(original, client: int, round_index: int):
+    """``engine.local_federation`` whose SuperNode ``client`` is killed (SIGTERM) once it
+    has received its training message of round ``round_index``."""
+
+    @contextmanager
+    def federation(root, sites):
+        with original(root, sites) as running:
+            node = running.supernodes[client]
+
+            def kill_when_training() -> None:
+                while node.alive():
+                    if f"ROUND {round_index}]" in node.log_path.read_text(errors="replace"):
+                        time.sleep(0.5)  # the ClientApp is starting: mid-round
+                        os.kill(node.popen.pid, signal.SIGTERM)
+                        return
+                    time.sleep(0.1)
+
+            killer = threading.Thread(target=kill_when_training, daemon=True)
+            killer.start()
+            yield running
+            killer.join(timeout=5)
+
+    yield federation
+
+
+def test_a_lost_supernode_is_left_out_while_min_clients_finish(workspace, monkeypatch):
+    with node_killed_in_round(engine.local_federation, client=1, round_index=2) as patched:
+        monkeypatch.setattr(engine, "local_federation", patched)
+        result = federate("runs/lost1", "federation.min_clients=1")
+    assert result.exit_code == 0, result.output
+    rounds = read_rows(workspace / "runs/lost1/rounds.csv")
+    assert [row["failed_clients"] for row in rounds] == ["0", "1"]
+    assert rounds[1]["client1_loss"] == "" and rounds[1]["client1_bytes_up"] == "0"
+    assert rounds[1]["client0_loss"] != ""
+    metrics = json.loads((workspace / "runs/lost1/metrics.json").read_text())
+    assert metrics["failed_client_rounds"] == 1
+    state = load_checkpoint(
+        workspace / "runs/lost1/checkpoint.npz",
+        fingerprint("engine=flower", "federation.min_clients=1"),
+    )
+    (failure,) = state.records[1].failures
+    assert failure["client"] == 1 and failure["reason"]
+    assert_cleaned_up(workspace)
+
+
+def test_a_lost_supernode_below_min_clients_stops_the_run_keeping_its_rounds(
+    workspace, monkeypatch
+):
+    with node_killed_in_round(engine.local_federation, client=1, round_index=2) as patched:
+        monkeypatch.setattr(engine, "local_federation", patched)
+        result = federate("runs/lost2", "federation.min_clients=2")
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("fussbench: error: round 2: only 1 of 2 clients finished")
+    assert "(federation.min_clients = 2): client 1:" in lines[-1]
+    out = workspace / "runs/lost2"
+    assert len(read_rows(out / "rounds.csv")) == 1
+    kept = load_checkpoint(
+        out / "checkpoint.npz", fingerprint("engine=flower", "federation.min_clients=2")
+    )
+    assert kept.round == 1
+    assert not (out / "metrics.json").exists()
+    assert (out / "flower_logs" / "superlink.log").is_file()
+    assert_cleaned_up(workspace)
+
+
+def test_a_site_folder_holds_only_its_client_and_is_checked(workspace, tmp_path):
+    index = json.loads((workspace / TRAIN_CACHE / "index.json").read_text())
+    train = open_split(workspace / TRAIN_CACHE, index["fingerprint"])
+    rows = train.rows([train.names[2]])
+    site = write_site(tmp_path / "site1", 1, train, rows)
+    opened = open_site(site, 1, train.fingerprint)
+    assert opened.cache.names == [train.names[2]]
+    np.testing.assert_array_equal(opened.cache.features, train.features[rows])
+    with pytest.raises(FussbenchError, match="no manifest of client 0"):
+        open_site(site, 0, train.fingerprint)
+    with pytest.raises(FussbenchError, match="does not match params"):
+        open_site(site, 1, {**train.fingerprint, "layers": "16"})
+
+
+def test_export_writes_one_folder_per_client_for_remote_supernodes(workspace, tmp_path):
+    folders = export_sites(Path("params.yaml"), [], tmp_path)
+    assert [folder.name for folder in folders] == ["client_00", "client_01"]
+    index = json.loads((workspace / TRAIN_CACHE / "index.json").read_text())
+    names = [open_site(f, c, index["fingerprint"]).cache.names for c, f in enumerate(folders)]
+    assert sorted(names[0] + names[1]) == sorted(index["names"])
+    assert not set(names[0]) & set(names[1])
+
+
+def test_a_train_reply_carries_the_client_update_fields_and_the_report_only():
+    arrays = {
+        "head.linear.weight": np.ones((2, 3, 1, 1), np.float32),
+        "centroids": np.eye(2, dtype=np.float32),
+    }
+    update = ClientUpdate(arrays, n_samples=7, cluster_counts=np.array([5, 9]))
+    content = codec.encode_reply(update, codec.ClientReport(0.5, 1.5, 40.0, 60.0))
+    assert set(content) == set(codec.REPLY_RECORDS)
+    assert set(content[codec.UPDATE_ARRAYS]) == set(arrays)
+    decoded, report = codec.decode_reply(content)
+    assert decoded.n_samples == 7 and decoded.nbytes() == update.nbytes()
+    np.testing.assert_array_equal(decoded.cluster_counts, [5, 9])
+    assert report == codec.ClientReport(0.5, 1.5, 40.0, 60.0)
+
+
+def test_a_client_without_reply_is_left_out_naming_the_round_timeout():
+    assert client_round(None, 30.0).failure == "no reply within 30 s"
+
+
+def test_unknown_engine_lists_the_valid_names(workspace):
+    result = federate("runs/x", engine_name="sparkle")
+    assert result.exit_code == 2
+    assert "unknown engine 'sparkle'" in result.output and "inprocess, flower" in result.output
+
+
+def test_flower_engine_refuses_methods_without_server_aggregation(workspace):
+    result = federate("runs/local", "aggregator=local")
+    assert result.exit_code == 2
+    assert "engine 'flower' runs federated aggregators; 'local'" in result.output
+
+
+def test_params_reach_the_flower_apps_unchanged():
+    params = load_params(REPO / "params.yaml", ["setup=tile_quantity", "model.n_clusters=4"])
+    rebuilt = params_from_json(params_to_json(params))
+    assert rebuilt.model.n_clusters == 4 and rebuilt.dataset == params.dataset
+    assert run_fingerprint(rebuilt) == run_fingerprint(params)
