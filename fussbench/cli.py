@@ -57,6 +57,11 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _warn(message: str) -> None:
+    """One yellow line on stderr: the command went on, but something is incomplete."""
+    typer.secho(message, err=True, fg=typer.colors.YELLOW)
+
+
 DatasetOption = Annotated[
     str | None,
     typer.Option(help="Dataset to work on (default: the dataset of the setup in params)."),
@@ -255,11 +260,7 @@ def collect(params: ParamsOption = Path("params.yaml"), overrides: SetOption = N
     settings = load_params(params, overrides)
     missing = stage.run(settings)
     if missing:
-        typer.secho(
-            f"{len(missing)} run(s) missing, marked in results.csv: " + ", ".join(missing[:5]),
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
+        _warn(f"{len(missing)} run(s) missing, marked in results.csv: " + ", ".join(missing[:5]))
     typer.echo(f"results written to {settings.reports_dir}/results.csv")
 
 
@@ -286,12 +287,10 @@ def stats(params: ParamsOption = Path("params.yaml"), overrides: SetOption = Non
     )
     by_seeds = frame[frame["pairing"] == "seeds"]
     if len(by_seeds) and by_seeds["p_value"].isna().all():
-        typer.secho(
+        _warn(
             f"no seed-paired test could be computed (at most {by_seeds['n_pairs'].max()} "
             "seed(s) per pair; a Wilcoxon test needs 6): the notes in significance.csv say "
-            "why. Add seeds to `seeds` in params.yaml.",
-            err=True,
-            fg=typer.colors.YELLOW,
+            "why. Add seeds to `seeds` in params.yaml."
         )
     typer.echo(f"{len(frame)} test rows written to {reports}/significance.csv")
 
@@ -345,11 +344,9 @@ def report(
         loader,
     )
     if missing:
-        typer.secho(
+        _warn(
             f"rendered without {len(missing)} item(s), listed in {reports}/README.md: "
-            + "; ".join(missing[:3]),
-            err=True,
-            fg=typer.colors.YELLOW,
+            + "; ".join(missing[:3])
         )
     typer.echo(f"report written to {reports}/README.md")
 
