@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.metrics import (
@@ -10,6 +12,7 @@ from fussbench.evaluation.metrics import (
     per_image_miou,
     scores_from_confusion,
 )
+from fussbench.evaluation.predict import cluster_maps
 
 
 def test_confusion_skips_ignore_label():
@@ -88,3 +91,19 @@ def test_majority_matching_merges_clusters_of_one_class():
 def test_unknown_matching_lists_the_valid_names():
     with pytest.raises(FussbenchError, match="hungarian, majority"):
         match_clusters(np.eye(2, dtype=np.int64), "greedy")
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 32])
+def test_cluster_maps_is_the_argmax_of_the_upsampled_scores(batch_size):
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(7, 4, 5, 6)).astype(np.float16)
+    projection = torch.from_numpy(rng.normal(size=(9, 4)).astype(np.float32))
+
+    def score(batch: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("kc,bchw->bkhw", projection, batch)
+
+    clusters = cluster_maps(features, score, n_clusters=9, size=(23, 31), batch_size=batch_size)
+    scores = score(torch.from_numpy(features.astype(np.float32)))
+    upsampled = F.interpolate(scores, size=(23, 31), mode="bilinear", align_corners=False)
+    assert clusters.dtype == np.uint8
+    np.testing.assert_array_equal(clusters, upsampled.argmax(dim=1).numpy())

@@ -35,7 +35,8 @@ def kmeans_centroids(
 
     Every pixel's feature vector is L2-normalised, at most ``max_pixels`` of them are drawn
     uniformly without replacement (``numpy.random.default_rng(seed)``) and clustered with
-    ``sklearn.cluster.KMeans(n_clusters, n_init=3, random_state=seed)``.
+    ``sklearn.cluster.KMeans(n_clusters, n_init=3, random_state=seed)``, using Elkan's
+    exact variant of Lloyd's iterations (the same centres, fewer distance computations).
 
     Args:
         features: (N, C, h, w) cached features (any float dtype).
@@ -62,7 +63,7 @@ def kmeans_centroids(
     image, row, column = np.unravel_index(flat, (n_images, height, width))
     # gather only the sampled pixels, so a large (or memory-mapped) cache is never copied whole
     pixels = np.asarray(features[image, :, row, column], dtype=np.float32)
-    kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed)
+    kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed, algorithm="elkan")
     kmeans.fit(_normalise_rows(pixels))
     return _normalise_rows(kmeans.cluster_centers_).astype(np.float32)
 
