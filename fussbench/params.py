@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from fussbench.data.registry import configure_datasets
+from fussbench.data.registry import get_dataset
+from fussbench.data.samples import DatasetSpec
 from fussbench.engines import ENGINES
 from fussbench.errors import FussbenchError
-from fussbench.model.losses import CorrespondenceWeights
-from fussbench.model.training import TrainConfig
+from fussbench.model.config import CorrespondenceWeights, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -299,6 +299,16 @@ class Params:
                 )
         return in_use
 
+    def dataset_spec(self, name: str | None = None) -> DatasetSpec:
+        """The dataset ``name`` (default: the setup's), built with its section of the params
+        (``cityscapes:``, ``folder:``, ...).
+
+        Raises:
+            FussbenchError: for an unknown name, or invalid settings (naming the param).
+        """
+        name = name or self.dataset
+        return get_dataset(name, dataset_settings(self).get(name))
+
     def train_config(self) -> TrainConfig:
         """The local-training knobs as the model package wants them."""
         values = dataclasses.asdict(self.train)
@@ -493,8 +503,7 @@ def _with_setup(values: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def parse_params(values: Any, source: str = "params", overrides: list[str] | None = None) -> Params:
-    """Build validated :class:`Params` from a mapping (as loaded from YAML), and configure
-    the datasets with their sections (:func:`fussbench.data.registry.configure_datasets`).
+    """Build validated :class:`Params` from a mapping (as loaded from YAML).
 
     ``overrides`` (``key=value``) apply before the setup is chosen and again after it is
     merged in, so an explicit override always wins over the setup's own values.
@@ -512,7 +521,6 @@ def parse_params(values: Any, source: str = "params", overrides: list[str] | Non
     merged = _with_setup(apply_overrides(values, overrides), source)
     params = _build(Params, apply_overrides(merged, overrides), "", source)
     _validate(params, source)
-    configure_datasets(dataset_settings(params))
     return params
 
 

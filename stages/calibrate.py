@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fussbench.data.registry import get_dataset
 from fussbench.features.cache import cache_fingerprint, open_split
 from fussbench.model.losses import raw_feature_cosine, sample_unit_points
 from fussbench.model.training import ClientData
@@ -20,7 +19,7 @@ from stages.paths import features_dir
 
 def run(params: Params, batches: int = 100) -> dict[str, float]:
     """Mean raw cosine of sampled feature points for self, kNN and random image pairs."""
-    spec = get_dataset(params.dataset)
+    spec = params.dataset_spec()
     config = backbone_config(params)
     directory = features_dir(spec.name, params.backbone) / spec.train_split
     train = open_split(directory, cache_fingerprint(spec, spec.train_split, config))

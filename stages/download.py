@@ -6,7 +6,6 @@ from pathlib import Path
 
 from fussbench.data.download import LocalSources, download_dataset
 from fussbench.data.folder_import import FolderSource
-from fussbench.data.registry import get_dataset
 from fussbench.params import Params
 from stages.paths import raw_dir
 
@@ -34,7 +33,7 @@ def run(params: Params, dataset: str | None = None, mirror: Path | None = None) 
         dataset: defaults to the main setup's dataset.
         mirror: overrides ``download.mirror`` from params.
     """
-    spec = get_dataset(dataset or params.dataset)
+    spec = params.dataset_spec(dataset)
     if mirror is None and params.download.mirror:
         mirror = Path(params.download.mirror)
-    return download_dataset(spec.name, raw_dir(spec.name), mirror, local=local_sources(params))
+    return download_dataset(spec, raw_dir(spec.name), mirror, local=local_sources(params))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fussbench.data.registry import get_dataset
 from fussbench.features.cache import build_split
 from fussbench.features.config import BackboneConfig
 from fussbench.features.device import resolve_placement
@@ -29,7 +28,7 @@ def backbone_config(params: Params) -> BackboneConfig:
 def run(params: Params, dataset: str | None = None) -> Path:
     """Write ``data/features/<dataset>/<backbone>/<split>/`` for every split of a dataset
     (default: the main setup's)."""
-    spec = get_dataset(dataset or params.dataset)
+    spec = params.dataset_spec(dataset)
     from fussbench.features.backbones import build_backbone  # imports timm: only here
 
     settings = params.features

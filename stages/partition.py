@@ -10,14 +10,13 @@ from fussbench.data.partition import (
     partition_indices,
     write_partition,
 )
-from fussbench.data.registry import get_dataset
 from fussbench.params import Params
 from stages.paths import partition_dir, raw_dir
 
 
 def run(params: Params) -> Path:
     """Write ``data/partitions/<setup>/client_XX.json``, ``summary.csv``, ``partition.json``."""
-    spec = get_dataset(params.dataset)
+    spec = params.dataset_spec()
     settings = params.partition
     check_method(settings.method)  # before reading any label
     samples = spec.samples(raw_dir(spec.name), spec.train_split)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from fussbench.atomic import write_json, write_text
-from fussbench.data.registry import get_dataset
 from fussbench.evaluation.predict import Evaluation
 from fussbench.evaluation.reference import evaluate_kmeans, evaluate_majority
 from fussbench.features.cache import FeatureSplit
@@ -52,7 +51,7 @@ def run(
 ) -> dict[str, object]:
     """Score the reference method ``params.aggregator`` and write its outputs."""
     started = time.perf_counter()
-    spec = get_dataset(params.dataset)
+    spec = params.dataset_spec()
     n_clusters = params.model.n_clusters or spec.n_classes
     final = _evaluations(params, train, evaluation, client_rows, n_clusters, spec.n_classes)
     owners = [f"client{n}" for n in range(len(final))] if len(final) > 1 else ["global"]

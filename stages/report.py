@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from fussbench.atomic import write_text
-from fussbench.data.registry import get_dataset
 from fussbench.data.samples import DatasetSpec
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import evaluate_clusters, predict_clusters
@@ -269,7 +268,7 @@ def load_qualitative(
     Raises:
         FussbenchError: when the feature cache or the raw images are missing or stale.
     """
-    spec = get_dataset(params.dataset)
+    spec = params.dataset_spec()
     split = params.evaluation.split or spec.eval_split
     config = backbone_config(params)
     cache = open_split(

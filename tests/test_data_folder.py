@@ -15,7 +15,7 @@ from PIL import Image
 from fussbench.data.download import LocalSources, download_dataset
 from fussbench.data.folder import FolderDataset
 from fussbench.data.folder_import import FolderSource
-from fussbench.data.registry import configure_datasets, get_dataset
+from fussbench.data.registry import get_dataset
 from fussbench.errors import FussbenchError
 
 SIZE = (10, 6)
@@ -24,12 +24,8 @@ SIZE = (10, 6)
 NAMES = [f"lineA/{index:03d}" for index in range(4)] + [f"lineB/{index:03d}" for index in range(3)]
 
 
-@pytest.fixture(autouse=True)
-def binary_classes():
-    """A background/defect class list, as ``folder.*`` params would give; reset afterwards."""
-    configure_datasets({"folder": {"class_names": ("background", "defect")}})
-    yield
-    configure_datasets({})
+BINARY = {"class_names": ("background", "defect")}
+"""The ``folder`` dataset's settings, as ``folder.class_names`` in params would give."""
 
 
 def make_folder(root: Path, names: list[str] = NAMES, values: tuple[int, ...] = (0, 0, 1, 255)):
@@ -45,14 +41,16 @@ def make_folder(root: Path, names: list[str] = NAMES, values: tuple[int, ...] = 
 
 def imported(tmp_path: Path, **source) -> Path:
     local = LocalSources(folder=FolderSource(root=tmp_path / "mine", **source))
-    return download_dataset("folder", tmp_path / "raw", tmp_path / "mirror", local=local)
+    return download_dataset(
+        get_dataset("folder", BINARY), tmp_path / "raw", tmp_path / "mirror", local=local
+    )
 
 
 def test_pairs_are_split_and_grouped_by_subfolder(tmp_path):
     make_folder(tmp_path / "mine")
     (tmp_path / "mine" / "images" / "notes.txt").write_text("not an image\n")
     dest = imported(tmp_path, test_fraction=0.3)
-    spec = get_dataset("folder")
+    spec = get_dataset("folder", BINARY)
     train, test = spec.samples(dest, "train"), spec.samples(dest, "test")
     assert len(test) == 2 and len(train) == 5
     assert sorted(sample.name for sample in train + test) == NAMES
@@ -71,7 +69,7 @@ def test_split_file_names_the_test_pairs(tmp_path):
     split_file = tmp_path / "test.txt"
     split_file.write_text("# held out\nlineB/000\n\nlineB/002\n")
     dest = imported(tmp_path, split_file=split_file)
-    assert [sample.name for sample in get_dataset("folder").samples(dest, "test")] == [
+    assert [sample.name for sample in get_dataset("folder", BINARY).samples(dest, "test")] == [
         "lineB/000",
         "lineB/002",
     ]
@@ -91,13 +89,15 @@ def test_unmatched_pairs_and_missing_folders_are_named(tmp_path):
     assert "001.jpg: image has no mask" in message and "extra.png: mask has no image" in message
     with pytest.raises(FussbenchError, match=r"no such folder"):
         download_dataset(
-            "folder", tmp_path / "raw", local=LocalSources(folder=FolderSource(root / "x"))
+            get_dataset("folder", BINARY),
+            tmp_path / "raw",
+            local=LocalSources(folder=FolderSource(root / "x")),
         )
     shutil.rmtree(root / "masks")
     with pytest.raises(FussbenchError, match=r"masks: no masks/ folder here"):
         imported(tmp_path)
     with pytest.raises(FussbenchError, match="folder.root is not set"):
-        download_dataset("folder", tmp_path / "raw", local=LocalSources())
+        download_dataset(get_dataset("folder", BINARY), tmp_path / "raw", local=LocalSources())
     assert not (tmp_path / "raw").exists()
 
 
@@ -117,7 +117,6 @@ def test_label_values_map_binary_masks_and_settings_are_checked(tmp_path):
         FolderDataset(("a", "b"), label_values=(0,))
     with pytest.raises(FussbenchError, match="folder.ignore_index 1 must be"):
         FolderDataset(("a", "b"), ignore_index=1)
-    configure_datasets({})
     with pytest.raises(FussbenchError, match="folder.class_names is empty"):
         get_dataset("folder")
 

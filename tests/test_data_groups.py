@@ -7,17 +7,10 @@ import numpy as np
 import pytest
 
 from fussbench.data.partition import partition_indices
-from fussbench.data.registry import configure_datasets, get_dataset
 from fussbench.errors import FussbenchError
 from fussbench.params import parse_params
 
 GROUPS = ["ulm", "aachen", "ulm", "jena", "bremen", "aachen"]
-
-
-@pytest.fixture(autouse=True)
-def default_datasets():
-    yield
-    configure_datasets({})
 
 
 def by_groups(client_groups, n_clients=0) -> list[np.ndarray]:
@@ -60,9 +53,11 @@ def test_client_count_must_match_the_group_lists():
 
 
 def test_dataset_sections_configure_the_specs_and_are_validated():
-    parse_params({"cityscapes": {"image_size": [64, 128]}, "folder": {"class_names": ["a", "b"]}})
-    assert get_dataset("cityscapes").image_size == (64, 128)
-    assert get_dataset("folder").class_names == ("a", "b")
+    params = parse_params(
+        {"cityscapes": {"image_size": [64, 128]}, "folder": {"class_names": ["a", "b"]}}
+    )
+    assert params.dataset_spec("cityscapes").image_size == (64, 128)
+    assert params.dataset_spec("folder").class_names == ("a", "b")
     with pytest.raises(FussbenchError, match=r"cityscapes\.image_size must be \[height, width\]"):
         parse_params({"cityscapes": {"image_size": [64]}})
     with pytest.raises(FussbenchError, match=r"folder\.test_fraction must be in \(0, 1\)"):

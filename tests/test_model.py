@@ -2,15 +2,15 @@ import numpy as np
 import pytest
 import torch
 
+from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.model.head import CENTROIDS_KEY, SegmentationModel, initial_arrays
 from fussbench.model.losses import (
-    CorrespondenceWeights,
     cluster_loss,
     correspondence_term,
     sample_points,
 )
 from fussbench.model.neighbours import nearest_neighbours
-from fussbench.model.training import ClientData, TrainConfig, _derangement, train_locally
+from fussbench.model.training import ClientData, _derangement, train_locally
 
 WEIGHTS = CorrespondenceWeights(1.0, 0.577, 0.906, 0.46, 0.20, 0.40)
 

@@ -29,7 +29,7 @@ from fussbench.data.camvid import IMAGE_SUFFIXES, CamVid
 from fussbench.data.fetch import Fetch, fetch_url, file_digest
 from fussbench.data.folder_import import FolderSource, import_folder
 from fussbench.data.magnetic_tile import KIND_COUNTS, MagneticTile
-from fussbench.data.registry import get_dataset
+from fussbench.data.samples import DatasetSpec
 from fussbench.data.validate import validate_dataset
 from fussbench.errors import FussbenchError
 
@@ -221,16 +221,16 @@ PROVIDERS: dict[str, Provider] = {
 
 
 def download_dataset(
-    name: str,
+    spec: DatasetSpec,
     dest: Path,
     mirror: Path | None = None,
     *,
     fetch: Fetch = fetch_url,
     local: LocalSources | None = None,
 ) -> Path:
-    """Lay the dataset ``name`` out at ``dest`` (its root, e.g. ``data/raw/camvid``).
+    """Lay the dataset ``spec`` out at ``dest`` (its root, e.g. ``data/raw/camvid``).
 
-    Takes ``mirror/<name>`` when it exists (never for ``folder``), else obtains the dataset
+    Takes ``mirror/<spec.name>`` when it exists (never for ``folder``), else obtains the dataset
     from its own source: the public archive, or the local copy named in ``local``. Validates
     the result, writes ``dest/SOURCE.json`` (source, origin, archive hashes, samples per
     split) and only then replaces ``dest``.
@@ -239,11 +239,10 @@ def download_dataset(
         ``dest``.
 
     Raises:
-        FussbenchError: unknown dataset, failed download (with how to name a mirror or a local
+        FussbenchError: failed download (with how to name a mirror or a local
             copy), bad archive or a dataset that fails validation; ``dest`` is then left as it
             was.
     """
-    spec = get_dataset(name)
     provider = PROVIDERS[spec.name]
     local = local if local is not None else LocalSources()
     dest = Path(dest)

@@ -1,9 +1,7 @@
 """The datasets fussbench knows, by the name ``params.yaml`` uses.
 
 Some datasets take settings from ``params.yaml`` (``cityscapes.image_size``, the ``folder``
-section, ...). Every stage receives only a dataset name, so the settings are installed once
-per process by :func:`configure_datasets` (``load_params`` does it) and every later
-:func:`get_dataset` builds its spec with them.
+section, ...); :func:`get_dataset` builds a spec from a name and those settings.
 """
 
 from __future__ import annotations
@@ -23,29 +21,13 @@ DATASETS: dict[str, type[DatasetSpec]] = {
     spec.name: spec for spec in (CamVid, MagneticTile, Cityscapes, CocoStuff27, FolderDataset)
 }
 
-_settings: dict[str, dict[str, Any]] = {}
-"""Constructor arguments per dataset name, from :func:`configure_datasets`."""
 
+def get_dataset(name: str, settings: Mapping[str, Any] | None = None) -> DatasetSpec:
+    """Return the dataset called ``name``, built with ``settings`` (its constructor
+    arguments: the dataset's section of params.yaml; None: its defaults).
 
-def configure_datasets(settings: Mapping[str, Mapping[str, Any]]) -> None:
-    """Use ``settings[name]`` as the constructor arguments of dataset ``name`` from now on.
-
-    Replaces any earlier settings; a dataset without an entry gets its defaults.
-
-    Raises:
-        FussbenchError: for a name that is not a dataset.
-    """
-    unknown = sorted(set(settings) - set(DATASETS))
-    if unknown:
-        raise FussbenchError(
-            f"settings for unknown dataset '{unknown[0]}'; valid names: {', '.join(DATASETS)}"
-        )
-    _settings.clear()
-    _settings.update({name: dict(values) for name, values in settings.items()})
-
-
-def get_dataset(name: str) -> DatasetSpec:
-    """Return the dataset called ``name``, built with its configured settings.
+    Commands build specs through :meth:`fussbench.params.Params.dataset_spec`, which passes
+    the dataset's section of the params.
 
     Raises:
         FussbenchError: listing the valid names when ``name`` is unknown, or naming the param
@@ -53,4 +35,4 @@ def get_dataset(name: str) -> DatasetSpec:
     """
     if name not in DATASETS:
         raise FussbenchError(f"unknown dataset '{name}'; valid names: {', '.join(DATASETS)}")
-    return DATASETS[name](**_settings.get(name, {}))
+    return DATASETS[name](**(settings or {}))

@@ -8,26 +8,8 @@ The correlation functions take sampled points already L2-normalised over channel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
-
-
-@dataclass(frozen=True)
-class CorrespondenceWeights:
-    """λ (weight) and b (shift) of each pairing of L_corr.
-
-    The shifts are backbone-specific: set them relative to the mean raw feature cosine of
-    each pairing (``fussbench calibrate`` measures those means).
-    """
-
-    lambda_self: float
-    lambda_knn: float
-    lambda_rand: float
-    shift_self: float
-    shift_knn: float
-    shift_rand: float
 
 
 def sample_points(maps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:

@@ -9,42 +9,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fussbench.model.config import TrainConfig
 from fussbench.model.head import SegmentationModel
 from fussbench.model.losses import (
-    CorrespondenceWeights,
     cluster_loss,
     correspondence_term,
     sample_unit_points,
 )
 from fussbench.model.neighbours import nearest_neighbours
 from fussbench.model.regularisers import Regulariser
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Knobs of local training (``train:`` in params.yaml).
-
-    Attributes:
-        local_steps: batches per round; both optimisers step on every batch.
-        batch_size: images per batch.
-        lr_head: Adam learning rate of the head.
-        lr_centroids: Adam learning rate of the centroids.
-        feature_samples: S, the side of the random S×S grid of sampled points.
-        knn_k: neighbours per image for the kNN pairing.
-        n_negatives: random derangements of the batch for the random pairing.
-        dropout: channel dropout on the features fed to the head (not on those in F).
-        weights: λ and shift of each pairing.
-    """
-
-    local_steps: int
-    batch_size: int
-    lr_head: float
-    lr_centroids: float
-    feature_samples: int
-    knn_k: int
-    n_negatives: int
-    dropout: float
-    weights: CorrespondenceWeights
 
 
 @dataclass(frozen=True)

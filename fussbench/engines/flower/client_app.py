@@ -24,7 +24,6 @@ from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 from threadpoolctl import threadpool_limits
 
-from fussbench.data.registry import get_dataset
 from fussbench.evaluation.predict import evaluate_model
 from fussbench.federation.client import FederatedClient
 from fussbench.federation.messages import ClientUpdate
@@ -121,7 +120,7 @@ def _score_locally(
         update.arrays,
         site.cache.features[rows],
         site.cache.labels[rows],
-        get_dataset(params.dataset).n_classes,
+        params.dataset_spec().n_classes,
         params.evaluation.matching,
     )
     return evaluation.scores.miou, evaluation.scores.accuracy

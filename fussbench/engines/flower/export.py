@@ -15,7 +15,6 @@ from typing import Annotated
 import typer
 
 from fussbench.data.partition import read_partition
-from fussbench.data.registry import get_dataset
 from fussbench.errors import FussbenchError
 from fussbench.features.cache import cache_fingerprint, open_split
 from fussbench.params import load_params
@@ -28,7 +27,7 @@ from .site import write_site
 def export_sites(params_path: Path, overrides: list[str], out_dir: Path) -> list[Path]:
     """Write every client's data folder under ``out_dir``; return the folders."""
     params = load_params(params_path, overrides)
-    spec = get_dataset(params.dataset)
+    spec = params.dataset_spec()
     split = spec.train_split
     train = open_split(
         features_dir(spec.name, params.backbone) / split,
