@@ -15,7 +15,6 @@ from threadpoolctl import threadpool_limits
 
 from fussbench.atomic import write_json, write_text
 from fussbench.data.partition import read_partition
-from fussbench.data.registry import get_dataset
 from fussbench.data.samples import DatasetSpec
 from fussbench.engines import flower_engine
 from fussbench.errors import FussbenchError
@@ -149,16 +148,11 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
     started = time.perf_counter()
     torch.set_num_threads(params.runtime.threads)
     threadpool_limits(params.runtime.threads)  # scikit-learn's OpenMP / BLAS pools too
-    spec = get_dataset(params.dataset)
+    spec = params.dataset_spec()
     federation = params.federation
-    settings = FederationSettings(
-        weighting=federation.weighting,
-        mode=federation.mode,
-        mu=federation.mu,
-        moon_temperature=federation.moon_temperature,
-        moon_weight=federation.moon_weight,
+    aggregator, objective = build_method(
+        params.aggregator, FederationSettings.from_params(federation), params.seed
     )
-    aggregator, objective = build_method(params.aggregator, settings, params.seed)
     method = Method(params.aggregator, federation.mode, federation.weighting)
     train = _open_cache(spec, params, spec.train_split)
     eval_name = params.evaluation.split or spec.eval_split

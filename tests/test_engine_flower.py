@@ -304,6 +304,11 @@ def test_a_train_reply_carries_the_client_update_fields_and_the_report_only():
     assert decoded.n_samples == 7 and decoded.nbytes() == update.nbytes()
     np.testing.assert_array_equal(decoded.cluster_counts, [5, 9])
     assert report == codec.ClientReport(0.5, 1.5, 40.0, 60.0)
+    uncounted = ClientUpdate(arrays, n_samples=7)
+    content = codec.encode_reply(uncounted, codec.ClientReport(0.5, 1.5, 40.0, 60.0))
+    assert set(content) == set(codec.REPLY_RECORDS) - {codec.UPDATE_COUNTS}
+    decoded, _ = codec.decode_reply(content)
+    assert decoded.cluster_counts is None and decoded.nbytes() == uncounted.nbytes()
 
 
 def test_a_client_without_reply_is_left_out_naming_the_round_timeout():

@@ -157,6 +157,13 @@ def test_pooled_counts_ignores_zero_count_centroids():
     assert (result @ e1).max() > 0.99 and (result @ e2).max() > 0.99
 
 
+def test_pooled_counts_needs_counts_from_every_client():
+    updates = random_updates(n_clients=2)
+    updates[1] = ClientUpdate(updates[1].arrays, updates[1].n_samples)
+    with pytest.raises(FussbenchError, match="client 1 sent no cluster_counts"):
+        FedCCMatched(variant="pooled_counts").aggregate(updates, previous_like(updates))
+
+
 def test_pooled_counts_with_all_zero_counts_warns_and_weighs_equally():
     updates = [update(np.eye(3)[:2], counts=[0, 0]), update(np.eye(3)[1:], counts=[0, 0])]
     with pytest.warns(UserWarning, match="every cluster_count is zero"):

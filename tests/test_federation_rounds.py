@@ -13,9 +13,9 @@ from fussbench.federation.client import FederatedClient, LocalObjective
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.registry import FederationSettings, build_method, parse_method
 from fussbench.federation.rounds import run_rounds
+from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
-from fussbench.model.losses import CorrespondenceWeights
-from fussbench.model.training import ClientData, TrainConfig
+from fussbench.model.training import ClientData
 
 CONFIG = TrainConfig(
     local_steps=2,
@@ -70,20 +70,37 @@ def run(aggregator=None, clients=None, rounds=2, federated=True, **kwargs):
 
 
 def test_a_client_sends_only_head_weights_centroids_and_counts():
-    """Privacy: the message holds exactly head.* arrays, centroids, n_samples, counts."""
-    client = make_clients()[0]
-    update, _ = client.fit(initial_arrays(8, 6, 3, seed=0), seed=1)
-    fields = {field.name for field in dataclasses.fields(update)}
-    assert fields == {"arrays", "n_samples", "cluster_counts"}
-    assert all(key.startswith("head.") or key == CENTROIDS_KEY for key in update.arrays)
-    assert update.centroids.shape == (3, 6)
-    assert update.n_samples == 5 and isinstance(update.n_samples, int)
-    assert update.cluster_counts.shape == (3,)
-    assert update.cluster_counts.sum() == 5 * 3 * 4  # a histogram over the client's pixels
-    # no array in the message has the shape of the client's features, labels or neighbours
-    payload = [*update.arrays.values(), update.cluster_counts]
-    assert all(array.shape[0] != 5 or array.ndim == 1 for array in payload[:-1])
-    assert update.nbytes() == sum(a.nbytes for a in payload) + 8
+    """Privacy: the message holds exactly head.* arrays, centroids, n_samples, and counts
+    only when the aggregator asks for them."""
+    start = initial_arrays(8, 6, 3, seed=0)
+    update, _ = make_clients()[0].fit(start, seed=1)
+    counted, _ = make_clients(LocalObjective(cluster_counts=True))[0].fit(start, seed=1)
+    for message in (update, counted):
+        fields = {field.name for field in dataclasses.fields(message)}
+        assert fields == {"arrays", "n_samples", "cluster_counts"}
+        assert all(key.startswith("head.") or key == CENTROIDS_KEY for key in message.arrays)
+        assert message.centroids.shape == (3, 6)
+        assert message.n_samples == 5 and isinstance(message.n_samples, int)
+        # no array in the message has the shape of the client's features, labels or neighbours
+        assert all(array.shape[0] != 5 for array in message.arrays.values())
+    assert update.cluster_counts is None
+    assert update.nbytes() == sum(a.nbytes for a in update.arrays.values()) + 8
+    assert counted.cluster_counts.shape == (3,)
+    assert counted.cluster_counts.sum() == 5 * 3 * 4  # a histogram over the client's pixels
+    assert counted.nbytes() == update.nbytes() + counted.cluster_counts.nbytes
+
+
+@pytest.mark.parametrize(
+    ("method", "counts"),
+    [("fedcc_matched.pooled_counts", True), ("fedcc_matched", False), ("fedavg", False)],
+)
+def test_clients_count_pixels_only_for_an_aggregator_that_uses_counts(method, counts):
+    cell = parse_method(method)
+    settings = FederationSettings(mode=cell.mode)
+    aggregator, objective = build_method(cell.aggregator, settings, seed=0)
+    assert aggregator.uses_cluster_counts is counts and objective.cluster_counts is counts
+    result = run(aggregator, make_clients(objective), rounds=1)
+    assert np.isfinite(result.evaluations[0].scores.miou)
 
 
 def test_federated_rounds_overwrite_every_client_and_record_bytes():
@@ -93,7 +110,7 @@ def test_federated_rounds_overwrite_every_client_and_record_bytes():
     assert len(result.state.models) == 1
     model_bytes = sum(a.nbytes for a in result.state.models[0].values())
     assert records[0].bytes_down == [model_bytes, model_bytes]
-    assert all(up > model_bytes for up in records[0].bytes_up)  # model + counts + n
+    assert records[0].bytes_up == [model_bytes + 8, model_bytes + 8]  # model + n_samples
     assert all(value is not None for value in records[-1].client_local_miou)
     assert 0.0 <= records[-1].min_centroid_distance <= 2.0
 

@@ -130,6 +130,12 @@ class Aggregator:
     def __post_init__(self) -> None:
         _check_choice(self.weighting, WEIGHTINGS, "weighting", "federation.weighting")
 
+    @property
+    def uses_cluster_counts(self) -> bool:
+        """Whether :meth:`aggregate` reads the updates' ``cluster_counts`` (clients send
+        them only then)."""
+        return False
+
     def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
         """The next global model from this round's updates.
 
@@ -377,6 +383,10 @@ class FedCCMatched(Aggregator):
         super().__post_init__()
         _check_choice(self.variant, MATCHED_VARIANTS, "mode", "federation.mode")
 
+    @property
+    def uses_cluster_counts(self) -> bool:
+        return self.variant == "pooled_counts"
+
     def aggregate_centroids(
         self,
         updates: Sequence[ClientUpdate],
@@ -508,6 +518,12 @@ def _pool(updates: Sequence[ClientUpdate], n_clusters: int) -> np.ndarray:
 
 def _pool_counts(updates: Sequence[ClientUpdate], n_clusters: int) -> np.ndarray:
     """(K * n_clusters,) float64 cluster counts in pool order."""
+    missing = [index for index, update in enumerate(updates) if update.cluster_counts is None]
+    if missing:
+        raise FussbenchError(
+            f"client {missing[0]} sent no cluster_counts; the pooled_counts variant needs them "
+            "from every client (clients send them when LocalObjective.cluster_counts is set)"
+        )
     counts = [np.asarray(update.cluster_counts, dtype=np.float64) for update in updates]
     for index, client_counts in enumerate(counts):
         if client_counts.shape != (n_clusters,) or (client_counts < 0).any():

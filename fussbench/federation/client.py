@@ -9,29 +9,33 @@ import torch
 
 from fussbench.errors import FussbenchError
 from fussbench.federation.messages import ClientUpdate
+from fussbench.model.config import TrainConfig
 from fussbench.model.head import ModelArrays, SegmentationModel
 from fussbench.model.losses import assign_clusters
 from fussbench.model.regularisers import ModelContrastiveTerm, ProximalTerm, Regulariser
-from fussbench.model.training import ClientData, TrainConfig, TrainStats, train_locally
+from fussbench.model.training import ClientData, TrainStats, train_locally
 
 REGULARISERS = ("none", "fedprox", "fedmoon")
 
 
 @dataclass(frozen=True)
 class LocalObjective:
-    """Which client-side term the aggregator asks for, and its settings.
+    """What the aggregator asks of every client: a loss term, and whether to count pixels.
 
     Attributes:
         kind: "none", "fedprox" (μ/2·‖w − w_global‖²) or "fedmoon" (model-contrastive).
         mu: FedProx μ.
         temperature: FedMOON τ.
         weight: FedMOON weight.
+        cluster_counts: send the per-centroid pixel counts (only an aggregator that uses
+            them asks: computing them costs a head pass over all the client's images).
     """
 
     kind: str = "none"
     mu: float = 0.001
     temperature: float = 0.5
     weight: float = 1.0
+    cluster_counts: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in REGULARISERS:
@@ -55,7 +59,7 @@ class FederatedClient:
     """One client: holds its data (and FedMOON's previous local model) privately.
 
     The only way out is :meth:`fit`, which returns a :class:`ClientUpdate` — head weights,
-    centroids, the image count and per-centroid pixel counts.
+    centroids, the image count and, when the objective asks, per-centroid pixel counts.
     """
 
     def __init__(
@@ -90,11 +94,12 @@ class FederatedClient:
         )
         arrays = model.to_arrays()
         self._previous = arrays
-        update = ClientUpdate(
-            arrays=arrays,
-            n_samples=self._data.n_samples,
-            cluster_counts=cluster_pixel_counts(model, self._data.features),
+        counts = (
+            cluster_pixel_counts(model, self._data.features)
+            if self._objective.cluster_counts
+            else None
         )
+        update = ClientUpdate(arrays=arrays, n_samples=self._data.n_samples, cluster_counts=counts)
         return update, stats
 
     def state(self) -> ModelArrays | None:

@@ -1,9 +1,9 @@
 """What crosses the client/server boundary, and nothing more.
 
 A client sends a :class:`ClientUpdate`: its model as arrays (head weights and centroids),
-how many images it trained on, and how many of its pixels each centroid won. The server
-sends back the global model as arrays. Features, images, labels and neighbour lists never
-leave a client.
+how many images it trained on, and, only for an aggregator that uses them, how many of its
+pixels each centroid won. The server sends back the global model as arrays. Features,
+images, labels and neighbour lists never leave a client.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ class ClientUpdate:
         arrays: ``head.*`` weights and ``centroids`` (n_clusters, dim), float32.
         n_samples: number of training images on the client.
         cluster_counts: (n_clusters,) int64, pixels of the client's own images assigned to
-            each of its centroids (a histogram; no per-image information).
+            each of its centroids (a histogram; no per-image information). None unless the
+            aggregator uses them (``LocalObjective.cluster_counts``): a client sends nothing
+            the server does not need.
     """
 
     arrays: ModelArrays
     n_samples: int
-    cluster_counts: np.ndarray
+    cluster_counts: np.ndarray | None = None
 
     @property
     def centroids(self) -> np.ndarray:
@@ -38,7 +40,8 @@ class ClientUpdate:
     def nbytes(self) -> int:
         """Bytes of payload this message carries (arrays, counts and the sample count)."""
         arrays = sum(value.nbytes for value in self.arrays.values())
-        return arrays + self.cluster_counts.nbytes + np.dtype(np.int64).itemsize
+        counts = 0 if self.cluster_counts is None else self.cluster_counts.nbytes
+        return arrays + counts + np.dtype(np.int64).itemsize
 
 
 def model_nbytes(arrays: ModelArrays) -> int:

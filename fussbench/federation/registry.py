@@ -19,6 +19,7 @@ from fussbench.federation.aggregators import (
     make_aggregator,
 )
 from fussbench.federation.client import LocalObjective
+from fussbench.params import FederationParams
 
 NO_AGGREGATION: dict[str, str] = {
     "local": "no federation: every client trains and is evaluated on its own (lower bound)",
@@ -105,6 +106,17 @@ class FederationSettings:
     moon_temperature: float = 0.5
     moon_weight: float = 1.0
 
+    @classmethod
+    def from_params(cls, federation: FederationParams) -> FederationSettings:
+        """The settings of ``federation:`` in params.yaml."""
+        return cls(
+            weighting=federation.weighting,
+            mode=federation.mode,
+            mu=federation.mu,
+            moon_temperature=federation.moon_temperature,
+            moon_weight=federation.moon_weight,
+        )
+
 
 def build_method(
     aggregator: str, settings: FederationSettings, seed: int
@@ -126,10 +138,14 @@ def build_method(
         moon_weight=settings.moon_weight,
         seed=seed,
     )
+    counts = server.uses_cluster_counts
     if aggregator == "fedprox":
-        return server, LocalObjective("fedprox", mu=settings.mu)
+        return server, LocalObjective("fedprox", mu=settings.mu, cluster_counts=counts)
     if aggregator == "fedmoon":
         return server, LocalObjective(
-            "fedmoon", temperature=settings.moon_temperature, weight=settings.moon_weight
+            "fedmoon",
+            temperature=settings.moon_temperature,
+            weight=settings.moon_weight,
+            cluster_counts=counts,
         )
-    return server, LocalObjective()
+    return server, LocalObjective(cluster_counts=counts)

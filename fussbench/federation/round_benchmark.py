@@ -14,10 +14,11 @@ import torch
 from fussbench.features.backbones import DenseBackbone
 from fussbench.features.cache import forward_batch
 from fussbench.features.device import Placement
-from fussbench.federation.client import FederatedClient
+from fussbench.federation.client import FederatedClient, LocalObjective
+from fussbench.model.config import TrainConfig
 from fussbench.model.head import initial_arrays
 from fussbench.model.neighbours import nearest_neighbours
-from fussbench.model.training import ClientData, TrainConfig
+from fussbench.model.training import ClientData
 
 
 class BackboneOnEveryBatch:
@@ -48,11 +49,17 @@ class BackboneOnEveryBatch:
 
 
 def _timed_fit(
-    data: ClientData, config: TrainConfig, dim: int, n_clusters: int, seed: int
+    data: ClientData,
+    config: TrainConfig,
+    objective: LocalObjective,
+    dim: int,
+    n_clusters: int,
+    seed: int,
 ) -> float:
-    """Seconds of one :meth:`FederatedClient.fit` (local steps plus pixel counts)."""
+    """Seconds of one :meth:`FederatedClient.fit` (local steps, plus pixel counts when the
+    objective asks for them)."""
     initial = initial_arrays(data.features.shape[1], dim, n_clusters, seed)
-    client = FederatedClient(data, config)
+    client = FederatedClient(data, config, objective)
     started = time.perf_counter()
     client.fit(initial, seed)
     return time.perf_counter() - started
@@ -65,6 +72,7 @@ def benchmark_round(
     features: np.ndarray,
     pooled: np.ndarray,
     config: TrainConfig,
+    objective: LocalObjective,
     dim: int,
     n_clusters: int,
     seed: int = 0,
@@ -78,6 +86,7 @@ def benchmark_round(
         features: (N, C, h, w) their cached features.
         pooled: (N, C) their pooled features (for the neighbour lists).
         config: local-training knobs.
+        objective: what the aggregator asks of the client (its loss term, pixel counts).
         dim: code dimension D of the head.
         n_clusters: centroids of the model.
         seed: seed of the model and of the batches (the same on both sides).
@@ -89,8 +98,8 @@ def benchmark_round(
     cached = ClientData(torch.from_numpy(np.asarray(features, dtype=np.float32)), neighbours)
     on_every_batch = BackboneOnEveryBatch(backbone, images, placement)
     recomputed = ClientData(on_every_batch, neighbours)  # type: ignore[arg-type]
-    cached_seconds = _timed_fit(cached, config, dim, n_clusters, seed)
-    recompute_seconds = _timed_fit(recomputed, config, dim, n_clusters, seed)
+    cached_seconds = _timed_fit(cached, config, objective, dim, n_clusters, seed)
+    recompute_seconds = _timed_fit(recomputed, config, objective, dim, n_clusters, seed)
     return {
         "round_images": int(images.shape[0]),  # cached rows: images, or views under stego
         "round_local_steps": config.local_steps,

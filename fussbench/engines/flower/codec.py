@@ -108,13 +108,21 @@ def decode_train(content: RecordDict) -> TrainInstruction:
 
 
 def encode_reply(update: ClientUpdate, report: ClientReport) -> RecordDict:
-    """The content of a ``train`` reply: the update's fields and the report."""
+    """The content of a ``train`` reply: the update's fields (counts only when the update
+    has them) and the report."""
+    counts = (
+        {}
+        if update.cluster_counts is None
+        else {
+            UPDATE_COUNTS: arrays_to_record(
+                {"cluster_counts": np.asarray(update.cluster_counts, dtype=np.int64)}
+            )
+        }
+    )
     return RecordDict(
         {
             UPDATE_ARRAYS: arrays_to_record(update.arrays),
-            UPDATE_COUNTS: arrays_to_record(
-                {"cluster_counts": np.asarray(update.cluster_counts, dtype=np.int64)}
-            ),
+            **counts,
             UPDATE_SIZE: ConfigRecord({"n_samples": int(update.n_samples)}),
             REPORT: MetricRecord(
                 {
@@ -137,7 +145,11 @@ def decode_reply(content: RecordDict) -> tuple[ClientUpdate, ClientReport]:
     unexpected = sorted(set(content) - set(REPLY_RECORDS))
     if unexpected:
         raise FussbenchError(f"train reply carries unexpected records {unexpected}")
-    counts = record_to_arrays(_record(content, UPDATE_COUNTS, ArrayRecord))["cluster_counts"]
+    counts = (
+        record_to_arrays(_record(content, UPDATE_COUNTS, ArrayRecord))["cluster_counts"]
+        if UPDATE_COUNTS in content
+        else None
+    )
     size = _record(content, UPDATE_SIZE, ConfigRecord)
     report = _record(content, REPORT, MetricRecord)
     update = ClientUpdate(
