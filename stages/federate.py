@@ -19,6 +19,7 @@ from fussbench.data.samples import DatasetSpec
 from fussbench.engines import flower_engine
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import Evaluation, evaluate_model
+from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
 from fussbench.federation.aggregators import centroid_diagnostics
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
@@ -55,13 +56,6 @@ def _client_rows(params: Params, train: FeatureSplit) -> list[np.ndarray]:
     """Training-cache rows of each client (one client holding all for ``centralized``)."""
     rows = [train.rows(names) for names in read_partition(partition_dir(params.setup))]
     return [np.concatenate(rows)] if params.aggregator == "centralized" else rows
-
-
-def _evenly_spaced(rows: np.ndarray, limit: int | None) -> np.ndarray:
-    """At most ``limit`` of ``rows`` (K,), evenly spaced, in order."""
-    if limit is None or len(rows) <= limit:
-        return rows
-    return rows[np.linspace(0, len(rows) - 1, limit).round().astype(np.int64)]
 
 
 def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
@@ -171,7 +165,9 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
         )
 
     matching = params.evaluation.matching
-    local_rows = [_evenly_spaced(rows, params.evaluation.local_max_images) for rows in client_rows]
+    local_rows = [
+        rows[evenly_spaced(len(rows), params.evaluation.local_max_images)] for rows in client_rows
+    ]
 
     def evaluate_local(client: int, arrays: ModelArrays) -> Evaluation:
         rows = local_rows[client]

@@ -20,6 +20,7 @@ from fussbench.atomic import write_text
 from fussbench.data.samples import DatasetSpec
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import evaluate_clusters, predict_clusters
+from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.features.cache import cache_fingerprint, open_split
 from fussbench.features.config import BackboneConfig
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
@@ -250,11 +251,6 @@ def load_model(path: Path, index: int = 0) -> ModelArrays:
         return {key[len(prefix) :]: archive[key] for key in archive.files if key.startswith(prefix)}
 
 
-def _evenly_spaced(count: int, wanted: int) -> np.ndarray:
-    """At most ``wanted`` row indices (k,) spread evenly over ``count`` rows."""
-    return np.unique(np.linspace(0, count - 1, min(wanted, count)).round().astype(np.int64))
-
-
 def load_qualitative(
     params: Params, runs_dir: Path, methods: Sequence[str], n_images: int, seed: int
 ) -> QualitativeGrid:
@@ -275,7 +271,7 @@ def load_qualitative(
         features_dir(spec.name, params.backbone) / split,
         cache_fingerprint(spec, split, config),
     )
-    rows = _evenly_spaced(len(cache.names), n_images)
+    rows = evenly_spaced(len(cache.names), n_images)
     labels = np.asarray(cache.labels)
     predictions: dict[str, np.ndarray] = {}
     for method in methods:

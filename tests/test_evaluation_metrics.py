@@ -13,6 +13,7 @@ from fussbench.evaluation.metrics import (
     scores_from_confusion,
 )
 from fussbench.evaluation.predict import cluster_maps
+from fussbench.evaluation.subsets import evenly_spaced
 
 
 def test_confusion_skips_ignore_label():
@@ -107,3 +108,11 @@ def test_cluster_maps_is_the_argmax_of_the_upsampled_scores(batch_size):
     upsampled = F.interpolate(scores, size=(23, 31), mode="bilinear", align_corners=False)
     assert clusters.dtype == np.uint8
     np.testing.assert_array_equal(clusters, upsampled.argmax(dim=1).numpy())
+
+
+def test_evenly_spaced_keeps_the_ends_and_never_repeats():
+    assert evenly_spaced(10, 4).tolist() == [0, 3, 6, 9]
+    assert evenly_spaced(3, 5).tolist() == [0, 1, 2]
+    assert evenly_spaced(4, None).tolist() == [0, 1, 2, 3]
+    picked = evenly_spaced(233, 32)
+    assert len(np.unique(picked)) == 32 and picked[0] == 0 and picked[-1] == 232

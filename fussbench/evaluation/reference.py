@@ -35,8 +35,9 @@ def kmeans_centroids(
 
     Every pixel's feature vector is L2-normalised, at most ``max_pixels`` of them are drawn
     uniformly without replacement (``numpy.random.default_rng(seed)``) and clustered with
-    ``sklearn.cluster.KMeans(n_clusters, n_init=3, random_state=seed)``, using Elkan's
-    exact variant of Lloyd's iterations (the same centres, fewer distance computations).
+    ``sklearn.cluster.KMeans(n_clusters, n_init=3, random_state=seed)`` in Elkan's variant:
+    Lloyd's iterations with fewer distance computations (float rounding may still differ
+    from plain Lloyd's).
 
     Args:
         features: (N, C, h, w) cached features (any float dtype).
