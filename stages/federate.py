@@ -233,6 +233,8 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
             resume,
         )
     state, final = result.state, result.evaluations
+    # a resumed run also counts the rounds it inherited (their wall time is in the records)
+    inherited = sum(record.seconds for record in resume.records) if resume is not None else 0.0
     metrics = {
         **common,
         "miou": round(float(np.mean([item.scores.miou for item in final])), 4),
@@ -243,7 +245,7 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
         "models": _model_entries(
             state.models, final, [len(rows) for rows in client_rows], spec.class_names
         ),
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(inherited + time.perf_counter() - started, 2),
     }
     image_miou = np.mean([item.image_miou for item in final], axis=0)
     write_text(out_dir / "images.csv", images_csv(evaluation_split.names, image_miou))

@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from synthetic import CAMVID_COUNTS, make_camvid
@@ -228,7 +229,11 @@ def test_a_killed_run_resumes_with_identical_numbers(workspace):
     assert resumed.exit_code == 0, resumed.output
     assert "resuming runs/cut after round 2" in resumed.output
     assert read_metrics(workspace / "runs/cut") == read_metrics(workspace / "runs/full")
-    assert (workspace / "runs/cut/rounds.csv").read_text() != ""
+    rounds = pd.read_csv(workspace / "runs/cut/rounds.csv")
+    assert rounds["round"].tolist() == [1, 2, 3]
+    # the run's wall time counts the two inherited rounds as well as the resumed one
+    seconds = json.loads((workspace / "runs/cut/metrics.json").read_text())["seconds"]
+    assert seconds >= rounds["seconds"].sum() - 0.01
 
 
 def test_run_fingerprint_ignores_what_does_not_change_a_run():
