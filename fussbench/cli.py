@@ -416,5 +416,46 @@ def bench(
     typer.echo(json.dumps(stage.run(load_params(params, overrides), images), indent=2))
 
 
+@app.command()
+@_friendly
+def preset(
+    name: Annotated[str | None, typer.Argument(help="A preset; leave it out to list them.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-S",
+            help="An extra override after the preset's, e.g. -S folder.root=/data/mine "
+            "(repeatable).",
+        ),
+    ] = None,
+    run: Annotated[
+        bool, typer.Option("--run", help="Run the `dvc exp run` command instead of printing it.")
+    ] = False,
+) -> None:
+    """The paper's settings as ready-made params presets (fussbench/presets/*.yaml).
+
+    Without NAME, list the presets. With NAME, check the preset (plus any -S) against the
+    params file and print the `dvc exp run -S ...` command that reproduces the setting;
+    with --run, run it."""
+    import shlex
+    import subprocess
+
+    from fussbench.presets import load_preset, preset_names
+
+    if name is None:
+        for known in preset_names():
+            typer.echo(f"{known}: {load_preset(known).description}")
+        return
+    chosen = [*load_preset(name).overrides(), *(overrides or [])]
+    load_params(params, chosen).setups_in_use()  # a bad preset or -S fails here, named
+    command = ["dvc", "exp", "run", *(arg for item in chosen for arg in ("-S", item))]
+    if not run:
+        typer.echo(shlex.join(command))
+        return
+    raise typer.Exit(code=subprocess.run(command, check=False).returncode)
+
+
 if __name__ == "__main__":
     app()

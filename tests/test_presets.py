@@ -1,0 +1,80 @@
+"""The paper's settings as params presets, and `fussbench preset`."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+
+import pytest
+from cli_workspace import REPO, invoke
+
+from fussbench import presets
+from fussbench.errors import FussbenchError
+from fussbench.params import load_params
+from fussbench.presets import load_preset, preset_names
+
+PARAMS = str(REPO / "params.yaml")
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_is_a_valid_setting_of_the_repository_params(name):
+    preset = load_preset(name)
+    params = load_params(PARAMS, preset.overrides())
+    params.setups_in_use()  # each setup's dataset is downloaded and cached
+    assert params.setup in params.runs_on
+    assert params.datasets == [params.setups[params.setup]["dataset"]]
+    assert params.reports_dir == f"reports/{name}"
+    for key, value in preset.values.items():
+        node = params
+        for part in key.split("."):
+            node = getattr(node, part)
+        assert node == value, key
+
+
+def test_the_paper_settings_are_all_there():
+    names = preset_names()
+    for setting in ("cityscapes_city3", "cityscapes_city6", "cityscapes_city18", "cocostuff27"):
+        assert f"paper_{setting}" in names
+    assert load_preset("paper_cityscapes_city3").values["backbone"] == "dino_vitb8"
+
+
+def test_listing_and_printing_the_command():
+    listing = invoke("preset", "--params", PARAMS)
+    assert listing.exit_code == 0
+    assert [line.split(":")[0] for line in listing.output.splitlines()] == preset_names()
+    printed = invoke("preset", "paper_cocostuff27", "--params", PARAMS, "-S", "seeds=[0, 1]")
+    assert printed.exit_code == 0, printed.output
+    words = shlex.split(printed.output)
+    assert words[:3] == ["dvc", "exp", "run"]
+    assert words[3::2] == ["-S"] * ((len(words) - 3) // 2)
+    assert words[4::2] == [*load_preset("paper_cocostuff27").overrides(), "seeds=[0, 1]"]
+
+
+def test_run_hands_the_command_to_dvc_and_returns_its_status(monkeypatch):
+    calls = []
+
+    def fake_run(command, check):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 3)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    result = invoke("preset", "paper_cityscapes_city6", "--params", PARAMS, "--run")
+    assert result.exit_code == 3
+    expected = ["dvc", "exp", "run"]
+    for override in load_preset("paper_cityscapes_city6").overrides():
+        expected += ["-S", override]
+    assert calls == [expected]
+
+
+def test_bad_presets_and_overrides_are_named(tmp_path, monkeypatch):
+    unknown = invoke("preset", "paper_voc", "--params", PARAMS)
+    assert unknown.exit_code == 2 and "valid: paper_cityscapes_city18" in unknown.output
+    bad_key = invoke("preset", "paper_cocostuff27", "--params", PARAMS, "-S", "trian.x=1")
+    assert bad_key.exit_code == 2 and "unknown key 'trian'" in bad_key.output
+    monkeypatch.setattr(presets, "PRESETS_DIR", tmp_path)
+    (tmp_path / "broken.yaml").write_text("set: {backbone: dino_vitb8}\n")
+    with pytest.raises(FussbenchError, match=r"broken\.yaml: a preset must be a mapping"):
+        load_preset("broken")
+    (tmp_path / "wrong.yaml").write_text("description: x\nset: {setup: no_such_setup}\n")
+    wrong = invoke("preset", "wrong", "--params", PARAMS)
+    assert wrong.exit_code == 2 and "unknown setup 'no_such_setup'" in wrong.output
