@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shlex
+import subprocess
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import wraps
@@ -439,9 +441,6 @@ def preset(
     Without NAME, list the presets. With NAME, check the preset (plus any -S) against the
     params file and print the `dvc exp run -S ...` command that reproduces the setting;
     with --run, run it."""
-    import shlex
-    import subprocess
-
     from fussbench.presets import load_preset, preset_names
 
     if name is None:
