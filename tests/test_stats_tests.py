@@ -10,7 +10,16 @@ from scipy import stats
 
 import fussbench.stats.tests as stats_tests
 from fussbench.stats.comparisons import aggregator, comparisons
-from fussbench.stats.tests import bootstrap_mean_ci, holm, paired_tests
+from fussbench.stats.formatting import MISSING, format_p
+from fussbench.stats.tests import (
+    GREATER,
+    LESS,
+    bootstrap_mean_ci,
+    holm,
+    min_wilcoxon_p,
+    paired_tests,
+    wilcoxon_pairs_needed,
+)
 
 A = np.array([31.2, 28.4, 35.1, 30.0, 29.7, 33.3, 27.9, 32.6])
 B = np.array([29.0, 28.9, 32.2, 27.1, 29.5, 30.1, 28.3, 30.0])
@@ -77,6 +86,48 @@ def test_constant_differences_have_no_t_test():
     assert results["t-test"].p_value is None
     assert "all differences are equal" in results["t-test"].note
     assert results["wilcoxon"].p_value == pytest.approx(2 / 2**8)
+
+
+def test_one_sided_p_values_match_scipy():
+    greater = {r.test: r for r in paired_tests(A, B, GREATER)}
+    less = {r.test: r for r in paired_tests(A, B, LESS)}
+    assert greater["wilcoxon"].p_value == pytest.approx(
+        stats.wilcoxon(A, B, alternative="greater").pvalue
+    )
+    assert less["wilcoxon"].p_value == pytest.approx(
+        stats.wilcoxon(A, B, alternative="less").pvalue
+    )
+    two_sided = by_test(A, B)["t-test"].p_value
+    assert (A - B).mean() > 0  # so the one-sided p of "greater" is half the two-sided one
+    assert greater["t-test"].p_value == pytest.approx(two_sided / 2)
+    assert less["t-test"].p_value == pytest.approx(1 - two_sided / 2)
+
+
+def test_one_sided_wilcoxon_exact_p_and_its_floor():
+    # only "all positive" of the 2**6 equally likely sign patterns is as extreme
+    greater = paired_tests(np.arange(1.0, 7.0), np.zeros(6), GREATER)[0]
+    assert greater.p_value == pytest.approx(1 / 64)
+    assert min_wilcoxon_p(6, GREATER) == pytest.approx(1 / 64)
+    assert min_wilcoxon_p(6) == pytest.approx(2 / 64)
+    assert wilcoxon_pairs_needed(0.05, GREATER) == 5
+    assert wilcoxon_pairs_needed(0.05) == 6
+    four = paired_tests(np.arange(1.0, 5.0), np.zeros(4), GREATER)[0]
+    assert four.p_value is None
+    assert "5 pairs needed for one-sided p < 0.05; 4 pairs give at least p = 0.0625" in four.note
+
+
+def test_an_unknown_alternative_is_rejected():
+    with pytest.raises(ValueError, match="alternative must be one of"):
+        paired_tests(A, B, "bigger")
+    with pytest.raises(ValueError, match="alternative must be one of"):
+        min_wilcoxon_p(6, "two_sided")
+
+
+def test_format_p():
+    assert format_p(0.03125) == "0.0312"
+    assert format_p(1.0) == "1"
+    assert format_p(0.0009) == "< 0.001"
+    assert format_p(None) == format_p(math.nan) == MISSING == "—"
 
 
 def test_mismatched_shapes_are_rejected():

@@ -3,6 +3,9 @@
 Pure functions on numpy arrays. Degenerate inputs (too few pairs, all differences zero)
 give a ``None`` p-value or p = 1 with a note saying why, never NaN.
 
+Every test takes an ``alternative``: :data:`TWO_SIDED` (the default: is there any
+difference?), :data:`GREATER` (is ``a`` above ``b``?, a directional claim) or :data:`LESS`.
+
 The Wilcoxon signed-rank test uses ``zero_method="wilcox"``: pairs whose difference is
 exactly zero are dropped before ranking, so only the non-zero differences count towards
 the smallest reachable p-value. With ``method="auto"`` scipy (>= 1.13) uses the exact null
@@ -25,6 +28,11 @@ ALPHA = 0.05
 
 WILCOXON = "wilcoxon"
 T_TEST = "t-test"
+
+TWO_SIDED = "two-sided"
+GREATER = "greater"
+LESS = "less"
+ALTERNATIVES = (TWO_SIDED, GREATER, LESS)
 
 _BOOTSTRAP_CHUNK = 1 << 22
 """Most resampled indices drawn at once, bounding the bootstrap's memory."""
@@ -50,60 +58,79 @@ def _differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a - b
 
 
-def min_wilcoxon_p(n: int) -> float:
-    """Smallest two-sided exact Wilcoxon p-value reachable with ``n`` non-zero differences."""
-    return min(1.0, 2.0 / 2.0**n)
+def _check_alternative(alternative: str) -> None:
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
 
 
-def wilcoxon_pairs_needed(alpha: float = ALPHA) -> int:
+def min_wilcoxon_p(n: int, alternative: str = TWO_SIDED) -> float:
+    """Smallest exact Wilcoxon p-value reachable with ``n`` non-zero differences.
+
+    All ``2**n`` sign patterns are equally likely under the null; only "all positive" (or
+    "all negative") reaches the extreme, so the one-sided minimum is ``1 / 2**n`` and the
+    two-sided one twice that.
+    """
+    _check_alternative(alternative)
+    tails = 2.0 if alternative == TWO_SIDED else 1.0
+    return min(1.0, tails / 2.0**n)
+
+
+def wilcoxon_pairs_needed(alpha: float = ALPHA, alternative: str = TWO_SIDED) -> int:
     """Fewest non-zero differences for which the Wilcoxon test can reach p < ``alpha``."""
     n = 1
-    while min_wilcoxon_p(n) >= alpha:
+    while min_wilcoxon_p(n, alternative) >= alpha:
         n += 1
     return n
+
+
+def _sided(alternative: str) -> str:
+    """``""`` for two-sided tests, ``"one-sided "`` otherwise (a prefix for notes)."""
+    return "" if alternative == TWO_SIDED else "one-sided "
 
 
 def _too_few(test: str, n: int, needed: int) -> TestResult:
     return TestResult(test, None, f"too few pairs: {n} given, at least {needed} needed")
 
 
-def _wilcoxon(diffs: np.ndarray) -> TestResult:
-    """Two-sided Wilcoxon signed-rank test on differences of shape (n,), n >= 2, not all 0."""
+def _wilcoxon(diffs: np.ndarray, alternative: str) -> TestResult:
+    """Wilcoxon signed-rank test on differences of shape (n,), n >= 2, not all 0."""
     nonzero = int(np.count_nonzero(diffs))
-    needed = wilcoxon_pairs_needed()
+    needed = wilcoxon_pairs_needed(ALPHA, alternative)
     if nonzero < needed:
         dropped = diffs.size - nonzero
         zeros = f" after dropping {dropped} zero differences" if dropped else ""
         return TestResult(
             WILCOXON,
             None,
-            f"{needed} pairs needed for p < {ALPHA}; {nonzero} pairs{zeros} give at least "
-            f"p = {min_wilcoxon_p(nonzero):.4g}",
+            f"{needed} pairs needed for {_sided(alternative)}p < {ALPHA}; {nonzero} pairs"
+            f"{zeros} give at least p = {min_wilcoxon_p(nonzero, alternative):.4g}",
         )
-    result = stats.wilcoxon(diffs, zero_method="wilcox", alternative="two-sided", method="auto")
+    result = stats.wilcoxon(diffs, zero_method="wilcox", alternative=alternative, method="auto")
     return TestResult(WILCOXON, float(result.pvalue), "")
 
 
-def _t_test(diffs: np.ndarray) -> TestResult:
-    """Paired two-sided t-test on differences of shape (n,), n >= 2, not all 0."""
+def _t_test(diffs: np.ndarray, alternative: str) -> TestResult:
+    """Paired t-test on differences of shape (n,), n >= 2, not all 0."""
     if diffs.size < 3:
         return _too_few(T_TEST, diffs.size, 3)
     if np.all(diffs == diffs[0]):
         return TestResult(T_TEST, None, "all differences are equal: no variance to test against")
-    result = stats.ttest_rel(diffs, np.zeros_like(diffs))
+    result = stats.ttest_rel(diffs, np.zeros_like(diffs), alternative=alternative)
     return TestResult(T_TEST, float(result.pvalue), "")
 
 
-def paired_tests(a: np.ndarray, b: np.ndarray) -> list[TestResult]:
-    """The Wilcoxon signed-rank and paired t-test (both two-sided) of ``a`` against ``b``.
+def paired_tests(a: np.ndarray, b: np.ndarray, alternative: str = TWO_SIDED) -> list[TestResult]:
+    """The Wilcoxon signed-rank and paired t-test of ``a`` against ``b``.
 
-    ``a`` and ``b`` have shape (n,); pair ``i`` is ``(a[i], b[i])``. Returns the Wilcoxon
-    result first, then the t-test.
+    ``a`` and ``b`` have shape (n,); pair ``i`` is ``(a[i], b[i])``. ``alternative``
+    :data:`GREATER` asks whether ``a - b`` is above 0. Returns the Wilcoxon result first,
+    then the t-test.
     """
+    _check_alternative(alternative)
     diffs = _differences(a, b)
     if diffs.size < 2:
         return [
-            _too_few(WILCOXON, diffs.size, wilcoxon_pairs_needed()),
+            _too_few(WILCOXON, diffs.size, wilcoxon_pairs_needed(ALPHA, alternative)),
             _too_few(T_TEST, diffs.size, 3),
         ]
     if not np.any(diffs):
@@ -111,7 +138,7 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> list[TestResult]:
             TestResult(WILCOXON, 1.0, "all differences are zero"),
             TestResult(T_TEST, 1.0, "all differences are zero"),
         ]
-    return [_wilcoxon(diffs), _t_test(diffs)]
+    return [_wilcoxon(diffs, alternative), _t_test(diffs, alternative)]
 
 
 def bootstrap_mean_ci(
