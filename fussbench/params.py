@@ -73,26 +73,44 @@ class CocoStuffParams:
 
 @dataclass(frozen=True)
 class FolderParams:
-    """``folder:``: the ``folder`` dataset, any ``images/`` + ``masks/`` pair of folders.
+    """``folder:``: the ``folder`` dataset, any ``images/`` folder with or without masks.
 
     Attributes:
         root: the folder holding ``images/`` and ``masks/`` (relative to the repository root).
-        class_names: one name per class.
-        label_values: the raw mask value of each class; null: ``0..C-1``.
+        class_names: one name per class (without masks: the number of clusters' names).
+        masks: the masks folder below ``root``; null (or no such folder): unlabelled images,
+            the pipeline trains and writes predictions instead of scores.
+        mask_suffix: what a mask's name adds to its image's (``_mask``: ``0001_mask.png``).
+        mask_mode: exact | threshold | nearest | palette (see :mod:`fussbench.data.masks`).
+        label_values: the raw mask value of each class; null: ``0..C-1`` (exact mode with two
+            classes: 255 is class 1 too, so 0/1 and 0/255 masks both work).
         ignore_index: the raw mask value of unlabelled pixels; null: every pixel is labelled.
+        mask_threshold: threshold mode: raw values >= it are class 1.
+        palette: palette mode: the [r, g, b] colour of each class.
         split_file: a text file listing the test pairs, one relative name per line; null:
             ``test_fraction`` of the pairs (a seeded draw) form the test split.
         test_fraction: share of the pairs in the test split, in (0, 1).
         image_size: [height, width] images and masks are resized to before caching.
+        collapse_share: without masks, a model whose largest cluster takes more than this
+            share of the pixels is flagged as collapsed.
+        preview_images: without masks, images per client whose predicted masks and overlays
+            a run writes.
     """
 
     root: str | None = None
     class_names: list[str] = field(default_factory=list)
+    masks: str | None = "masks"
+    mask_suffix: str = ""
+    mask_mode: str = "exact"
     label_values: list[int] | None = None
-    ignore_index: int | None = 255
+    ignore_index: int | None = None
+    mask_threshold: int = 128
+    palette: list[list[int]] | None = None
     split_file: str | None = None
     test_fraction: float = 0.2
     image_size: list[int] = field(default_factory=lambda: [224, 224])
+    collapse_share: float = 0.95
+    preview_images: int = 4
 
 
 @dataclass(frozen=True)
@@ -332,6 +350,7 @@ _POSITIVE_INTS = (
     "features.train_size",
     "features.eval_size",
     "report.qualitative_images",
+    "folder.preview_images",
 )
 
 
@@ -401,6 +420,9 @@ def dataset_settings(params: Params) -> dict[str, dict[str, Any]]:
             "label_values": folder.label_values,
             "ignore_index": folder.ignore_index,
             "image_size": tuple(folder.image_size),
+            "mask_mode": folder.mask_mode,
+            "mask_threshold": folder.mask_threshold,
+            "palette": folder.palette,
         },
     }
 
@@ -457,6 +479,14 @@ def _validate(params: Params, source: str) -> None:
     if not 0.0 < params.folder.test_fraction < 1.0:
         raise FussbenchError(
             f"{source}: folder.test_fraction must be in (0, 1), got {params.folder.test_fraction}"
+        )
+    if not 0.0 < params.folder.collapse_share <= 1.0:
+        raise FussbenchError(
+            f"{source}: folder.collapse_share must be in (0, 1], got {params.folder.collapse_share}"
+        )
+    if params.folder.masks is not None and not params.folder.masks.strip("/"):
+        raise FussbenchError(
+            f"{source}: folder.masks must name a folder below folder.root, or be null"
         )
     if not params.seeds:
         raise FussbenchError(f"{source}: seeds must list at least one seed")

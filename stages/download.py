@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fussbench.data.download import LocalSources, download_dataset
@@ -20,6 +21,8 @@ def local_sources(params: Params) -> LocalSources:
             root=Path(folder.root),
             split_file=Path(folder.split_file) if folder.split_file else None,
             test_fraction=folder.test_fraction,
+            masks=folder.masks,
+            mask_suffix=folder.mask_suffix,
         )
         if folder.root
         else None,
@@ -36,4 +39,11 @@ def run(params: Params, dataset: str | None = None, mirror: Path | None = None) 
     spec = params.dataset_spec(dataset)
     if mirror is None and params.download.mirror:
         mirror = Path(params.download.mirror)
-    return download_dataset(spec, raw_dir(spec.name), mirror, local=local_sources(params))
+    root = download_dataset(spec, raw_dir(spec.name), mirror, local=local_sources(params))
+    if spec.name == "folder" and json.loads((root / "SOURCE.json").read_text())["masks"] is None:
+        print(
+            f"{root}: no masks (folder.masks), so the images are unlabelled: runs will write "
+            "predicted masks and cluster sizes instead of mIoU",
+            flush=True,
+        )
+    return root

@@ -93,8 +93,8 @@ def test_unmatched_pairs_and_missing_folders_are_named(tmp_path):
             tmp_path / "raw",
             local=LocalSources(folder=FolderSource(root / "x")),
         )
-    shutil.rmtree(root / "masks")
-    with pytest.raises(FussbenchError, match=r"masks: no masks/ folder here"):
+    shutil.rmtree(root / "images")
+    with pytest.raises(FussbenchError, match=r"images: no images/ folder here"):
         imported(tmp_path)
     with pytest.raises(FussbenchError, match="folder.root is not set"):
         download_dataset(get_dataset("folder", BINARY), tmp_path / "raw", local=LocalSources())
@@ -103,7 +103,8 @@ def test_unmatched_pairs_and_missing_folders_are_named(tmp_path):
 
 def test_mask_values_outside_the_class_list_fail_validation(tmp_path):
     make_folder(tmp_path / "mine", values=(0, 1, 2))
-    with pytest.raises(FussbenchError, match=r"label values 2 are outside folder\.label_values"):
+    message = r"mine/masks/.*mask values 2 are outside folder\.label_values \[0, 1, 255\]"
+    with pytest.raises(FussbenchError, match=message + ".*fix the file under folder.root"):
         imported(tmp_path)
 
 

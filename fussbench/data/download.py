@@ -58,9 +58,9 @@ class LocalSources:
     folder: FolderSource | None = None
 
 
-Obtain = Callable[[Path, Fetch, LocalSources, Path | None], Mapping[str, object]]
-"""``obtain(tmp, fetch, local, mirror)`` lays the dataset out in ``tmp`` from its own source
-and returns the origin fields of ``SOURCE.json``."""
+Obtain = Callable[[DatasetSpec, Path, Fetch, LocalSources, Path | None], Mapping[str, object]]
+"""``obtain(spec, tmp, fetch, local, mirror)`` lays the dataset out in ``tmp`` from its own
+source and returns the origin fields of ``SOURCE.json``."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def _github(name: str) -> Provider:
     source = SOURCES[name]
 
     def obtain(
-        tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
+        spec: DatasetSpec, tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
     ) -> Mapping[str, object]:
         return _download(name, source, tmp, fetch, mirror)
 
@@ -182,24 +182,24 @@ def _github(name: str) -> Provider:
 
 
 def _cityscapes(
-    tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
+    spec: DatasetSpec, tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
 ) -> Mapping[str, object]:
     """Cityscapes from ``download.cityscapes_zips``, else from a login download."""
     return cityscapes_download.obtain_cityscapes(tmp, local.cityscapes_zips)
 
 
 def _cocostuff(
-    tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
+    spec: DatasetSpec, tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
 ) -> Mapping[str, object]:
     """COCO-Stuff-27 from ``download.cocostuff_files``, else from its public URLs."""
     return cocostuff_download.obtain_cocostuff(tmp, local.cocostuff_files, fetch)
 
 
 def _folder(
-    tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
+    spec: DatasetSpec, tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
 ) -> Mapping[str, object]:
-    """The ``folder`` dataset from ``folder.root``."""
-    return import_folder(local.folder, tmp)
+    """The ``folder`` dataset from ``folder.root``, checked there before it is copied."""
+    return import_folder(local.folder, tmp, spec)
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -233,7 +233,8 @@ def download_dataset(
     Takes ``mirror/<spec.name>`` when it exists (never for ``folder``), else obtains the dataset
     from its own source: the public archive, or the local copy named in ``local``. Validates
     the result, writes ``dest/SOURCE.json`` (source, origin, archive hashes, samples per
-    split) and only then replaces ``dest``.
+    split) and only then replaces ``dest``. Validation errors name each file at its source
+    (the user's folder, the mirror folder, the archive's address), never the temporary copy.
 
     Returns:
         ``dest``.
@@ -252,8 +253,10 @@ def download_dataset(
         if provider.select is not None and copy is not None and copy.is_dir():
             origin = _copy_mirror(copy, tmp, provider)
         else:
-            origin = provider.obtain(tmp, fetch, local, mirror)
-        counts = validate_dataset(spec, tmp)
+            origin = provider.obtain(spec, tmp, fetch, local, mirror)
+        # errors name the files where they came from, not this temporary copy
+        shown = None if spec.name == "folder" else str(origin["location"])
+        counts = validate_dataset(spec, tmp, shown)
         record = {
             "dataset": spec.name,
             **provider.source,

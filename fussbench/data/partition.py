@@ -64,13 +64,14 @@ def class_histograms(labels: Iterable[np.ndarray], n_classes: int) -> np.ndarray
 
 
 def label_histograms(spec: DatasetSpec, samples: Sequence[Sample]) -> np.ndarray:
-    """Read every sample's label with ``spec.read_label`` and count its pixels per class.
+    """Read every sample's label with ``spec.read_sample_label`` and count its pixels per
+    class (an unlabelled sample counts none).
 
     Returns:
         (N, C) int64 counts, N = ``len(samples)``, C = ``spec.n_classes``.
     """
     labels = (
-        spec.read_label(sample.label)
+        spec.read_sample_label(sample)
         for sample in tqdm(samples, desc=f"label histograms {spec.name}", unit="image")
     )
     return class_histograms(labels, spec.n_classes)

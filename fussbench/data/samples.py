@@ -14,6 +14,9 @@ from fussbench.errors import FussbenchError
 IGNORE_INDEX = 255
 """Label value of pixels that evaluation and partitioning skip."""
 
+REDOWNLOAD = "re-run `fussbench download` (or fix the mirror folder) to restore the dataset"
+"""How to fix a bad file of a downloadable dataset."""
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -22,13 +25,14 @@ class Sample:
     Attributes:
         name: unique within its split, e.g. ``"0001TP_006690"``.
         image: path of the RGB or grayscale image.
-        label: path of the label image.
+        label: path of the label image; ``None`` for an unlabelled image (its labels read
+            as all :data:`IGNORE_INDEX`).
         group: metadata used by the ``domain`` partition (CamVid: video sequence).
     """
 
     name: str
     image: Path
-    label: Path
+    label: Path | None
     group: str
 
 
@@ -52,6 +56,8 @@ class DatasetSpec(ABC):
     center_crop: bool = False
     """Fit :attr:`image_size` by scaling the short side and cropping the centre (keeps the
     aspect ratio) instead of stretching the whole image."""
+    fix_hint: str = REDOWNLOAD
+    """How to fix a bad file, the end of every validation error (user data: fix the file)."""
 
     @property
     def n_classes(self) -> int:
@@ -76,21 +82,38 @@ class DatasetSpec(ABC):
                 return image.convert("RGB")
         except (OSError, SyntaxError) as error:
             raise FussbenchError(
-                f"{path}: not a readable image ({error}); re-download the dataset"
+                f"{path}: not a readable image ({error}); {self.fix_hint}"
             ) from error
 
-    def open_label(self, path: Path) -> Image.Image:
-        """Read ``path`` as class indices (or 255) at its own resolution, a mode "L" image."""
+    def read_raw_label(self, path: Path) -> np.ndarray:
+        """A label file's raw values, (H, W) (the first channel of a multi-channel file).
+
+        Raises:
+            FussbenchError: naming ``path`` when it is not a readable image.
+        """
         try:
             with Image.open(path) as image:
                 raw = np.asarray(image)
         except (OSError, SyntaxError) as error:
             raise FussbenchError(
-                f"{path}: not a readable label image ({error}); re-download the dataset"
+                f"{path}: not a readable label image ({error}); {self.fix_hint}"
             ) from error
-        if raw.ndim == 3:
-            raw = raw[..., 0]
-        return Image.fromarray(self.decode_label(raw, path).astype(np.uint8))
+        return raw[..., 0] if raw.ndim == 3 else raw
+
+    def open_label(self, path: Path) -> Image.Image:
+        """Read ``path`` as class indices (or 255) at its own resolution, a mode "L" image."""
+        return Image.fromarray(self.decode_label(self.read_raw_label(path), path).astype(np.uint8))
+
+    def sample_label(self, sample: Sample) -> Image.Image:
+        """The sample's labels as :meth:`open_label` gives them; all :data:`IGNORE_INDEX`,
+        at the image's size, for an unlabelled sample."""
+        if sample.label is not None:
+            return self.open_label(sample.label)
+        return Image.new("L", self.open_image(sample.image).size, IGNORE_INDEX)
+
+    def read_sample_label(self, sample: Sample) -> np.ndarray:
+        """The sample's labels (H, W) uint8 at :attr:`image_size` (nearest)."""
+        return np.asarray(self.fit(self.sample_label(sample), Image.Resampling.NEAREST))
 
     def read_image(self, path: Path) -> Image.Image:
         """Read ``path`` as an RGB image at :attr:`image_size` (bicubic)."""
@@ -115,7 +138,9 @@ class DatasetSpec(ABC):
         return image.resize(scaled, resample).crop((left, top, left + width, top + height))
 
 
-def decode_with_table(raw: np.ndarray, table: np.ndarray, path: Path, valid: str) -> np.ndarray:
+def decode_with_table(
+    raw: np.ndarray, table: np.ndarray, path: Path, valid: str, hint: str = REDOWNLOAD
+) -> np.ndarray:
     """Map raw label values through a lookup table.
 
     Args:
@@ -124,6 +149,7 @@ def decode_with_table(raw: np.ndarray, table: np.ndarray, path: Path, valid: str
             -1 for a value that must not occur.
         path: the label file, for the error message.
         valid: the valid raw values in words, e.g. ``"0..33 (Cityscapes label ids)"``.
+        hint: how to fix the file, the end of the error message.
 
     Returns:
         (H, W) uint8 class indices or :data:`IGNORE_INDEX`.
@@ -145,6 +171,4 @@ def decode_with_table(raw: np.ndarray, table: np.ndarray, path: Path, valid: str
         if not bad.size:
             return decoded.astype(np.uint8)
     shown = ", ".join(str(value) for value in bad[:10])
-    raise FussbenchError(
-        f"{path}: label values {shown} are outside {valid}; fix or re-download the dataset"
-    )
+    raise FussbenchError(f"{path}: label values {shown} are outside {valid}; {hint}")

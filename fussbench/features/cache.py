@@ -152,7 +152,7 @@ class _DecodedSamples(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, np.ndarray]:
         sample = self._samples[index]
         images = self._views(self._spec.open_image(sample.image), Image.Resampling.BICUBIC)
-        labels = self._views(self._spec.open_label(sample.label), Image.Resampling.NEAREST)
+        labels = self._views(self._spec.sample_label(sample), Image.Resampling.NEAREST)
         return torch.from_numpy(images).permute(0, 3, 1, 2), labels
 
 
