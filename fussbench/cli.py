@@ -91,6 +91,22 @@ def download(
 
 @app.command()
 @_friendly
+def inspect(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    dataset: DatasetOption = None,
+) -> None:
+    """Describe your own folder (`--dataset folder`, folder.root) without writing anything:
+    images and masks that pair up, unpaired files, image sizes, the histogram of mask values
+    and a ready `folder:` params snippet (mask_mode, label_values, ignore_index...) that
+    reads the masks, checked against every mask."""
+    from stages import inspect as stage
+
+    typer.echo(stage.run(load_params(params, overrides), dataset), nl=False)
+
+
+@app.command()
+@_friendly
 def partition(
     params: ParamsOption = Path("params.yaml"),
     overrides: SetOption = None,
