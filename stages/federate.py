@@ -18,8 +18,10 @@ from fussbench.data.partition import read_partition
 from fussbench.data.samples import DatasetSpec
 from fussbench.engines import flower_engine
 from fussbench.errors import FussbenchError
+from fussbench.evaluation.collapse import collapse_with_labels, collapse_without_labels
 from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.evaluation.subsets import evenly_spaced
+from fussbench.evaluation.unlabelled import has_labels
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
 from fussbench.federation.aggregators import centroid_diagnostics
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
@@ -34,6 +36,7 @@ from stages import reference
 from stages.features import backbone_config
 from stages.outputs import images_csv, rounds_csv, save_models
 from stages.paths import features_dir, partition_dir
+from stages.unlabelled import write_unlabelled
 
 if TYPE_CHECKING:
     from fussbench.engines.flower.launcher import Connection
@@ -151,8 +154,14 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
     train = _open_cache(spec, params, spec.train_split)
     eval_name = params.evaluation.split or spec.eval_split
     evaluation_split = _open_cache(spec, params, eval_name)
+    labelled = has_labels(evaluation_split.labels)
     client_rows = _client_rows(params, train)
     common = _describe_run(params, spec, method, len(client_rows), eval_name)
+    if params.aggregator in REFERENCES and not labelled:
+        raise FussbenchError(
+            f"the reference row '{params.aggregator}' needs labels to score, and the "
+            f"{eval_name} split of {spec.name} has none (no masks); leave it out of `compare`"
+        )
     if params.aggregator in REFERENCES:
         return reference.run(params, out_dir, train, evaluation_split, client_rows, common)
     initial = initial_arrays(
@@ -247,8 +256,24 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
         ),
         "seconds": round(inherited + time.perf_counter() - started, 2),
     }
-    image_miou = np.mean([item.image_miou for item in final], axis=0)
-    write_text(out_dir / "images.csv", images_csv(evaluation_split.names, image_miou))
+    collapse = [
+        collapse_with_labels(item)
+        if labelled
+        else collapse_without_labels(item.cluster_pixels, params.folder.collapse_share)
+        for item in final
+    ]
+    for entry, flag in zip(metrics["models"], collapse, strict=True):
+        entry["collapse"] = flag
+        if not labelled:
+            entry.update(miou=None, accuracy=None)
+    metrics["labels"] = labelled
+    metrics["collapsed"] = any(flag["collapsed"] for flag in collapse)
+    if labelled:
+        image_miou = np.mean([item.image_miou for item in final], axis=0)
+        write_text(out_dir / "images.csv", images_csv(evaluation_split.names, image_miou))
+    else:  # no scores: what the model predicts on each client's own images instead
+        metrics.update(miou=None, accuracy=None)
+        metrics.update(write_unlabelled(params, spec, out_dir, state.models, train, client_rows))
     save_models(out_dir / "model.npz", state.models)
     write_json(out_dir / "metrics.json", metrics)
     return metrics

@@ -80,12 +80,15 @@ class Evaluation:
         mapping: (n_clusters,) class of each cluster (-1 unmatched).
         confusion: (n_clusters, n_classes) pixel counts over the split.
         image_miou: (N,) per-image mIoU under the split-level matching.
+        cluster_pixels: (n_clusters,) pixels predicted as each cluster, labelled or not
+            (the evidence of a collapse, see :mod:`fussbench.evaluation.collapse`).
     """
 
     scores: SegmentationScores
     mapping: np.ndarray
     confusion: np.ndarray
     image_miou: np.ndarray
+    cluster_pixels: np.ndarray
 
 
 def evaluate_clusters(
@@ -110,6 +113,9 @@ def evaluate_clusters(
         mapping=mapping,
         confusion=confusion,
         image_miou=per_image_miou(image_confusions, mapping),
+        cluster_pixels=np.bincount(
+            np.asarray(clusters).ravel().astype(np.int64), minlength=n_clusters
+        ),
     )
 
 

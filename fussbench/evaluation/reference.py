@@ -164,4 +164,5 @@ def evaluate_majority(
         mapping=mapping,
         confusion=confusion,
         image_miou=per_image_miou(image_confusions, mapping),
+        cluster_pixels=np.array([np.asarray(eval_labels).size], dtype=np.int64),
     )

@@ -30,6 +30,8 @@ RESULT_COLUMNS = [
     "final_min_centroid_distance",
     "failed_client_rounds",
     "seconds",
+    "labels",
+    "collapsed",
     "status",
 ]
 """Columns of ``reports/results.csv``, one row per (setup, method, seed)."""

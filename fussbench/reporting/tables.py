@@ -9,7 +9,7 @@ grid, and the CSV holds the unformatted numbers behind it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +17,12 @@ import pandas as pd
 
 from fussbench.federation.aggregators import FEDCC_MODES, MATCHED_VARIANTS, WEIGHTINGS
 from fussbench.federation.registry import REFERENCES, parse_method
+from fussbench.reporting.flags import (
+    COLLAPSED_MARK,
+    collapsed_runs,
+    flag_notes,
+    unlabelled_setups,
+)
 
 MISSING = "—"
 """Text of a cell without a single finished run."""
@@ -231,7 +237,7 @@ def seed_summary(
 def format_cell(mean: float, std: float, n: int, expected: int, digits: int = 1) -> str:
     """``"17.4 ± 1.0"``; ``"17.4 ± 1.0 (4/6)"`` with fewer seeds than expected; the std is
     left out for one seed; :data:`MISSING` without any."""
-    if n == 0:
+    if n == 0 or math.isnan(mean):  # NaN: runs without labels to score with
         return MISSING
     text = f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
     return text if n >= expected else f"{text} ({n}/{expected})"
@@ -261,10 +267,17 @@ def missing_note(summary: pd.DataFrame) -> list[str]:
 # --- main table -----------------------------------------------------------------------------
 
 
-def _best(summary: pd.DataFrame, metric: str, trained: Sequence[str]) -> set[tuple[str, str]]:
-    """(setup, method) pairs holding the highest mean of ``metric`` among ``trained``."""
+def _best(
+    summary: pd.DataFrame,
+    metric: str,
+    trained: Sequence[str],
+    collapsed: Collection[tuple[str, str]] = (),
+) -> set[tuple[str, str]]:
+    """(setup, method) pairs holding the highest mean of ``metric`` among ``trained``; a
+    pair in ``collapsed`` (a collapsed run among its seeds) is never the best."""
     best = set()
-    eligible = summary[summary["method"].isin(list(trained))]
+    keys = pd.Series(list(zip(summary["setup"], summary["method"], strict=True)), summary.index)
+    eligible = summary[summary["method"].isin(list(trained)) & ~keys.isin(list(collapsed))]
     for setup, group in eligible.groupby("setup", sort=False):
         means = group[f"{metric}_mean"]
         if means.notna().any():
@@ -290,7 +303,8 @@ def main_table(
     trained = [method for method in methods if method not in references]
     shown_references = [method for method in methods if method in references]
     summary = seed_summary(results, setups, [*trained, *shown_references], seeds)
-    best = {metric: _best(summary, metric, trained) for metric in METRICS}
+    collapsed = collapsed_runs(results, setups, seeds)
+    best = {metric: _best(summary, metric, trained, collapsed) for metric in METRICS}
     indexed = summary.set_index(["setup", "method"])
 
     def row(method: str) -> list[Cell]:
@@ -301,6 +315,7 @@ def main_table(
                 text = format_cell(
                     item[f"{metric}_mean"], item[f"{metric}_std"], item["n_seeds"], len(seeds)
                 )
+                text += f" {COLLAPSED_MARK}" if (setup, method) in collapsed else ""
                 cells.append(Cell(text, (setup, method) in best[metric]))
         return cells
 
@@ -311,6 +326,7 @@ def main_table(
         f"Mean ± std over {len(seeds)} seeds; bold: best trained method per column "
         "(reference rows excluded).",
         *missing_note(summary),
+        *flag_notes(collapsed, unlabelled_setups(results, setups)),
     ]
     grid = Grid(
         ["method", *setups, *setups],
