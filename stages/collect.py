@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fussbench.atomic import write_text
+from fussbench.federation.registry import REFERENCES
 from fussbench.params import Params
-from fussbench.reporting.results import collect_runs, markdown_table, summarise
+from fussbench.reporting.results import budget_line, collect_runs, markdown_table, summarise
 from stages.paths import RUNS
 
 
@@ -17,9 +18,10 @@ def run(params: Params) -> list[str]:
     results = collect_runs(RUNS, params.runs_on, params.compare, params.seeds)
     write_text(reports / "results.csv", results.to_csv(index=False))
     summary = summarise(results)
+    budget = budget_line(results, params.runs_on, params.seeds, REFERENCES)
     write_text(
         reports / "results_summary.md",
-        "# Results: mean and std over seeds\n\n" + markdown_table(summary),
+        f"# Results: mean and std over seeds\n\n{budget}\n\n" + markdown_table(summary),
     )
     missing = results[results["status"] == "missing"]
     return [f"{row.setup}/{row.method}/seed{row.seed}" for row in missing.itertuples()]

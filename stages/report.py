@@ -28,6 +28,7 @@ from fussbench.params import Params
 from fussbench.reporting import figures, tables
 from fussbench.reporting.figures import QualitativeGrid, QualitativeRow
 from fussbench.reporting.palettes import palette
+from fussbench.reporting.results import budget_line
 from fussbench.reporting.runs import (
     read_centroid_distances,
     read_communication,
@@ -148,18 +149,20 @@ def _write_tables(
     significance_csv: Path | None,
     missing: list[str],
 ) -> list[Path]:
-    """Every table that has inputs; a missing significance file is added to ``missing``."""
+    """Every table that has inputs, each starting with the budget and seeds; a missing
+    significance file is added to ``missing``."""
+    budget = budget_line(results, setups, seeds, tables.REFERENCE_METHODS)
+    traffic = tables.communication_table(communication, methods, setups, budget)
     written = [
         _write_table(out_dir, "main", tables.main_table(results, methods, setups, seeds)),
         _write_table(out_dir, "aggregation", tables.aggregation_table(results, setups, seeds)),
-        _write_table(
-            out_dir, "communication", tables.communication_table(communication, methods, setups)
-        ),
+        _write_table(out_dir, "communication", traffic),
     ]
     if significance_csv is not None and significance_csv.is_file():
         significance = pd.read_csv(significance_csv)
-        significance = significance[significance["setup"].isin(list(setups))]
-        table = tables.significance_table(significance)
+        shown = significance["setup"].isin(list(setups)) | significance["setup"].isna()
+        significance = significance[shown]  # no setup: a primary hypothesis not run
+        table = tables.significance_table(significance, budget)
         written.insert(2, _write_table(out_dir, "significance", table))
     else:
         missing.append(

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fussbench.reporting.results import budget_line, seeds_phrase
 from fussbench.reporting.tables import (
     MISSING,
+    REFERENCE_METHODS,
     aggregation_table,
     communication_table,
     latex_escape,
@@ -62,6 +64,8 @@ def results() -> pd.DataFrame:
                         "seed": seed,
                         "miou": OFFSET[method] + rng.normal(0, 1),
                         "accuracy": 50 + OFFSET[method] + rng.normal(0, 2),
+                        "rounds": 3,
+                        "local_steps": 50,
                         "status": status,
                     }
                 )
@@ -178,6 +182,11 @@ def test_aggregation_table_by_mode_and_weighting(results: pd.DataFrame) -> None:
     latex_well_formed(table.latex)
 
 
+SIGNIFICANCE_COLUMNS = ["family", "hypothesis", "setup", "pairing", "method_a", "method_b",
+                        "n_pairs", "mean_diff", "ci_low", "ci_high", "test", "p_value", "p_holm",
+                        "verdict", "note"]  # fmt: skip
+
+
 def test_significance_table_blocks_and_p_values() -> None:
     significance = pd.DataFrame(
         [
@@ -188,15 +197,118 @@ def test_significance_table_blocks_and_p_values() -> None:
         columns=["setup", "pairing", "method_a", "method_b", "n_pairs", "mean_diff",
                  "ci_low", "ci_high", "test", "p_value", "p_holm", "note"],
     )  # fmt: skip
-    table = significance_table(significance)
-    assert "*s1, paired over seeds*" in table.markdown
-    assert "*s1, paired over evaluation images*" in table.markdown
-    assert "| cc vs avg | 6 | +2.50 [+1.00, +4.00] | wilcoxon | 0.031 | 0.062 |" in table.markdown
-    assert "| 233 | +1.20 [+0.80, +1.60] | ttest | <0.001 | <0.001 |" in table.markdown
-    assert f"| 1 | -0.50 | {MISSING} | {MISSING} | {MISSING} | too few pairs |" in table.markdown
-    assert r"$<$0.001" in table.latex
+    table = significance_table(significance)  # a file from before primary hypotheses
+    assert "*s1, paired over seeds, exploratory (two-sided)*" in table.markdown
+    assert "*s1, paired over evaluation images, exploratory (two-sided)*" in table.markdown
+    row = "| cc vs avg | 6 | +2.50 [+1.00, +4.00] | wilcoxon | 0.0312 | 0.0625 |  |  |"
+    assert row in table.markdown
+    assert "| 233 | +1.20 [+0.80, +1.60] | ttest | < 0.001 | < 0.001 |" in table.markdown
+    assert f"| 1 | -0.50 | {MISSING} | {MISSING} | {MISSING} |  | too few pairs |" in table.markdown
+    assert "primary" not in table.markdown.lower()
+    assert "Exploratory: two-sided" in table.markdown
+    assert r"$<$ 0.001" in table.latex
     latex_well_formed(table.latex)
     assert len(pd.read_csv(io.StringIO(table.csv))) == 3
+
+
+def test_significance_table_starts_with_the_primary_family() -> None:
+    significance = pd.DataFrame(
+        [
+            ["exploratory", "", "s1", "seeds", "cc", "avg", 6, 2.5, 1.0, 4.0, "wilcoxon",
+             0.03125, 0.0625, "", ""],
+            ["primary", "H1", "s1", "seeds", "cc", "avg", 10, 2.0, 1.5, 2.5, "wilcoxon",
+             0.001, 0.003, "supported", ""],
+            ["primary", "H1", "s1", "seeds", "cc", "avg", 10, 2.0, 1.5, 2.5, "t-test",
+             0.0002, 0.0006, "", ""],
+            ["primary", "H4", None, "seeds", "mx", "prox", 0, None, None, None, "wilcoxon",
+             None, None, "not run", "no tile setup in the results"],
+        ],
+        columns=SIGNIFICANCE_COLUMNS,
+    )  # fmt: skip
+    budget = "Budget: 3 rounds × 50 local steps per client; 10 seeds (0-9)."
+    table = significance_table(significance, budget)
+    assert table.markdown.splitlines()[0] == budget
+    header, _ = markdown_rows(table.markdown)
+    assert header == [
+        "comparison", "n pairs", "mean diff [95% CI]", "test", "p", "Holm p", "verdict", "note"
+    ]  # fmt: skip
+    body = [line for line in table.markdown.splitlines() if line.startswith("|")][2:]
+    assert body[0].startswith("| *primary hypotheses: a > b, one-sided")
+    assert body[1] == (
+        "| H1: cc > avg, s1 | 10 | +2.00 [+1.50, +2.50] | wilcoxon | 0.001 | 0.003 | supported |  |"
+    )
+    assert body[2].endswith("| t-test | < 0.001 | < 0.001 |  |  |")  # no verdict: secondary
+    assert body[3] == (
+        f"| H4: mx > prox | 0 | {MISSING} | wilcoxon | {MISSING} | {MISSING} | not run | "
+        "no tile setup in the results |"
+    )
+    assert body[4].startswith("| *s1, paired over seeds, exploratory (two-sided)*")
+    assert "Primary: pre-registered" in table.markdown and "Exploratory:" in table.markdown
+    numbers = pd.read_csv(io.StringIO(table.csv))
+    assert list(numbers["family"]) == ["primary"] * 3 + ["exploratory"]
+    assert table.latex.splitlines()[0].startswith(r"{\small Budget: 3 rounds $\times$ 50")
+    latex_well_formed(table.latex)
+
+
+def test_budget_line_from_the_trained_runs(results: pd.DataFrame) -> None:
+    reference = results["method"] == "kmeans"
+    results.loc[reference, "rounds"] = 99  # reference rows train nothing: not the budget
+    assert budget_line(results, SETUPS, SEEDS, REFERENCE_METHODS) == (
+        "Budget: 3 rounds × 50 local steps per client; 4 seeds (0-3)."
+    )
+    results.loc[results["setup"] == "s2", "local_steps"] = 200
+    assert budget_line(results, SETUPS, [0, 2], REFERENCE_METHODS) == (
+        "Budget: s1: 3 rounds × 50 local steps per client; s2: 3 rounds × 200 local steps per "
+        "client; 2 seeds (0, 2)."
+    )
+    assert budget_line(results, ["s1"], SEEDS, REFERENCE_METHODS).startswith(
+        "Budget: 3 rounds × 50 local"
+    )
+    assert budget_line(results, ["nowhere"], [0], REFERENCE_METHODS) == (
+        "Budget: unknown (no finished training run); 1 seed (0)."
+    )
+    assert budget_line(results.drop(columns="rounds"), SETUPS, SEEDS, REFERENCE_METHODS).startswith(
+        "Budget: not recorded"
+    )
+
+
+def test_budget_line_says_what_centralized_trains_when_runs_report_it(
+    results: pd.DataFrame,
+) -> None:
+    results["steps_per_round"] = np.nan
+    extra = results[results["method"] == "local"].assign(method="centralized", steps_per_round=150)
+    both = pd.concat([results, extra], ignore_index=True)
+    assert budget_line(both, SETUPS, SEEDS, REFERENCE_METHODS) == (
+        "Budget: 3 rounds × 50 local steps per client (centralized: 150 steps per round on the "
+        "pooled data); 4 seeds (0-3)."
+    )
+    not_reported = budget_line(results, SETUPS, SEEDS, REFERENCE_METHODS)
+    assert "centralized" not in not_reported  # a centralized budget not reported is not said
+
+
+def test_seeds_phrase() -> None:
+    assert seeds_phrase(range(6)) == "6 seeds (0-5)"
+    assert seeds_phrase([3, 1, 2]) == "3 seeds (1-3)"
+    assert seeds_phrase([0, 1]) == "2 seeds (0, 1)"
+    assert seeds_phrase([7]) == "1 seed (7)"
+    assert seeds_phrase([0, 2, 7]) == "3 seeds (0, 2, 7)"
+
+
+def test_every_table_starts_with_the_budget(results: pd.DataFrame) -> None:
+    budget = budget_line(results, SETUPS, SEEDS, REFERENCE_METHODS)
+    communication = pd.DataFrame(
+        [["s1", "fedavg", 0, 1.0, 3.0, 40, "net"]],
+        columns=["setup", "method", "seed", "bytes_up", "bytes_down", "backbone_bytes", "backbone"],
+    )
+    for table in (
+        main_table(results, METHODS, SETUPS, SEEDS),
+        aggregation_table(results, SETUPS, SEEDS),
+        communication_table(communication, METHODS, SETUPS, budget),
+    ):
+        assert table.markdown.splitlines()[0] == budget
+        assert table.markdown.splitlines()[2].startswith("| ")
+        assert table.latex.splitlines()[0] == rf"{{\small {latex_escape(budget)}\par}}"
+        latex_well_formed(table.latex)
 
 
 def test_communication_table_ratio() -> None:

@@ -1,9 +1,10 @@
-"""Gather every run's ``metrics.json`` into one table, and summarise it over seeds."""
+"""Gather every run's ``metrics.json`` into one table, summarise it over seeds, and say
+the training budget and seeds behind it in one line."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ RESULT_COLUMNS = [
     "n_clients",
     "rounds",
     "local_steps",
+    "steps_per_round",
     "bytes_up_per_client_round",
     "bytes_down_per_client_round",
     "backbone_to_round_ratio",
@@ -34,7 +36,8 @@ RESULT_COLUMNS = [
     "collapsed",
     "status",
 ]
-"""Columns of ``reports/results.csv``, one row per (setup, method, seed)."""
+"""Columns of ``reports/results.csv``, one row per (setup, method, seed).
+``steps_per_round`` is empty for runs whose ``metrics.json`` does not report it."""
 
 
 def _row(metrics: dict) -> dict[str, object]:
@@ -95,3 +98,63 @@ def markdown_table(frame: pd.DataFrame) -> str:
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
     return "\n".join([header, rule, *body]) + "\n"
+
+
+def seeds_phrase(seeds: Sequence[int]) -> str:
+    """``"6 seeds (0-5)"``, ``"1 seed (0)"`` or ``"3 seeds (0, 2, 7)"``."""
+    ordered = sorted(int(seed) for seed in seeds)
+    if not ordered:
+        return "no seeds"
+    count = f"{len(ordered)} seed{'s' if len(ordered) > 1 else ''}"
+    contiguous = len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1))
+    listed = f"{ordered[0]}-{ordered[-1]}" if contiguous else ", ".join(map(str, ordered))
+    return f"{count} ({listed})"
+
+
+def _numbers(values: pd.Series) -> str:
+    """The distinct integers of ``values`` (NaN left out), ``"3"`` or ``"3 / 5"``."""
+    return " / ".join(str(int(value)) for value in sorted(pd.unique(values.dropna())))
+
+
+def _setup_budget(rows: pd.DataFrame) -> str:
+    """``"3 rounds × 50 local steps per client"``, plus what ``centralized`` trains per round
+    when its runs report ``steps_per_round``; ``rows`` are one setup's trained ok runs."""
+    text = f"{_numbers(rows['rounds'])} rounds × {_numbers(rows['local_steps'])} local steps"
+    text += " per client"
+    if "steps_per_round" in rows:
+        centralized = rows.loc[rows["method"] == "centralized", "steps_per_round"]
+        if centralized.notna().any():
+            text += f" (centralized: {_numbers(centralized)} steps per round on the pooled data)"
+    return text
+
+
+def budget_line(
+    results: pd.DataFrame,
+    setups: Sequence[str],
+    seeds: Sequence[int],
+    references: Collection[str],
+) -> str:
+    """One sentence with the training budget and seeds behind a table, e.g. ``"Budget: 3
+    rounds × 50 local steps per client; 6 seeds (0-5)."``
+
+    The budget is read from the ok runs in ``setups`` of trained methods (aggregators not
+    in ``references``, the rows that train nothing), from the ``rounds``, ``local_steps``
+    and, if present, ``steps_per_round`` columns of ``results.csv``; setups with different
+    budgets are named one by one.
+    """
+    if not {"rounds", "local_steps"} <= set(results.columns):
+        return f"Budget: not recorded (no rounds and local_steps columns); {seeds_phrase(seeds)}."
+    done = results[(results["status"] == "ok") & results["setup"].isin(list(setups))]
+    trained = done[~done["method"].str.split(".").str[0].isin(list(references))]
+    budgets = {
+        setup: _setup_budget(trained[trained["setup"] == setup])
+        for setup in setups
+        if (trained["setup"] == setup).any()
+    }
+    if not budgets:
+        text = "unknown (no finished training run)"
+    elif len(set(budgets.values())) == 1:
+        text = next(iter(budgets.values()))
+    else:
+        text = "; ".join(f"{setup}: {budget}" for setup, budget in budgets.items())
+    return f"Budget: {text}; {seeds_phrase(seeds)}."

@@ -1,9 +1,11 @@
 """The report's tables, as pure functions of DataFrames, each rendered as Markdown, LaTeX
 (booktabs) and CSV.
 
-A table is first laid out as a :class:`Grid` of text cells (row blocks, optional spanning
-column groups, footnotes); :func:`render_markdown` and :func:`render_latex` draw the same
-grid, and the CSV holds the unformatted numbers behind it.
+A table is first laid out as a :class:`Grid` of text cells (a caption line, row blocks,
+optional spanning column groups, footnotes); :func:`render_markdown` and
+:func:`render_latex` draw the same grid, and the CSV holds the unformatted numbers behind
+it. The caption, the first line of every table, states the training budget and the seeds
+(:func:`fussbench.reporting.results.budget_line`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from fussbench.reporting.flags import (
     flag_notes,
     unlabelled_setups,
 )
-
-MISSING = "—"
-"""Text of a cell without a single finished run."""
+from fussbench.reporting.results import budget_line
+from fussbench.stats.formatting import MISSING, format_p
 
 REFERENCE_METHODS: tuple[str, ...] = tuple(REFERENCES)
 """Rows shown below the trained methods and never set in bold."""
@@ -92,12 +93,14 @@ class Grid:
         groups: (label, span) headers spanning the columns after the first, in order;
             empty for a one-line header.
         notes: footnotes, one line each.
+        caption: the line above the table (the budget and seeds); empty for none.
     """
 
     columns: list[str]
     blocks: list[Block]
     groups: list[tuple[str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    caption: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,13 +130,14 @@ def _column_labels(grid: Grid) -> list[str]:
 
 
 def render_markdown(grid: Grid) -> str:
-    """A GitHub-flavoured Markdown table of ``grid``, its notes below."""
+    """A GitHub-flavoured Markdown table of ``grid``, its caption above, its notes below."""
 
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(cells) + " |"
 
     width = len(grid.columns)
-    lines = [line(_column_labels(grid)), line(["---"] * width)]
+    caption = [grid.caption, ""] if grid.caption else []
+    lines = [*caption, line(_column_labels(grid)), line(["---"] * width)]
     for block in grid.blocks:
         if block.title is not None:
             lines.append(line([f"*{block.title}*", *[""] * (width - 1)]))
@@ -172,9 +176,13 @@ def _latex_cell(cell: Cell) -> str:
 
 
 def render_latex(grid: Grid) -> str:
-    """A booktabs ``tabular`` of ``grid``; its notes follow in small type."""
+    """A booktabs ``tabular`` of ``grid``, its caption as a line of small type above it;
+    its notes follow in small type."""
     width = len(grid.columns)
-    lines = [rf"\begin{{tabular}}{{l{'r' * (width - 1)}}}", r"\toprule"]
+    caption = []
+    if grid.caption:
+        caption = [rf"{{\small {latex_escape(grid.caption)}\par}}", r"\smallskip"]
+    lines = [*caption, rf"\begin{{tabular}}{{l{'r' * (width - 1)}}}", r"\toprule"]
     if grid.groups:
         spans, rules, start = [""], [], 2
         for label, span in grid.groups:
@@ -298,7 +306,7 @@ def main_table(
     Trained methods keep the order of ``methods``; ``references`` among them follow in a
     block of their own. The best trained method of each column is bold. Cells with fewer
     finished seeds than ``seeds`` show ``(n/N)``, empty cells :data:`MISSING`, and a note
-    lists what is missing.
+    lists what is missing. The caption gives the budget and seeds.
     """
     trained = [method for method in methods if method not in references]
     shown_references = [method for method in methods if method in references]
@@ -333,6 +341,7 @@ def main_table(
         blocks,
         groups=[(METRICS[metric], len(setups)) for metric in METRICS],
         notes=notes,
+        caption=budget_line(results, setups, seeds, REFERENCE_METHODS),
     )
     keys = list(zip(summary["setup"], summary["method"], strict=True))
     numbers = summary.assign(
@@ -358,7 +367,7 @@ def aggregation_table(results: pd.DataFrame, setups: Sequence[str], seeds: Seque
     """mIoU of each aggregator and mode (rows) by setup and weighting (columns): samples-
     weighted vs unweighted (uniform) aggregation. Only rows and weightings that occur in
     ``results`` are shown; a combination never run or without finished seeds is
-    :data:`MISSING`."""
+    :data:`MISSING`. The caption gives the budget and seeds."""
     by_kind = {
         method_kind(method): method
         for method in results["method"].unique()
@@ -402,6 +411,7 @@ def aggregation_table(results: pd.DataFrame, setups: Sequence[str], seeds: Seque
         [Block(body)],
         groups=[(setup, len(weightings)) for setup in setups],
         notes=notes,
+        caption=budget_line(results, setups, seeds, REFERENCE_METHODS),
     )
     return _table(grid, pd.DataFrame(numbers))
 
@@ -409,10 +419,8 @@ def aggregation_table(results: pd.DataFrame, setups: Sequence[str], seeds: Seque
 # --- significance table ---------------------------------------------------------------------
 
 
-def _p_value(value: float) -> str:
-    if value is None or pd.isna(value):
-        return MISSING
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
+PRIMARY_TITLE = "primary hypotheses: a > b, one-sided, paired over seeds, one Holm family"
+"""Caption of the block of pre-registered hypotheses."""
 
 
 def _difference(row: pd.Series) -> str:
@@ -424,38 +432,85 @@ def _difference(row: pd.Series) -> str:
     return text
 
 
-def significance_table(significance: pd.DataFrame) -> Table:
-    """Paired comparisons from ``significance.csv``: one block per (setup, pairing), one row
-    per method pair with the mean difference (a − b, mIoU points) and its 95% CI, the test,
-    its p-value and Holm-adjusted p-value, the number of pairs and any note."""
+def _text(row: pd.Series, column: str) -> str:
+    """A text column of ``significance.csv``, "" where empty or absent (older files)."""
+    value = row.get(column)
+    return "" if value is None or pd.isna(value) else str(value)
+
+
+def _significance_row(row: pd.Series, label: str) -> list[Cell]:
+    return [
+        Cell(label),
+        Cell(MISSING if pd.isna(row["n_pairs"]) else str(int(row["n_pairs"]))),
+        Cell(_difference(row)),
+        Cell(_text(row, "test") or MISSING),
+        Cell(format_p(row["p_value"])),
+        Cell(format_p(row["p_holm"])),
+        Cell(_text(row, "verdict")),
+        Cell(_text(row, "note")),
+    ]
+
+
+def _primary_label(row: pd.Series) -> str:
+    """``"H1: fedcc_kmeans > fedavg, camvid_domain"`` (the dataset without a setup)."""
+    where = _text(row, "setup") or _text(row, "dataset")
+    claim = f"{_text(row, 'hypothesis')}: {row['method_a']} > {row['method_b']}"
+    return f"{claim}, {where}" if where else claim
+
+
+SIGNIFICANCE_NOTES = {
+    "primary": "Primary: pre-registered in stats.primary before any result; Holm over every "
+    "primary row of the same test, across setups. The verdict sits on the row of the "
+    "pre-registered test: supported when its Holm p is below stats.alpha, not supported "
+    "when the opposite one-sided claim (b > a) has a Holm p below it, inconclusive "
+    "otherwise, not run when a setup or method is missing. better_fedcc (the FedCC variant "
+    "with the higher mean mIoU) is chosen on the same results it is tested on.",
+    "exploratory": "Exploratory: two-sided; Holm p adjusts within each block.",
+}
+"""The footnote of each family present in the table."""
+
+
+def significance_table(significance: pd.DataFrame, budget: str = "") -> Table:
+    """Paired comparisons from ``significance.csv``, the primary family first.
+
+    The first block holds the pre-registered primary hypotheses (``family`` primary), one
+    row per hypothesis, setup and test, with the verdict; then one block per (setup,
+    pairing) of exploratory comparisons. Every row has the mean difference (a − b, mIoU
+    points) and its 95% CI, the test, its p-value and Holm-adjusted p-value, the number of
+    pairs and any note. A file without a ``family`` column (written before primary
+    hypotheses existed) is all exploratory. ``budget`` is the caption line.
+    """
+    family = significance.get("family", pd.Series("exploratory", index=significance.index))
+    primary = significance[family == "primary"]
+    exploratory = significance[family != "primary"]
     blocks = []
-    for (setup, pairing), group in significance.groupby(["setup", "pairing"], sort=False):
+    if len(primary):
+        rows = [_significance_row(row, _primary_label(row)) for _, row in primary.iterrows()]
+        blocks.append(Block(rows, PRIMARY_TITLE))
+    for (setup, pairing), group in exploratory.groupby(["setup", "pairing"], sort=False):
         rows = [
-            [
-                Cell(f"{row['method_a']} vs {row['method_b']}"),
-                Cell(MISSING if pd.isna(row["n_pairs"]) else str(int(row["n_pairs"]))),
-                Cell(_difference(row)),
-                Cell(str(row["test"]) if pd.notna(row["test"]) else MISSING),
-                Cell(_p_value(row["p_value"])),
-                Cell(_p_value(row["p_holm"])),
-                Cell(str(row["note"]) if pd.notna(row["note"]) else ""),
-            ]
+            _significance_row(row, f"{row['method_a']} vs {row['method_b']}")
             for _, row in group.iterrows()
         ]
-        blocks.append(Block(rows, f"{setup}, {PAIRINGS.get(pairing, pairing)}"))
+        title = f"{setup}, {PAIRINGS.get(pairing, pairing)}, exploratory (two-sided)"
+        blocks.append(Block(rows, title))
+    notes = ["Mean difference a − b in mIoU points."]
+    notes += [text for name, text in SIGNIFICANCE_NOTES.items() if (family == name).any()]
     grid = Grid(
-        ["comparison (a vs b)", "n pairs", "mean diff [95% CI]", "test", "p", "Holm p", "note"],
+        ["comparison", "n pairs", "mean diff [95% CI]", "test", "p", "Holm p", "verdict", "note"],
         blocks,
-        notes=["Mean difference a − b in mIoU points; Holm p adjusts within each block."],
+        notes=notes,
+        caption=budget,
     )
-    return _table(grid, significance)
+    primary_first = np.argsort((family != "primary").to_numpy(), kind="stable")
+    return _table(grid, significance.iloc[primary_first])
 
 
 # --- communication table --------------------------------------------------------------------
 
 
 def communication_table(
-    communication: pd.DataFrame, methods: Sequence[str], setups: Sequence[str]
+    communication: pd.DataFrame, methods: Sequence[str], setups: Sequence[str], budget: str = ""
 ) -> Table:
     """Bytes per client per round (up, down), the backbone's size, and how many rounds of
     traffic shipping the backbone once would cost: backbone / (up + down).
@@ -463,6 +518,7 @@ def communication_table(
     Args:
         communication: one row per run, columns setup, method, seed, bytes_up, bytes_down,
             backbone_bytes (from each run's ``metrics.json``); means are taken over seeds.
+        budget: the caption line (:func:`fussbench.reporting.results.budget_line`).
     """
     means = communication.groupby(["setup", "method"], sort=False)[
         ["bytes_up", "bytes_down", "backbone_bytes"]
@@ -503,5 +559,6 @@ def communication_table(
             f"Per client per round, mean over seeds; {MISSING}: no client-server traffic "
             "(local, centralized)."
         ],
+        caption=budget,
     )
     return _table(grid, pd.DataFrame(numbers))
