@@ -12,12 +12,15 @@ from fussbench.errors import FussbenchError
 from stages.stats import run
 
 COLUMNS = [
+    "family",
+    "hypothesis",
     "dataset",
     "partition",
     "setup",
     "method_a",
     "method_b",
     "pairing",
+    "alternative",
     "n_pairs",
     "mean_diff",
     "ci_low",
@@ -25,6 +28,8 @@ COLUMNS = [
     "test",
     "p_value",
     "p_holm",
+    "p_holm_opposite",
+    "verdict",
     "note",
 ]
 IMAGES = [f"img_{i:03d}" for i in range(30)]
@@ -98,9 +103,13 @@ def test_stage_writes_the_table_and_the_markdown(tmp_path):
     assert (frame[["dataset", "partition", "setup"]].drop_duplicates().values.tolist()) == [
         ["camvid", "domain", "camvid_domain"]
     ]
+    assert (frame.family == "exploratory").all() and (frame.alternative == "two-sided").all()
+    assert (frame.hypothesis == "").all() and (frame.verdict == "").all()
+    assert frame.p_holm_opposite.isna().all()
     markdown = (tmp_path / "out/significance.md").read_text()
-    assert "## camvid_domain, paired by seeds" in markdown
-    assert "## camvid_domain, paired by images" in markdown
+    assert "None: `stats.primary` in params.yaml is empty." in markdown
+    assert "### camvid_domain, paired by seeds" in markdown
+    assert "### camvid_domain, paired by images" in markdown
     assert "< 0.001" in markdown
     assert "Holm" in markdown
 
