@@ -195,11 +195,8 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
         write_text(out_dir / "rounds.csv", rounds_csv(state.records))
         record = state.records[-1]
         failed = f", {len(record.failures)} client(s) failed" if record.failures else ""
-        print(
-            f"round {record.round}: mIoU {record.miou:.2f}  acc {record.accuracy:.2f}  "
-            f"({record.seconds:.1f} s{failed})",
-            flush=True,
-        )
+        scores = f"mIoU {record.miou:.2f}  acc {record.accuracy:.2f}" if labelled else "no labels"
+        print(f"round {record.round}: {scores}  ({record.seconds:.1f} s{failed})", flush=True)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if params.engine == "flower":

@@ -220,6 +220,9 @@ def _partition_figure(
     if partition is None:
         missing.append(f"partition figure of {setup}: no summary in {partitions_dir / setup}")
         return []
+    if partition.js_mean is None:
+        missing.append(f"partition figure of {setup}: no labels (no masks), no class counts")
+        return []
     colours = palette(partition.dataset, len(partition.class_names))
     title = f"{setup}: class distribution per client"
     figure = figures.partition_figure(

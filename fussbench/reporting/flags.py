@@ -50,7 +50,8 @@ def flag_notes(collapsed: dict[tuple[str, str], list[int]], unlabelled: list[str
         )
         notes.append(
             f"{COLLAPSED_MARK}: collapsed (one cluster everywhere, or scores equal to the "
-            f"majority-class prediction), never bold: {runs}."
+            "majority-class prediction; without labels, one cluster above "
+            f"folder.collapse_share of the pixels), never bold: {runs}."
         )
     if unlabelled:
         notes.append(

@@ -93,13 +93,14 @@ class PartitionSummary:
         class_names: column names of the class counts, in class order.
         counts: one row per client: client, n_images, a pixel count per class,
             js_divergence.
-        js_mean: mean over clients of the JS divergence to the pooled distribution.
+        js_mean: mean over clients of the JS divergence to the pooled distribution;
+            ``None`` when no pixel is labelled (a folder without masks).
     """
 
     dataset: str
     class_names: tuple[str, ...]
     counts: pd.DataFrame
-    js_mean: float
+    js_mean: float | None
 
 
 def read_partition(partitions: Path, setup: str) -> PartitionSummary | None:
@@ -116,5 +117,5 @@ def read_partition(partitions: Path, setup: str) -> PartitionSummary | None:
         dataset=info["meta"]["dataset"],
         class_names=class_names,
         counts=counts,
-        js_mean=float(info["label_skew"]["js_mean"]),
+        js_mean=info["label_skew"]["js_mean"],
     )
