@@ -7,13 +7,19 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from fussbench.data.samples import DatasetSpec
 from fussbench.errors import FussbenchError
 from fussbench.features.backbones import build_backbone
 from fussbench.features.benchmark import benchmark_caching, decoded_images
 from fussbench.features.device import resolve_placement
 from fussbench.federation.registry import FederationSettings, build_method
 from fussbench.federation.round_benchmark import benchmark_round
+from fussbench.model.config import PRECISIONS
+from fussbench.model.precision import native_bf16
+from fussbench.model.throughput import training_throughput
+from fussbench.model.training import ClientData
 from fussbench.params import Params
 from stages.features import backbone_config
 from stages.paths import raw_dir
@@ -59,4 +65,42 @@ def run(params: Params, images: int) -> dict[str, object]:
             params.model.n_clusters or spec.n_classes,
             params.seed,
         )
-    return {"dataset": spec.name, "backbone": params.backbone, **caching, **round_times}
+        training = _training_speed(
+            np.load(cache / "features.npy"), np.load(cache / "pooled.npy"), params, spec
+        )
+    return {
+        "dataset": spec.name,
+        "backbone": params.backbone,
+        **caching,
+        **round_times,
+        **training,
+    }
+
+
+def _training_speed(
+    features: np.ndarray, pooled: np.ndarray, params: Params, spec: DatasetSpec
+) -> dict[str, object]:
+    """``train_steps_per_s`` and ``train_peak_fraction`` (the steps' FLOP rate against a
+    matrix product of the head's shapes, same run, threads and precision) in fp32 and bf16;
+    bf16 is timed only where the CPU multiplies it natively."""
+    config = params.train_config()
+    data = ClientData.from_cache(features, pooled, config.knn_k)
+    n_clusters = params.model.n_clusters or spec.n_classes
+    threads = torch.get_num_threads()
+    torch.set_num_threads(params.runtime.threads)  # as a federate run trains
+    result: dict[str, object] = {
+        "train_threads": params.runtime.threads,
+        "bf16_native": native_bf16(),
+    }
+    try:
+        for precision in PRECISIONS:
+            if precision == "bf16" and not native_bf16():
+                continue
+            speed = training_throughput(data, config, params.model.dim, n_clusters, precision)
+            result[f"train_steps_per_s_{precision}"] = round(speed.steps_per_s, 2)
+            result[f"train_gflops_{precision}"] = round(speed.gflops, 1)
+            result[f"matmul_gflops_{precision}"] = round(speed.matmul_gflops, 1)
+            result[f"train_peak_fraction_{precision}"] = round(speed.peak_fraction, 3)
+    finally:
+        torch.set_num_threads(threads)
+    return result

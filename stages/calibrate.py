@@ -33,9 +33,9 @@ def run(params: Params, batches: int = 100) -> dict[str, float]:
         partners = data.neighbours[rows, rng.integers(data.neighbours.shape[1], size=len(rows))]
         strangers = rng.choice(data.n_samples, size=len(rows), replace=True)
         coords = torch.rand((len(rows), size, size, 2), generator=generator) * 2 - 1
-        points = sample_unit_points(data.features[torch.from_numpy(rows)], coords)
+        points = sample_unit_points(data.batch(rows), coords)
         sums["self"] += raw_feature_cosine(points, points)
         for key, other in (("knn", partners), ("random", strangers)):
-            other_points = sample_unit_points(data.features[torch.from_numpy(other)], coords)
+            other_points = sample_unit_points(data.batch(other), coords)
             sums[key] += raw_feature_cosine(points, other_points)
     return {f"mean_cosine_{key}": round(total / batches, 4) for key, total in sums.items()}

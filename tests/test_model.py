@@ -3,11 +3,17 @@ import pytest
 import torch
 
 from fussbench.model.config import CorrespondenceWeights, TrainConfig
-from fussbench.model.head import CENTROIDS_KEY, SegmentationModel, initial_arrays
+from fussbench.model.head import (
+    CENTROIDS_KEY,
+    SegmentationHead,
+    SegmentationModel,
+    initial_arrays,
+)
 from fussbench.model.losses import (
     cluster_loss,
     correspondence_term,
     sample_points,
+    sample_unit_points,
 )
 from fussbench.model.neighbours import nearest_neighbours
 from fussbench.model.training import ClientData, _derangement, train_locally
@@ -67,8 +73,8 @@ def test_initial_arrays_are_seeded_and_leave_global_rng_alone():
 
 def test_correspondence_term_rewards_codes_that_follow_features():
     generator = torch.Generator().manual_seed(0)
-    features = torch.randn(2, 16, 5, 5, generator=generator)
-    unit = torch.nn.functional.normalize(features, dim=1)
+    points = torch.randn(2, 25, 16, generator=generator)
+    unit = torch.nn.functional.normalize(points, dim=2)
     aligned = correspondence_term(unit, unit, unit, unit, shift=0.0)
     flipped = correspondence_term(unit, unit, -unit, -unit, shift=0.0)
     assert aligned.item() < flipped.item() + 1e-6
@@ -118,3 +124,31 @@ def test_training_is_deterministic_and_changes_the_model():
     assert all(np.array_equal(first[k], second[k]) for k in first)
     assert not all(np.array_equal(first[k], third[k]) for k in first)
     assert not np.array_equal(first[CENTROIDS_KEY], initial[CENTROIDS_KEY])
+
+
+def test_head_as_matrix_products_equals_its_convolutions():
+    torch.manual_seed(0)
+    head = SegmentationHead(12, 5)
+    features = torch.randn(3, 12, 4, 6)
+    by_convolution = head.linear(features) + head.nonlinear(features)
+    assert torch.allclose(head(features), by_convolution, atol=1e-5)
+    assert torch.allclose(head.nonlinear_branch(features), head.nonlinear(features), atol=1e-5)
+
+
+def test_sampled_points_are_point_major_unit_vectors():
+    maps = torch.randn(2, 7, 5, 6)
+    coords = torch.rand(2, 3, 4, 2) * 2 - 1
+    points = sample_unit_points(maps, coords)
+    assert points.shape == (2, 12, 7)
+    assert torch.allclose(points.norm(dim=2), torch.ones(2, 12))
+    expected = sample_points(maps, coords)[1, :, 2, 3]
+    assert torch.allclose(points[1, 2 * 4 + 3], expected / expected.norm())
+
+
+def test_client_batches_are_read_from_the_cache_as_float32():
+    features = np.random.default_rng(0).normal(size=(6, 4, 3, 5)).astype(np.float16)
+    data = ClientData.from_cache(features, features.mean(axis=(2, 3)), knn_k=2, rows=[5, 1, 3])
+    batch = data.batch(np.array([2, 0]))
+    assert batch.dtype == torch.float32
+    assert torch.equal(batch, torch.from_numpy(features[[3, 5]].astype(np.float32)))
+    assert data.n_samples == 3 and data.neighbours.max() < 3

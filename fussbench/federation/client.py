@@ -44,12 +44,12 @@ class LocalObjective:
             )
 
 
-def cluster_pixel_counts(model: SegmentationModel, features: torch.Tensor) -> np.ndarray:
-    """How many feature pixels (N, C, h, w) each centroid wins: (n_clusters,) int64."""
+def cluster_pixel_counts(model: SegmentationModel, data: ClientData) -> np.ndarray:
+    """How many of the client's feature pixels each centroid wins: (n_clusters,) int64."""
     counts = np.zeros(model.n_clusters, dtype=np.int64)
     with torch.inference_mode():
-        for start in range(0, features.shape[0], 64):
-            batch = features[start : start + 64]
+        for start in range(0, data.n_samples, 64):
+            batch = data.batch(slice(start, start + 64))
             winners = assign_clusters(model.head(batch), model.centroids).argmax(dim=1)
             counts += np.bincount(winners.flatten().numpy(), minlength=model.n_clusters)
     return counts
@@ -95,7 +95,7 @@ class FederatedClient:
         arrays = model.to_arrays()
         self._previous = arrays
         counts = (
-            cluster_pixel_counts(model, self._data.features)
+            cluster_pixel_counts(model, self._data)
             if self._objective.cluster_counts
             else None
         )

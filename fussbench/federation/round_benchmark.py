@@ -17,7 +17,6 @@ from fussbench.features.device import Placement
 from fussbench.federation.client import FederatedClient, LocalObjective
 from fussbench.model.config import TrainConfig
 from fussbench.model.head import initial_arrays
-from fussbench.model.neighbours import nearest_neighbours
 from fussbench.model.training import ClientData
 
 
@@ -42,7 +41,7 @@ class BackboneOnEveryBatch:
             width // backbone.stride,
         )
 
-    def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
+    def __getitem__(self, index: np.ndarray | slice) -> torch.Tensor:
         """Features (B, C, h, w) float32 of the selected images, on the CPU."""
         # clone: an ordinary tensor (not an inference tensor) that autograd may save
         return forward_batch(self._backbone, self._images[index], self._placement).clone()
@@ -58,7 +57,7 @@ def _timed_fit(
 ) -> float:
     """Seconds of one :meth:`FederatedClient.fit` (local steps, plus pixel counts when the
     objective asks for them)."""
-    initial = initial_arrays(data.features.shape[1], dim, n_clusters, seed)
+    initial = initial_arrays(data.channels, dim, n_clusters, seed)
     client = FederatedClient(data, config, objective)
     started = time.perf_counter()
     client.fit(initial, seed)
@@ -94,10 +93,9 @@ def benchmark_round(
     Returns:
         ``round_s_cached``, ``round_s_recompute`` and their ratio ``round_speedup``.
     """
-    neighbours = nearest_neighbours(np.asarray(pooled), config.knn_k)
-    cached = ClientData(torch.from_numpy(np.asarray(features, dtype=np.float32)), neighbours)
+    cached = ClientData.from_cache(features, pooled, config.knn_k)
     on_every_batch = BackboneOnEveryBatch(backbone, images, placement)
-    recomputed = ClientData(on_every_batch, neighbours)  # type: ignore[arg-type]
+    recomputed = ClientData(on_every_batch, cached.rows, cached.neighbours)  # type: ignore[arg-type]
     cached_seconds = _timed_fit(cached, config, objective, dim, n_clusters, seed)
     recompute_seconds = _timed_fit(recomputed, config, objective, dim, n_clusters, seed)
     return {

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+PRECISIONS = ("fp32", "bf16")
+"""Valid ``train.precision`` values (see :mod:`fussbench.model.precision`)."""
+
 
 @dataclass(frozen=True)
 class CorrespondenceWeights:
@@ -38,6 +41,8 @@ class TrainConfig:
         n_negatives: random derangements of the batch for the random pairing.
         dropout: channel dropout on the features fed to the head (not on those in F).
         weights: λ and shift of each pairing.
+        precision: "fp32", or "bf16" for the head's forward pass (see
+            :mod:`fussbench.model.precision`).
     """
 
     local_steps: int
@@ -49,3 +54,4 @@ class TrainConfig:
     n_negatives: int
     dropout: float
     weights: CorrespondenceWeights
+    precision: str = "fp32"

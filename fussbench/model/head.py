@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 CENTROIDS_KEY = "centroids"
@@ -20,10 +21,32 @@ ModelArrays = dict[str, np.ndarray]
 """A model as named float32 arrays: ``head.*`` weights plus ``centroids``."""
 
 
+def _pixels(features: torch.Tensor) -> torch.Tensor:
+    """Features (B, C, h, w) as a pixel matrix (B·h·w, C)."""
+    return features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+
+
+def _maps(pixels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A pixel matrix (B·h·w, D) back as maps (B, D, h, w) laid out like ``like`` (B, C, h, w),
+    in channels-last memory (a view, no copy)."""
+    batch, _, height, width = like.shape
+    return pixels.view(batch, height, width, -1).permute(0, 3, 1, 2)
+
+
+def _flat(conv: nn.Conv2d) -> torch.Tensor:
+    """A 1x1 convolution's weight (C_out, C_in, 1, 1) as a matrix (C_out, C_in)."""
+    return conv.weight.flatten(1)
+
+
 class SegmentationHead(nn.Module):
     """Linear 1x1 projection plus a nonlinear 1x1-ReLU-1x1 branch, summed.
 
-    Maps features (B, C_in, h, w) to codes (B, dim, h, w).
+    Maps features (B, C_in, h, w) to codes (B, dim, h, w). The parameters are 1x1
+    convolutions (STEGO's layout, and the keys of the array form), but the forward pass
+    runs them as matrix products over the pixel matrix (B·h·w, C_in): on a CPU, PyTorch
+    sends a 1x1 convolution of a small batch on one thread to its slowest kernel
+    (im2col). Features in channels-last memory give that matrix without a copy; outputs
+    are in channels-last memory.
     """
 
     def __init__(self, in_channels: int, dim: int = 70) -> None:
@@ -35,9 +58,24 @@ class SegmentationHead(nn.Module):
             nn.Conv2d(in_channels, dim, kernel_size=1),
         )
 
+    def _nonlinear_output(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The nonlinear branch's output (P, dim) from its first layer's pre-activation (P, C)."""
+        last = self.nonlinear[2]
+        return F.linear(F.relu(hidden), _flat(last), last.bias)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Codes (B, dim, h, w) of features (B, C_in, h, w)."""
-        return self.linear(features) + self.nonlinear(features)
+        pixels = _pixels(features)
+        first = self.nonlinear[0]
+        hidden = F.linear(pixels, _flat(first), first.bias)
+        linear = F.linear(pixels, _flat(self.linear), self.linear.bias)
+        return _maps(linear + self._nonlinear_output(hidden), features)
+
+    def nonlinear_branch(self, features: torch.Tensor) -> torch.Tensor:
+        """The nonlinear branch's output (B, dim, h, w) alone, for FedMOON's term."""
+        first = self.nonlinear[0]
+        hidden = F.linear(_pixels(features), _flat(first), first.bias)
+        return _maps(self._nonlinear_output(hidden), features)
 
 
 class SegmentationModel(nn.Module):

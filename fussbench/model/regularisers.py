@@ -49,16 +49,16 @@ class ModelContrastiveTerm:
         temperature: float,
         weight: float,
     ) -> None:
-        self.global_branch = global_model.head.nonlinear.eval()
-        self.previous_branch = previous_model.head.nonlinear.eval()
+        self.global_head = global_model.head.eval()
+        self.previous_head = previous_model.head.eval()
         self.temperature = temperature
         self.weight = weight
 
     def __call__(self, model: SegmentationModel, head_input: torch.Tensor) -> torch.Tensor:
-        output = model.head.nonlinear(head_input)
+        output = model.head.nonlinear_branch(head_input)
         with torch.no_grad():
-            towards = self.global_branch(head_input)
-            away = self.previous_branch(head_input)
+            towards = self.global_head.nonlinear_branch(head_input)
+            away = self.previous_head.nonlinear_branch(head_input)
         positive = F.cosine_similarity(output, towards, dim=1) / self.temperature
         negative = F.cosine_similarity(output, away, dim=1) / self.temperature
         return self.weight * F.softplus(negative - positive).mean()

@@ -17,32 +17,51 @@ from fussbench.model.losses import (
     sample_unit_points,
 )
 from fussbench.model.neighbours import nearest_neighbours
+from fussbench.model.precision import use_bf16
 from fussbench.model.regularisers import Regulariser
 
 
 @dataclass(frozen=True)
 class ClientData:
-    """What one client holds: its cached features and its own neighbour lists.
+    """What one client holds: rows of a feature cache and its own neighbour lists.
+
+    The features stay where they are (the cache's float16 memory map): each batch is read
+    and cast to float32 when it is drawn, so memory does not grow with the client's size.
 
     Attributes:
-        features: (N, C, h, w) float32.
-        neighbours: (N, k) int64 row indices into ``features``.
+        features: (N, C, h, w) array of any float dtype (usually the cache's memory map), or
+            anything indexable like it that returns such arrays or tensors.
+        rows: (n,) int64 rows of ``features`` this client holds.
+        neighbours: (n, k) int64 indices into ``rows``.
     """
 
-    features: torch.Tensor
+    features: np.ndarray
+    rows: np.ndarray
     neighbours: np.ndarray
 
     @classmethod
-    def from_cache(cls, features: np.ndarray, pooled: np.ndarray, knn_k: int) -> ClientData:
-        """Build from cached rows: features (N, C, h, w) float16, pooled (N, C)."""
-        return cls(
-            features=torch.from_numpy(np.asarray(features, dtype=np.float32)),
-            neighbours=nearest_neighbours(np.asarray(pooled), knn_k),
-        )
+    def from_cache(
+        cls, features: np.ndarray, pooled: np.ndarray, knn_k: int, rows: np.ndarray | None = None
+    ) -> ClientData:
+        """The client holding ``rows`` (default: all) of cached features (N, C, h, w) whose
+        pooled features are ``pooled`` (N, C); its neighbour lists come from its rows only."""
+        rows = np.arange(features.shape[0]) if rows is None else np.asarray(rows)
+        rows = rows.astype(np.int64)
+        return cls(features, rows, nearest_neighbours(np.asarray(pooled[rows]), knn_k))
 
     @property
     def n_samples(self) -> int:
-        return self.features.shape[0]
+        return len(self.rows)
+
+    @property
+    def channels(self) -> int:
+        return int(self.features.shape[1])
+
+    def batch(self, samples: np.ndarray | slice) -> torch.Tensor:
+        """Features (B, C, h, w) float32 of the client's ``samples`` (indices into ``rows``),
+        in channels-last memory: the cast and the transpose the head needs in one pass."""
+        values = torch.as_tensor(self.features[self.rows[samples]])
+        return values.to(torch.float32, memory_format=torch.channels_last)
 
 
 @dataclass(frozen=True)
@@ -79,7 +98,7 @@ def _channel_dropout(
         return features
     batch, channels = features.shape[:2]
     keep = torch.rand(batch, channels, 1, 1, generator=generator) >= rate
-    return features * keep / (1.0 - rate)
+    return features * (keep / (1.0 - rate))
 
 
 def _correspondence_loss(
@@ -89,35 +108,43 @@ def _correspondence_loss(
     partners: np.ndarray,
     config: TrainConfig,
     generator: torch.Generator,
+    bf16: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """L_corr over one batch, the batch's codes (B, D, h, w) and the head's input
-    (B, C, h, w): the batch's features after dropout."""
+    (B, C, h, w): the batch's features after dropout.
+
+    The batch and its kNN partners go through the head in one call (under bf16 autocast
+    when ``bf16``; the codes come back as float32, and every loss is computed in float32).
+    """
     weights = config.weights
-    features = data.features[torch.from_numpy(rows)]
-    partner_features = data.features[torch.from_numpy(partners)]
+    count = len(rows)
+    features = data.batch(np.concatenate([rows, partners]))  # (2B, C, h, w)
     head_input = _channel_dropout(features, config.dropout, generator)
-    codes = model.head(head_input)
-    partner_codes = model.head(_channel_dropout(partner_features, config.dropout, generator))
-    grid = (len(rows), config.feature_samples, config.feature_samples, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        all_codes = model.head(head_input)
+    all_codes = all_codes.float()
+    codes, partner_codes = all_codes[:count], all_codes[count:]
+    grid = (count, config.feature_samples, config.feature_samples, 2)
     coords = torch.rand(grid, generator=generator) * 2 - 1
     partner_coords = torch.rand(grid, generator=generator) * 2 - 1
-    f_a, s_a = sample_unit_points(features, coords), sample_unit_points(codes, coords)
-    loss = weights.lambda_self * correspondence_term(f_a, f_a, s_a, s_a, weights.shift_self)
-    f_b = sample_unit_points(partner_features, partner_coords)
+    # The batch is sampled at its own grid (a) and at its partner's grid (c, for the random
+    # pairing: image n meets image order[n] at the grid of order[n]) in one call.
+    both = torch.cat([coords, partner_coords], dim=2)
+    f_a, f_c = sample_unit_points(features[:count], both).chunk(2, dim=1)
+    s_a, s_c = sample_unit_points(codes, both).chunk(2, dim=1)
+    f_b = sample_unit_points(features[count:], partner_coords)
     s_b = sample_unit_points(partner_codes, partner_coords)
+    loss = weights.lambda_self * correspondence_term(f_a, f_a, s_a, s_a, weights.shift_self)
     loss = loss + weights.lambda_knn * correspondence_term(f_a, f_b, s_a, s_b, weights.shift_knn)
-    # Random pairing: image n meets image order[n], sampled at the partner grid of order[n].
-    f_c = sample_unit_points(features, partner_coords)
-    s_c = sample_unit_points(codes, partner_coords)
     negative_terms = []
     for _ in range(config.n_negatives):
-        order = _derangement(len(rows), generator)
+        order = _derangement(count, generator)
         negative_terms.append(
             correspondence_term(f_a, f_c[order], s_a, s_c[order], weights.shift_rand)
         )
     if negative_terms:
         loss = loss + weights.lambda_rand * torch.stack(negative_terms).mean()
-    return loss, codes, head_input
+    return loss, codes, head_input[:count]
 
 
 def train_locally(
@@ -135,6 +162,7 @@ def train_locally(
     """
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
+    bf16 = use_bf16(config.precision)
     head_optimiser = torch.optim.Adam(model.head.parameters(), lr=config.lr_head)
     centroid_optimiser = torch.optim.Adam([model.centroids], lr=config.lr_centroids)
     model.train()
@@ -146,7 +174,7 @@ def train_locally(
         picks = rng.integers(data.neighbours.shape[1], size=len(rows))
         partners = data.neighbours[rows, picks]
         corr, codes, head_input = _correspondence_loss(
-            model, data, rows, partners, config, generator
+            model, data, rows, partners, config, generator, bf16
         )
         centroid_term = cluster_loss(codes.detach(), model.centroids)
         loss = corr + centroid_term
