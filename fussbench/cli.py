@@ -197,17 +197,7 @@ def federate(
     kmeans_local, majority), for federation.rounds rounds of train.local_steps steps per
     client, evaluating every round. An interrupted run with the same params resumes from
     its last completed round."""
-    from fussbench.federation.registry import parse_method
-
-    extra: list[str] = []
-    if method is not None:
-        cell = parse_method(method)
-        mode = cell.mode if cell.mode is not None else "null"
-        extra = [
-            f"aggregator={cell.aggregator}",
-            f"federation.weighting={cell.weighting}",
-            f"federation.mode={mode}",
-        ]
+    extra = _method_overrides(method) if method is not None else []
     if engine is not None:
         extra.append(f"engine={engine}")
     overrides = [*extra, *(overrides or [])]
@@ -220,8 +210,30 @@ def federate(
         (params, [*overrides, f"seed={seed}"], out / f"seed{seed}", connection)
         for seed in base.seeds
     ]
-    workers = min(base.runtime.workers, len(jobs))
-    if workers == 1:
+    _federate_all(jobs, base.runtime.workers)
+
+
+def _method_overrides(method: str) -> list[str]:
+    """The params overrides of a comparison cell AGGREGATOR[.MODE][.WEIGHTING]."""
+    from fussbench.federation.registry import parse_method
+
+    cell = parse_method(method)
+    mode = cell.mode if cell.mode is not None else "null"
+    return [
+        f"aggregator={cell.aggregator}",
+        f"federation.weighting={cell.weighting}",
+        f"federation.mode={mode}",
+    ]
+
+
+FederateJob = tuple[Path, list[str], Path, "Connection | None"]
+"""Arguments of one :func:`_federate_one` call: params file, overrides, out folder, link."""
+
+
+def _federate_all(jobs: list[FederateJob], workers: int) -> None:
+    """Run ``jobs`` ``workers`` at a time (separate processes), echoing each summary."""
+    workers = min(workers, len(jobs))
+    if workers <= 1:
         for job in jobs:
             _echo_summary(_federate_one(*job))
         return
@@ -269,6 +281,40 @@ def _echo_summary(metrics: dict[str, object]) -> None:
 
 @app.command()
 @_friendly
+def convergence(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Only rebuild the report from finished runs.")
+    ] = False,
+) -> None:
+    """Measure global mIoU against local steps: every setup × method × seed × steps of
+    `convergence:` runs `convergence.rounds` rounds of that many local steps per client,
+    evaluated after every round, into `convergence.out` (finished runs are kept, so an
+    interrupted study resumes), plus the kmeans reference of each setup and seed. Then
+    `<reports_dir>/convergence.{md,csv,png}` show the curves and the paper and default
+    budgets the rules of `convergence:` choose."""
+    from stages import convergence as stage
+
+    base = load_params(params, overrides)
+    if not report_only:
+        jobs: list[FederateJob] = []
+        for setup, method, seed, steps in stage.jobs(base):
+            out = stage.run_dir(base, setup, method, seed, steps)
+            if (out / "metrics.json").is_file():
+                continue
+            extra = [f"setup={setup}", f"seed={seed}", *_method_overrides(method)]
+            extra.append(f"federation.rounds={base.convergence.rounds}")
+            if steps is not None:
+                extra.append(f"train.local_steps={steps}")
+            jobs.append((params, [*(overrides or []), *extra], out, None))
+        typer.echo(f"{len(jobs)} run(s) to go under {base.convergence.out}")
+        _federate_all(jobs, base.runtime.workers)
+    typer.echo(json.dumps(stage.report(base), indent=2))
+
+
+@app.command()
+@_friendly
 def collect(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
     """Gather the final numbers of every comparison run (runs_on × compare × seeds) into
     `<reports_dir>/results.csv`, and their mean ± std over seeds into
@@ -302,6 +348,9 @@ def stats(params: ParamsOption = Path("params.yaml"), overrides: SetOption = Non
         reports,
         settings.stats.n_resamples,
         settings.stats.seed,
+        settings.stats.primary,
+        settings.stats.primary_test,
+        settings.stats.alpha,
     )
     by_seeds = frame[frame["pairing"] == "seeds"]
     if len(by_seeds) and by_seeds["p_value"].isna().all():

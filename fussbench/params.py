@@ -19,7 +19,7 @@ from fussbench.data.registry import get_dataset
 from fussbench.data.samples import DatasetSpec
 from fussbench.engines import ENGINES
 from fussbench.errors import FussbenchError
-from fussbench.model.config import CorrespondenceWeights, TrainConfig
+from fussbench.model.config import PRECISIONS, CorrespondenceWeights, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,7 @@ class TrainParams:
     knn_k: int = 5
     n_negatives: int = 5
     dropout: float = 0.1
+    precision: str = "fp32"
     corr: CorrespondenceParams = field(default_factory=CorrespondenceParams)
 
 
@@ -245,10 +246,46 @@ class StatsParams:
     Attributes:
         n_resamples: bootstrap resamples of each mean-difference confidence interval.
         seed: seed of the bootstrap.
+        alpha: significance level of the primary hypotheses' verdicts.
+        primary_test: the pre-registered test that decides them (wilcoxon | t-test).
+        primary: the pre-registered primary hypotheses, one mapping each (checked by
+            :func:`fussbench.stats.primary.parse_primary`).
     """
 
     n_resamples: int = 10_000
     seed: int = 0
+    alpha: float = 0.05
+    primary_test: str = "wilcoxon"
+    primary: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ConvergenceParams:
+    """``convergence:``: the study of mIoU against local steps (``fussbench convergence``).
+
+    Every (setup, method, seed, steps) runs ``rounds`` rounds of ``steps`` local steps per
+    client; the run's state after round r is exactly the run of r rounds, so each run gives
+    the budgets (r, steps) for r = 1..rounds.
+
+    Attributes:
+        setups, methods, seeds: what runs (methods as in ``compare``).
+        local_steps: local steps per client per round, one run per value.
+        rounds: rounds of every run (the longest budget is rounds × max(local_steps)).
+        tolerance: the paper budget is the cheapest within this many mIoU points of the
+            longest budget, for every method.
+        margin: the default budget is the cheapest at which centralized and the best FedCC
+            both beat the ``kmeans`` reference by at least this many mIoU points.
+        out: where the runs go; reports go to ``reports_dir``/convergence.*.
+    """
+
+    setups: list[str] = field(default_factory=lambda: ["camvid_domain"])
+    methods: list[str] = field(default_factory=lambda: ["local", "centralized"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    local_steps: list[int] = field(default_factory=lambda: [50, 200])
+    rounds: int = 5
+    tolerance: float = 0.5
+    margin: float = 2.0
+    out: str = "runs/convergence"
 
 
 @dataclass(frozen=True)
@@ -297,6 +334,7 @@ class Params:
     federation: FederationParams = field(default_factory=FederationParams)
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
+    convergence: ConvergenceParams = field(default_factory=ConvergenceParams)
     stats: StatsParams = field(default_factory=StatsParams)
     report: ReportParams = field(default_factory=ReportParams)
 
@@ -446,6 +484,11 @@ def _validate(params: Params, source: str) -> None:
         )
     if params.train.n_negatives < 0:
         raise FussbenchError(f"{source}: train.n_negatives must be >= 0")
+    if params.train.precision not in PRECISIONS:
+        raise FussbenchError(
+            f"{source}: train.precision must be one of {', '.join(PRECISIONS)}, "
+            f"got '{params.train.precision}'"
+        )
     if params.model.n_clusters is not None and params.model.n_clusters < 2:
         raise FussbenchError(
             f"{source}: model.n_clusters must be >= 2 (or null for the number of classes), "

@@ -49,7 +49,7 @@ def run_fingerprint(params: Params) -> str:
     chosen setup is already merged into the sections)."""
     relevant = dataclasses.asdict(params)
     not_in_a_run = ("datasets", "runs_on", "compare", "seeds", "setups", "download", "reports_dir")
-    for key in (*not_in_a_run, "stats", "report"):
+    for key in (*not_in_a_run, "stats", "report", "convergence"):
         relevant.pop(key)
     relevant["runtime"].pop("workers")
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
@@ -59,6 +59,18 @@ def _client_rows(params: Params, train: FeatureSplit) -> list[np.ndarray]:
     """Training-cache rows of each client (one client holding all for ``centralized``)."""
     rows = [train.rows(names) for names in read_partition(partition_dir(params.setup))]
     return [np.concatenate(rows)] if params.aggregator == "centralized" else rows
+
+
+def _at_equal_compute(params: Params) -> Params:
+    """``centralized`` trains as many steps per round as the whole federation: its one
+    model takes ``n_clients × train.local_steps`` steps per round, so that the upper bound
+    gets the same number of gradient steps as the federated methods it bounds. Every
+    other method keeps ``train.local_steps`` per client."""
+    if params.aggregator != "centralized":
+        return params
+    n_clients = len(read_partition(partition_dir(params.setup)))
+    train = dataclasses.replace(params.train, local_steps=params.train.local_steps * n_clients)
+    return dataclasses.replace(params, train=train)
 
 
 def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
@@ -127,6 +139,7 @@ def _describe_run(
         "seed": params.seed,
         "rounds": params.federation.rounds,
         "local_steps": params.train.local_steps,
+        "steps_per_round": _at_equal_compute(params).train.local_steps,
         "n_clients": n_clients,
         "n_clusters": params.model.n_clusters or spec.n_classes,
         "eval_split": eval_name,
@@ -185,6 +198,7 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
         )
 
     fingerprint = run_fingerprint(params)
+    params = _at_equal_compute(params)
     checkpoint_path = out_dir / CHECKPOINT
     resume = load_checkpoint(checkpoint_path, fingerprint)
     if resume is not None:
@@ -220,7 +234,7 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
         config = params.train_config()
         clients = [
             FederatedClient(
-                ClientData.from_cache(train.features[rows], train.pooled[rows], config.knn_k),
+                ClientData.from_cache(train.features, train.pooled, config.knn_k, rows),
                 config,
                 objective,
             )
