@@ -49,7 +49,7 @@ def jobs(params: Params) -> list[tuple[str, str, int, int | None]]:
     trained = [
         (setup, method, seed, steps)
         for setup in study.setups
-        for steps in sorted(study.local_steps, reverse=True)
+        for steps in sorted(study.local_steps)
         for method in study.methods
         for seed in study.seeds
     ]
