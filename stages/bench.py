@@ -14,7 +14,7 @@ from fussbench.errors import FussbenchError
 from fussbench.features.backbones import build_backbone
 from fussbench.features.benchmark import benchmark_caching, decoded_images
 from fussbench.features.device import resolve_placement
-from fussbench.federation.registry import FederationSettings, build_method
+from fussbench.federation.build import FederationSettings, build_method
 from fussbench.federation.round_benchmark import benchmark_round
 from fussbench.model.config import PRECISIONS
 from fussbench.model.precision import native_bf16

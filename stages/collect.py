@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fussbench.atomic import write_text
-from fussbench.federation.registry import REFERENCES
+from fussbench.federation.registry import names
 from fussbench.params import Params
 from fussbench.reporting.results import budget_line, collect_runs, markdown_table, summarise
 from stages.paths import RUNS
@@ -18,7 +18,7 @@ def run(params: Params) -> list[str]:
     results = collect_runs(RUNS, params.runs_on, params.compare, params.seeds)
     write_text(reports / "results.csv", results.to_csv(index=False))
     summary = summarise(results)
-    budget = budget_line(results, params.runs_on, params.seeds, REFERENCES)
+    budget = budget_line(results, params.runs_on, params.seeds, names("reference"))
     write_text(
         reports / "results_summary.md",
         f"# Results: mean and std over seeds\n\n{budget}\n\n" + markdown_table(summary),

@@ -24,10 +24,11 @@ from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.evaluation.unlabelled import has_labels
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
 from fussbench.federation.aggregators import centroid_diagnostics
+from fussbench.federation.build import FederationSettings, build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient
 from fussbench.federation.messages import model_nbytes
-from fussbench.federation.registry import REFERENCES, FederationSettings, Method, build_method
+from fussbench.federation.registry import Method, get_spec
 from fussbench.federation.rounds import RoundRecord, RunState, run_rounds
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, initial_arrays
 from fussbench.model.training import ClientData
@@ -170,12 +171,12 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
     labelled = has_labels(evaluation_split.labels)
     client_rows = _client_rows(params, train)
     common = _describe_run(params, spec, method, len(client_rows), eval_name)
-    if params.aggregator in REFERENCES and not labelled:
+    if get_spec(params.aggregator).kind == "reference" and not labelled:
         raise FussbenchError(
             f"the reference row '{params.aggregator}' needs labels to score, and the "
             f"{eval_name} split of {spec.name} has none (no masks); leave it out of `compare`"
         )
-    if params.aggregator in REFERENCES:
+    if get_spec(params.aggregator).kind == "reference":
         return reference.run(params, out_dir, train, evaluation_split, client_rows, common)
     initial = initial_arrays(
         train.features.shape[1], params.model.dim, int(common["n_clusters"]), params.seed

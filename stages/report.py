@@ -23,6 +23,7 @@ from fussbench.evaluation.predict import evaluate_clusters, predict_clusters
 from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.features.cache import cache_fingerprint, open_split
 from fussbench.features.config import BackboneConfig
+from fussbench.federation.registry import parse_method
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 from fussbench.params import Params
 from fussbench.reporting import figures, tables
@@ -41,9 +42,6 @@ from stages.paths import features_dir, raw_dir
 
 QualitativeLoader = Callable[[str], QualitativeGrid]
 """Loads the qualitative grid of a setup (raises FussbenchError when it cannot)."""
-
-CENTROID_AGGREGATORS = ("fedavg", "fedcc_kmeans", "fedcc_maximin", "fedcc_matched")
-"""Aggregators whose global centroids the heatmap figure compares."""
 
 TABLE_TITLES = {
     "main": "Main results: mIoU and pixel accuracy per setup",
@@ -151,7 +149,7 @@ def _write_tables(
 ) -> list[Path]:
     """Every table that has inputs, each starting with the budget and seeds; a missing
     significance file is added to ``missing``."""
-    budget = budget_line(results, setups, seeds, tables.REFERENCE_METHODS)
+    budget = budget_line(results, setups, seeds, tables.reference_methods())
     traffic = tables.communication_table(communication, methods, setups, budget)
     written = [
         _write_table(out_dir, "main", tables.main_table(results, methods, setups, seeds)),
@@ -188,7 +186,7 @@ def _write_figures(
     """Every figure that has inputs, per setup; what cannot be drawn goes to ``missing``."""
     folder = out_dir / "figures"
     written = []
-    heatmap_methods = [m for m in methods if tables.method_kind(m)[0] in CENTROID_AGGREGATORS]
+    heatmap_methods = [m for m in methods if parse_method(m).spec.centroid_heatmap]
     for setup in setups:
         curves = read_curves(runs_dir, setup, methods, seeds)
         if len(curves):

@@ -25,7 +25,7 @@ import pandas as pd
 
 from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
-from fussbench.federation.registry import REFERENCES
+from fussbench.federation.registry import names
 from fussbench.reporting.results import budget_line
 from fussbench.stats.comparisons import comparisons
 from fussbench.stats.formatting import MISSING, format_p
@@ -547,7 +547,7 @@ def run(
         parts.append(_with_holm(_frame(rows))[COLUMNS])
     frame = pd.concat(parts, ignore_index=True) if parts else _frame([])[COLUMNS]
     seeds = sorted(set(ok["seed"].astype(int)))
-    budget = budget_line(ok, list(pd.unique(ok["setup"])), seeds, REFERENCES)
+    budget = budget_line(ok, list(pd.unique(ok["setup"])), seeds, names("reference"))
     out_dir = Path(out_dir)
     write_text(out_dir / "significance.csv", frame.to_csv(index=False))
     text = markdown(frame, budget, n_resamples, seed, primary_test, alpha)

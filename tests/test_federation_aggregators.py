@@ -3,7 +3,6 @@ import pytest
 
 from fussbench.errors import FussbenchError
 from fussbench.federation.aggregators import (
-    AGGREGATOR_NAMES,
     FedAvg,
     FedCCKMeans,
     FedCCMatched,
@@ -16,6 +15,7 @@ from fussbench.federation.aggregators import (
     make_aggregator,
 )
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.registry import names
 
 ALL_CONFIGS = [
     ("fedavg", None),
@@ -180,7 +180,7 @@ def test_centroid_diagnostics():
 
 
 def test_registry_builds_configured_aggregators():
-    assert tuple(dict.fromkeys(name for name, _ in ALL_CONFIGS)) == AGGREGATOR_NAMES
+    assert list(dict.fromkeys(name for name, _ in ALL_CONFIGS)) == names("aggregator")
     assert make_aggregator("fedprox", mu=0.5, weighting="uniform") == FedProx(
         weighting="uniform", mu=0.5
     )

@@ -8,10 +8,11 @@ import pytest
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import evaluate_model
 from fussbench.federation.aggregators import FedAvg
+from fussbench.federation.build import FederationSettings, build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient, LocalObjective
 from fussbench.federation.messages import ClientUpdate
-from fussbench.federation.registry import FederationSettings, build_method, parse_method
+from fussbench.federation.registry import get_spec, parse_method
 from fussbench.federation.rounds import run_rounds
 from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
@@ -98,7 +99,8 @@ def test_clients_count_pixels_only_for_an_aggregator_that_uses_counts(method, co
     cell = parse_method(method)
     settings = FederationSettings(mode=cell.mode)
     aggregator, objective = build_method(cell.aggregator, settings, seed=0)
-    assert aggregator.uses_cluster_counts is counts and objective.cluster_counts is counts
+    assert get_spec(cell.aggregator).reads_cluster_counts(cell.mode) is counts
+    assert objective.cluster_counts is counts
     result = run(aggregator, make_clients(objective), rounds=1)
     assert np.isfinite(result.evaluations[0].scores.miou)
 

@@ -12,11 +12,11 @@ import pytest
 from fussbench.reporting.results import budget_line, seeds_phrase
 from fussbench.reporting.tables import (
     MISSING,
-    REFERENCE_METHODS,
     aggregation_table,
     communication_table,
     latex_escape,
     main_table,
+    reference_methods,
     significance_table,
 )
 
@@ -253,23 +253,23 @@ def test_significance_table_starts_with_the_primary_family() -> None:
 def test_budget_line_from_the_trained_runs(results: pd.DataFrame) -> None:
     reference = results["method"] == "kmeans"
     results.loc[reference, "rounds"] = 99  # reference rows train nothing: not the budget
-    assert budget_line(results, SETUPS, SEEDS, REFERENCE_METHODS) == (
+    assert budget_line(results, SETUPS, SEEDS, reference_methods()) == (
         "Budget: 3 rounds × 50 local steps per client; 4 seeds (0-3)."
     )
     results.loc[results["setup"] == "s2", "local_steps"] = 200
-    assert budget_line(results, SETUPS, [0, 2], REFERENCE_METHODS) == (
+    assert budget_line(results, SETUPS, [0, 2], reference_methods()) == (
         "Budget: s1: 3 rounds × 50 local steps per client; s2: 3 rounds × 200 local steps per "
         "client; 2 seeds (0, 2)."
     )
-    assert budget_line(results, ["s1"], SEEDS, REFERENCE_METHODS).startswith(
+    assert budget_line(results, ["s1"], SEEDS, reference_methods()).startswith(
         "Budget: 3 rounds × 50 local"
     )
-    assert budget_line(results, ["nowhere"], [0], REFERENCE_METHODS) == (
+    assert budget_line(results, ["nowhere"], [0], reference_methods()) == (
         "Budget: unknown (no finished training run); 1 seed (0)."
     )
-    assert budget_line(results.drop(columns="rounds"), SETUPS, SEEDS, REFERENCE_METHODS).startswith(
-        "Budget: not recorded"
-    )
+    assert budget_line(
+        results.drop(columns="rounds"), SETUPS, SEEDS, reference_methods()
+    ).startswith("Budget: not recorded")
 
 
 def test_budget_line_says_what_centralized_trains_when_runs_report_it(
@@ -278,11 +278,11 @@ def test_budget_line_says_what_centralized_trains_when_runs_report_it(
     results["steps_per_round"] = np.nan
     extra = results[results["method"] == "local"].assign(method="centralized", steps_per_round=150)
     both = pd.concat([results, extra], ignore_index=True)
-    assert budget_line(both, SETUPS, SEEDS, REFERENCE_METHODS) == (
+    assert budget_line(both, SETUPS, SEEDS, reference_methods()) == (
         "Budget: 3 rounds × 50 local steps per client (centralized: 150 steps per round on the "
         "pooled data); 4 seeds (0-3)."
     )
-    not_reported = budget_line(results, SETUPS, SEEDS, REFERENCE_METHODS)
+    not_reported = budget_line(results, SETUPS, SEEDS, reference_methods())
     assert "centralized" not in not_reported  # a centralized budget not reported is not said
 
 
@@ -295,7 +295,7 @@ def test_seeds_phrase() -> None:
 
 
 def test_every_table_starts_with_the_budget(results: pd.DataFrame) -> None:
-    budget = budget_line(results, SETUPS, SEEDS, REFERENCE_METHODS)
+    budget = budget_line(results, SETUPS, SEEDS, reference_methods())
     communication = pd.DataFrame(
         [["s1", "fedavg", 0, 1.0, 3.0, 40, "net"]],
         columns=["setup", "method", "seed", "bytes_up", "bytes_down", "backbone_bytes", "backbone"],

@@ -32,26 +32,8 @@ from sklearn.cluster import KMeans
 
 from fussbench.errors import FussbenchError
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.registry import FEDCC_MODES, MATCHED_VARIANTS, WEIGHTINGS, names, specs
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
-
-WEIGHTINGS = ("samples", "uniform")
-"""Valid values of ``federation.weighting``."""
-
-FEDCC_MODES = ("cosine", "faithful")
-"""Valid modes of FedCC-kMeans and FedCC-Maximin."""
-
-MATCHED_VARIANTS = ("hungarian", "pooled_counts")
-"""Valid variants (``federation.mode``) of FedCC-Matched."""
-
-AGGREGATOR_NAMES = (
-    "fedavg",
-    "fedprox",
-    "fedmoon",
-    "fedcc_kmeans",
-    "fedcc_maximin",
-    "fedcc_matched",
-)
-"""Names accepted by :func:`make_aggregator`."""
 
 _EPS = 1e-12
 
@@ -129,12 +111,6 @@ class Aggregator:
 
     def __post_init__(self) -> None:
         _check_choice(self.weighting, WEIGHTINGS, "weighting", "federation.weighting")
-
-    @property
-    def uses_cluster_counts(self) -> bool:
-        """Whether :meth:`aggregate` reads the updates' ``cluster_counts`` (clients send
-        them only then)."""
-        return False
 
     def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
         """The next global model from this round's updates.
@@ -383,10 +359,6 @@ class FedCCMatched(Aggregator):
         super().__post_init__()
         _check_choice(self.variant, MATCHED_VARIANTS, "mode", "federation.mode")
 
-    @property
-    def uses_cluster_counts(self) -> bool:
-        return self.variant == "pooled_counts"
-
     def aggregate_centroids(
         self,
         updates: Sequence[ClientUpdate],
@@ -424,14 +396,14 @@ def make_aggregator(
     moon_weight: float = 1.0,
     seed: int = 0,
 ) -> Aggregator:
-    """The aggregator called ``name``, configured from the flat parameters.
+    """The aggregator called ``name``, configured from the flat parameters as its registry
+    entry (:class:`~fussbench.federation.registry.AggregatorSpec`) declares.
 
     Args:
-        name: one of :data:`AGGREGATOR_NAMES` (``aggregator``).
+        name: a registered aggregator of kind ``"aggregator"`` (``aggregator``).
         weighting: ``"samples"`` (default) or ``"uniform"`` (``federation.weighting``).
-        mode: ``federation.mode``; None (default) takes the class default. FedCC-kMeans and
-            FedCC-Maximin: ``"cosine"`` or ``"faithful"``; FedCC-Matched: its variant,
-            ``"hungarian"`` or ``"pooled_counts"``. Must be None for the others.
+        mode: ``federation.mode``; None (default) takes the entry's default mode. Must be
+            None for an aggregator without modes.
         mu: FedProx proximal coefficient, default 0.001 (``federation.mu``).
         moon_temperature: MOON temperature, default 0.5.
         moon_weight: MOON contrastive weight, default 1.0.
@@ -441,23 +413,26 @@ def make_aggregator(
         FussbenchError: unknown name, a mode for an aggregator without modes, or any
             invalid parameter.
     """
-    _check_choice(name, AGGREGATOR_NAMES, "aggregator", "aggregator")
-    if name in ("fedavg", "fedprox", "fedmoon"):
-        if mode is not None:
-            raise FussbenchError(
-                f"aggregator '{name}' has no modes, got mode '{mode}' (params: federation.mode);"
-                " modes exist for fedcc_kmeans, fedcc_maximin and fedcc_matched"
-            )
-        if name == "fedavg":
-            return FedAvg(weighting=weighting)
-        if name == "fedprox":
-            return FedProx(weighting=weighting, mu=mu)
-        return FedMoon(weighting=weighting, temperature=moon_temperature, weight=moon_weight)
-    if name == "fedcc_kmeans":
-        return FedCCKMeans(weighting=weighting, mode=_or(mode, "cosine"), seed=seed)
-    if name == "fedcc_maximin":
-        return FedCCMaximin(weighting=weighting, mode=_or(mode, "cosine"))
-    return FedCCMatched(weighting=weighting, variant=_or(mode, "hungarian"), seed=seed)
+    _check_choice(name, names("aggregator"), "aggregator", "aggregator")
+    spec = next(spec for spec in specs("aggregator") if spec.name == name)
+    arguments: dict[str, object] = {"weighting": weighting}
+    if spec.modes:
+        arguments[spec.mode_argument] = _or(mode, spec.modes[0])
+    elif mode is not None:
+        with_modes = [other.name for other in specs("aggregator") if other.modes]
+        raise FussbenchError(
+            f"aggregator '{name}' has no modes, got mode '{mode}' (params: federation.mode);"
+            f" modes exist for {', '.join(with_modes)}"
+        )
+    settings = {
+        "mu": mu,
+        "moon_temperature": moon_temperature,
+        "moon_weight": moon_weight,
+        "seed": seed,
+    }
+    for argument, setting in spec.options.items():
+        arguments[argument] = settings[setting]
+    return spec.load_factory()(**arguments)
 
 
 def centroid_diagnostics(centroids: np.ndarray) -> dict:

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fussbench.federation.aggregators import FEDCC_MODES, MATCHED_VARIANTS, WEIGHTINGS
-from fussbench.federation.registry import REFERENCES, parse_method
+from fussbench.federation.registry import WEIGHTINGS, names, parse_method, specs
 from fussbench.reporting.flags import (
     COLLAPSED_MARK,
     collapsed_runs,
@@ -28,26 +27,23 @@ from fussbench.reporting.flags import (
 from fussbench.reporting.results import budget_line
 from fussbench.stats.formatting import MISSING, format_p
 
-REFERENCE_METHODS: tuple[str, ...] = tuple(REFERENCES)
-"""Rows shown below the trained methods and never set in bold."""
 
-AGGREGATION_ROWS: tuple[tuple[str, str | None, str], ...] = (
-    ("fedavg", None, "FedAvg"),
-    ("fedcc_kmeans", "cosine", "FedCC-kMeans (cosine)"),
-    ("fedcc_kmeans", "faithful", "FedCC-kMeans (faithful)"),
-    ("fedcc_maximin", "cosine", "FedCC-Maximin (cosine)"),
-    ("fedcc_maximin", "faithful", "FedCC-Maximin (faithful)"),
-    ("fedcc_matched", "hungarian", "FedCC-Matched (hungarian)"),
-    ("fedcc_matched", "pooled_counts", "FedCC-Matched (pooled counts)"),
-)
-"""(aggregator, mode, label) of the aggregation-type table's rows, in order."""
+def reference_methods() -> list[str]:
+    """Rows shown below the trained methods and never set in bold (the registry's
+    references)."""
+    return names("reference")
 
-DEFAULT_MODES = {
-    "fedcc_kmeans": FEDCC_MODES[0],
-    "fedcc_maximin": FEDCC_MODES[0],
-    "fedcc_matched": MATCHED_VARIANTS[0],
-}
-"""The mode a method name without one runs in."""
+
+def aggregation_rows() -> list[tuple[str, str | None, str]]:
+    """(aggregator, mode, label) of the aggregation-type table's rows, in registry order:
+    one row per mode of every aggregator declared with ``aggregation_table``."""
+    return [
+        (spec.name, mode, spec.table_label(mode))
+        for spec in specs("aggregator")
+        if spec.aggregation_table
+        for mode in (spec.modes or (None,))
+    ]
+
 
 PAIRINGS = {"seeds": "paired over seeds", "images": "paired over evaluation images"}
 """Caption of each pairing of ``significance.csv``."""
@@ -299,15 +295,15 @@ def main_table(
     methods: Sequence[str],
     setups: Sequence[str],
     seeds: Sequence[int],
-    references: Sequence[str] = REFERENCE_METHODS,
 ) -> Table:
     """Methods × setups, mIoU then pixel accuracy as ``mean ± std`` over seeds.
 
-    Trained methods keep the order of ``methods``; ``references`` among them follow in a
+    Trained methods keep the order of ``methods``; the references among them follow in a
     block of their own. The best trained method of each column is bold. Cells with fewer
     finished seeds than ``seeds`` show ``(n/N)``, empty cells :data:`MISSING`, and a note
     lists what is missing. The caption gives the budget and seeds.
     """
+    references = reference_methods()
     trained = [method for method in methods if method not in references]
     shown_references = [method for method in methods if method in references]
     summary = seed_summary(results, setups, [*trained, *shown_references], seeds)
@@ -341,11 +337,11 @@ def main_table(
         blocks,
         groups=[(METRICS[metric], len(setups)) for metric in METRICS],
         notes=notes,
-        caption=budget_line(results, setups, seeds, REFERENCE_METHODS),
+        caption=budget_line(results, setups, seeds, references),
     )
     keys = list(zip(summary["setup"], summary["method"], strict=True))
     numbers = summary.assign(
-        reference=summary["method"].isin(list(references)),
+        reference=summary["method"].isin(references),
         best_miou=[key in best["miou"] for key in keys],
         best_accuracy=[key in best["accuracy"] for key in keys],
         missing_seeds=[" ".join(map(str, absent)) for absent in summary["missing_seeds"]],
@@ -359,8 +355,7 @@ def main_table(
 def method_kind(method: str) -> tuple[str, str | None, str]:
     """(aggregator, mode with its default filled in, weighting) of a method name."""
     parsed = parse_method(method)
-    mode = parsed.mode or DEFAULT_MODES.get(parsed.aggregator)
-    return parsed.aggregator, mode, parsed.weighting
+    return parsed.aggregator, parsed.resolved_mode, parsed.weighting
 
 
 def aggregation_table(results: pd.DataFrame, setups: Sequence[str], seeds: Sequence[int]) -> Table:
@@ -368,12 +363,13 @@ def aggregation_table(results: pd.DataFrame, setups: Sequence[str], seeds: Seque
     weighted vs unweighted (uniform) aggregation. Only rows and weightings that occur in
     ``results`` are shown; a combination never run or without finished seeds is
     :data:`MISSING`. The caption gives the budget and seeds."""
+    table_rows = aggregation_rows()
     by_kind = {
         method_kind(method): method
         for method in results["method"].unique()
-        if method_kind(method)[0] in {aggregator for aggregator, _, _ in AGGREGATION_ROWS}
+        if method_kind(method)[0] in {aggregator for aggregator, _, _ in table_rows}
     }
-    rows = [item for item in AGGREGATION_ROWS if any(k[:2] == item[:2] for k in by_kind)]
+    rows = [item for item in table_rows if any(k[:2] == item[:2] for k in by_kind)]
     weightings = [w for w in WEIGHTINGS if any(k[2] == w for k in by_kind)]
     summary = seed_summary(results, setups, list(by_kind.values()), seeds)
     indexed = summary.set_index(["setup", "method"])
@@ -411,7 +407,7 @@ def aggregation_table(results: pd.DataFrame, setups: Sequence[str], seeds: Seque
         [Block(body)],
         groups=[(setup, len(weightings)) for setup in setups],
         notes=notes,
-        caption=budget_line(results, setups, seeds, REFERENCE_METHODS),
+        caption=budget_line(results, setups, seeds, reference_methods()),
     )
     return _table(grid, pd.DataFrame(numbers))
 
