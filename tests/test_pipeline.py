@@ -69,6 +69,9 @@ def test_stages_run_end_to_end_and_are_deterministic(workspace, aggregator):
     assert metrics == read_metrics(workspace / "runs/b")
     assert 0.0 <= metrics["miou"] <= 100.0 and 0.0 <= metrics["accuracy"] <= 100.0
     assert len(metrics["models"]) == (2 if aggregator == "local" else 1)
+    # equal compute: centralized's one model takes the steps of both clients per round
+    assert metrics["local_steps"] == 2
+    assert metrics["steps_per_round"] == (4 if aggregator == "centralized" else 2)
     rounds = (workspace / "runs/a/rounds.csv").read_text().splitlines()
     assert len(rounds) == 1 + 2
     images = (workspace / "runs/a/images.csv").read_text().splitlines()
@@ -283,6 +286,41 @@ def test_bench_times_caching_and_a_round_cached_against_recomputed(workspace):
         assert timings[key] > 0, key
     assert timings["round_s_recompute"] > timings["round_s_cached"]
     assert timings["round_images"] == 2 and timings["round_local_steps"] == 2
+    assert timings["train_threads"] == 1
+    assert timings["train_steps_per_s_fp32"] > 0
+    assert 0 < timings["train_peak_fraction_fp32"] < 2
+    assert ("train_steps_per_s_bf16" in timings) == timings["bf16_native"]
+
+
+def test_convergence_runs_every_cell_once_and_reports_budgets(workspace):
+    prepare()
+    study = [
+        "convergence.setups=[camvid_domain]",
+        "convergence.methods=[centralized,fedcc_kmeans]",
+        "convergence.seeds=[0]",
+        "convergence.local_steps=[1,2]",
+        "convergence.rounds=2",
+        "train.batch_size=2",
+        "train.knn_k=1",
+        "runtime.workers=1",
+    ]
+    args = [arg for item in study for arg in ("-S", item)]
+    result = invoke("convergence", *args)
+    assert result.exit_code == 0, result.output
+    assert "5 run(s) to go" in result.output  # kmeans + 2 methods x 2 step counts
+    table = pd.read_csv(workspace / "reports/convergence.csv")
+    assert set(zip(table["rounds"], table["local_steps"], strict=True)) == {
+        (1, 1),
+        (2, 1),
+        (1, 2),
+        (2, 2),
+    }
+    assert (workspace / "reports/convergence.png").stat().st_size > 0
+    assert "Paper budget" in (workspace / "reports/convergence.md").read_text()
+    again = invoke("convergence", *args)
+    assert again.exit_code == 0 and "0 run(s) to go" in again.output
+    run = workspace / "runs/convergence/camvid_domain/centralized/steps2/seed0"
+    assert read_metrics(run)["steps_per_round"] == 4
 
 
 def test_recomputed_features_are_the_cached_ones(workspace):
