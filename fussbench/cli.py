@@ -20,6 +20,7 @@ import typer
 
 from fussbench.errors import FussbenchError
 from fussbench.params import load_params
+from fussbench.paths import seed_dir
 
 if TYPE_CHECKING:
     from fussbench.engines.flower.launcher import Connection
@@ -207,7 +208,7 @@ def federate(
         _echo_summary(_federate_one(params, overrides, out, connection))
         return
     jobs = [
-        (params, [*overrides, f"seed={seed}"], out / f"seed{seed}", connection)
+        (params, [*overrides, f"seed={seed}"], seed_dir(out, seed), connection)
         for seed in base.seeds
     ]
     _federate_all(jobs, base.runtime.workers)
@@ -337,8 +338,8 @@ def stats(params: ParamsOption = Path("params.yaml"), overrides: SetOption = Non
     paired t-test with Holm correction, mean difference with a bootstrap 95% CI. Reads
     `<reports_dir>/results.csv` and the runs' `images.csv`; writes
     `<reports_dir>/significance.csv` and `significance.md`."""
+    from fussbench.paths import RUNS
     from stages import stats as stage
-    from stages.paths import RUNS
 
     settings = load_params(params, overrides)
     reports = Path(settings.reports_dir)
@@ -382,8 +383,8 @@ def report(
     import dataclasses
     import hashlib
 
+    from fussbench.paths import DATA, RUNS
     from stages import report as stage
-    from stages.paths import DATA, RUNS
 
     overrides = overrides or []
     settings = load_params(params, overrides)
@@ -436,8 +437,8 @@ def verify(
     of `collect`, `stats` and `report` has its recorded hash, and so do their code, their
     params and the dependencies present on disk. CI runs it on a clean clone (no `runs/`),
     so a stale committed report fails. Exit status 1 lists each difference."""
+    from fussbench.paths import RUNS
     from stages import verify as stage
-    from stages.paths import RUNS
 
     settings = load_params(params, overrides)
     if tables:

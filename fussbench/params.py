@@ -17,8 +17,9 @@ import yaml
 
 from fussbench.data.registry import get_dataset
 from fussbench.data.samples import DatasetSpec
-from fussbench.engines import ENGINES
 from fussbench.errors import FussbenchError
+from fussbench.features.config import BackboneConfig
+from fussbench.features.views import Preprocessing
 from fussbench.model.config import PRECISIONS, CorrespondenceWeights, TrainConfig
 
 
@@ -306,7 +307,8 @@ class Params:
     A *setup* (an entry of ``setups``) names a dataset and a partition, plus any other
     params that differ on it; ``setup`` picks the one the main run uses. ``dataset`` and
     the sections below are the result of merging that setup over the top-level values.
-    ``engine`` says where the rounds of ``federate`` run (:data:`fussbench.engines.ENGINES`).
+    ``engine`` says where the rounds of ``federate`` run (checked by
+    :func:`fussbench.engines.check_engine`: params know no engine).
     """
 
     setup: str = "camvid_domain"
@@ -364,6 +366,19 @@ class Params:
         """
         name = name or self.dataset
         return get_dataset(name, dataset_settings(self).get(name))
+
+    def backbone_config(self) -> BackboneConfig:
+        """The backbone, its layers, weights and preprocessing as the features package
+        wants them."""
+        return BackboneConfig(
+            name=self.backbone,
+            layers=self.features.layers,
+            pretrained=self.features.pretrained,
+            checkpoint=self.features.checkpoint,
+            preprocessing=Preprocessing(
+                self.features.preprocess, self.features.train_size, self.features.eval_size
+            ),
+        )
 
     def train_config(self) -> TrainConfig:
         """The local-training knobs as the model package wants them."""
@@ -507,11 +522,6 @@ def _validate(params: Params, source: str) -> None:
         raise FussbenchError(
             f"{source}: evaluation.matching must be hungarian or majority, "
             f"got '{params.evaluation.matching}'"
-        )
-    if params.engine not in ENGINES:
-        raise FussbenchError(
-            f"{source}: unknown engine '{params.engine}' (params: engine, or "
-            f"`fussbench federate --engine`); valid: {', '.join(ENGINES)}"
         )
     for key in DATASET_SECTIONS:
         size = lookup(params, f"{key}.image_size")

@@ -9,20 +9,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fussbench.benchmarks.rounds import benchmark_round
 from fussbench.data.samples import DatasetSpec
 from fussbench.errors import FussbenchError
 from fussbench.features.backbones import build_backbone
 from fussbench.features.benchmark import benchmark_caching, decoded_images
 from fussbench.features.device import resolve_placement
 from fussbench.federation.build import FederationSettings, build_method
-from fussbench.federation.round_benchmark import benchmark_round
 from fussbench.model.config import PRECISIONS
 from fussbench.model.precision import native_bf16
 from fussbench.model.throughput import training_throughput
 from fussbench.model.training import ClientData
 from fussbench.params import Params
-from stages.features import backbone_config
-from stages.paths import raw_dir
+from fussbench.paths import raw_dir
 
 
 def run(params: Params, images: int) -> dict[str, object]:
@@ -35,7 +34,7 @@ def run(params: Params, images: int) -> dict[str, object]:
     samples = spec.samples(raw_dir(spec.name), spec.train_split)[:images]
     settings = params.features
     placement = resolve_placement(settings.device, settings.precision)
-    config = backbone_config(params)
+    config = params.backbone_config()
     backbone = build_backbone(config).to(placement.device)
     decoded = decoded_images(spec, samples, config.preprocessing)
     with tempfile.TemporaryDirectory() as scratch:

@@ -13,14 +13,13 @@ from fussbench.features.cache import cache_fingerprint, open_split
 from fussbench.model.losses import raw_feature_cosine, sample_unit_points
 from fussbench.model.training import ClientData
 from fussbench.params import Params
-from stages.features import backbone_config
-from stages.paths import features_dir
+from fussbench.paths import features_dir
 
 
 def run(params: Params, batches: int = 100) -> dict[str, float]:
     """Mean raw cosine of sampled feature points for self, kNN and random image pairs."""
     spec = params.dataset_spec()
-    config = backbone_config(params)
+    config = params.backbone_config()
     directory = features_dir(spec.name, params.backbone) / spec.train_split
     train = open_split(directory, cache_fingerprint(spec, spec.train_split, config))
     data = ClientData.from_cache(train.features, train.pooled, params.train.knn_k)

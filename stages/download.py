@@ -8,7 +8,7 @@ from pathlib import Path
 from fussbench.data.download import LocalSources, download_dataset
 from fussbench.data.folder_import import FolderSource
 from fussbench.params import Params
-from stages.paths import raw_dir
+from fussbench.paths import raw_dir
 
 
 def local_sources(params: Params) -> LocalSources:

@@ -5,24 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fussbench.features.cache import build_split
-from fussbench.features.config import BackboneConfig
 from fussbench.features.device import resolve_placement
-from fussbench.features.views import Preprocessing
 from fussbench.params import Params
-from stages.paths import features_dir, raw_dir
-
-
-def backbone_config(params: Params) -> BackboneConfig:
-    """The backbone the params ask for."""
-    return BackboneConfig(
-        name=params.backbone,
-        layers=params.features.layers,
-        pretrained=params.features.pretrained,
-        checkpoint=params.features.checkpoint,
-        preprocessing=Preprocessing(
-            params.features.preprocess, params.features.train_size, params.features.eval_size
-        ),
-    )
+from fussbench.paths import features_dir, raw_dir
 
 
 def run(params: Params, dataset: str | None = None) -> Path:
@@ -33,7 +18,7 @@ def run(params: Params, dataset: str | None = None) -> Path:
 
     settings = params.features
     placement = resolve_placement(settings.device, settings.precision)
-    config = backbone_config(params)
+    config = params.backbone_config()
     backbone = build_backbone(config).to(placement.device)
     out_dir = features_dir(spec.name, params.backbone)
     for split in spec.split_counts:

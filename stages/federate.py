@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from fussbench.atomic import write_json, write_text
 from fussbench.data.partition import read_partition
 from fussbench.data.samples import DatasetSpec
-from fussbench.engines import flower_engine
+from fussbench.engines import check_engine, flower_engine
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.collapse import collapse_with_labels, collapse_without_labels
 from fussbench.evaluation.predict import Evaluation, evaluate_model
@@ -33,10 +33,9 @@ from fussbench.federation.rounds import RoundRecord, RunState, run_rounds
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, initial_arrays
 from fussbench.model.training import ClientData
 from fussbench.params import Params
+from fussbench.paths import features_dir, partition_dir
 from stages import reference
-from stages.features import backbone_config
 from stages.outputs import images_csv, rounds_csv, save_models
-from stages.paths import features_dir, partition_dir
 from stages.unlabelled import write_unlabelled
 
 if TYPE_CHECKING:
@@ -81,7 +80,7 @@ def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
             f"valid: {', '.join(spec.split_counts)}"
         )
     directory = features_dir(spec.name, params.backbone) / split
-    return open_split(directory, cache_fingerprint(spec, split, backbone_config(params)))
+    return open_split(directory, cache_fingerprint(spec, split, params.backbone_config()))
 
 
 def _model_entries(
@@ -156,6 +155,7 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
 
     The rounds run where ``params.engine`` says: in this process, or on Flower (a local
     SuperLink and SuperNodes, or the running SuperLink of ``superlink``)."""
+    check_engine(params.engine)
     started = time.perf_counter()
     torch.set_num_threads(params.runtime.threads)
     threadpool_limits(params.runtime.threads)  # scikit-learn's OpenMP / BLAS pools too

@@ -11,7 +11,7 @@ from fussbench.data.partition import (
     write_partition,
 )
 from fussbench.params import Params
-from stages.paths import partition_dir, raw_dir
+from fussbench.paths import partition_dir, raw_dir
 
 
 def run(params: Params) -> Path:

@@ -26,6 +26,7 @@ from fussbench.features.config import BackboneConfig
 from fussbench.federation.registry import parse_method
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 from fussbench.params import Params
+from fussbench.paths import features_dir, raw_dir, run_dir
 from fussbench.reporting import figures, tables
 from fussbench.reporting.figures import QualitativeGrid, QualitativeRow
 from fussbench.reporting.palettes import palette
@@ -35,10 +36,7 @@ from fussbench.reporting.runs import (
     read_communication,
     read_curves,
     read_partition,
-    run_dir,
 )
-from stages.features import backbone_config
-from stages.paths import features_dir, raw_dir
 
 QualitativeLoader = Callable[[str], QualitativeGrid]
 """Loads the qualitative grid of a setup (raises FussbenchError when it cannot)."""
@@ -270,7 +268,7 @@ def load_qualitative(
     """
     spec = params.dataset_spec()
     split = params.evaluation.split or spec.eval_split
-    config = backbone_config(params)
+    config = params.backbone_config()
     cache = open_split(
         features_dir(spec.name, params.backbone) / split,
         cache_fingerprint(spec, split, config),

@@ -26,6 +26,7 @@ import pandas as pd
 from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
 from fussbench.federation.registry import names
+from fussbench.paths import run_dir
 from fussbench.reporting.results import budget_line
 from fussbench.stats.comparisons import comparisons
 from fussbench.stats.formatting import MISSING, format_p
@@ -115,7 +116,7 @@ def _read_results(path: Path) -> pd.DataFrame:
 
 def images_csv(runs_dir: Path, setup: str, method: str, seed: int) -> Path:
     """Where a run's per-image mIoU lives."""
-    return runs_dir / setup / method / f"seed{seed}" / "images.csv"
+    return run_dir(runs_dir, setup, method, seed) / "images.csv"
 
 
 def _read_images(path: Path) -> pd.Series:

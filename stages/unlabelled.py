@@ -18,9 +18,8 @@ from fussbench.evaluation.unlabelled import cluster_pixels
 from fussbench.features.cache import FeatureSplit
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 from fussbench.params import Params
+from fussbench.paths import raw_dir
 from fussbench.reporting.palettes import palette
-from stages.features import backbone_config
-from stages.paths import raw_dir
 
 PREVIEWS = "predictions"
 """Folder of a run holding ``client_XX/<name>.png`` and ``<name>_overlay.png``."""
@@ -38,7 +37,7 @@ def _clusters_csv(counts: list[np.ndarray]) -> str:
 def _views(spec: DatasetSpec, params: Params, names: list[str]) -> list[np.ndarray]:
     """The first training view (H, W, 3) uint8 of each named image, as its features saw it."""
     samples = {s.name: s for s in spec.samples(raw_dir(spec.name), spec.train_split)}
-    preprocessing = backbone_config(params).preprocessing
+    preprocessing = params.backbone_config().preprocessing
     return [
         np.asarray(
             preprocessing.views(

@@ -329,11 +329,11 @@ def test_recomputed_features_are_the_cached_ones(workspace):
     import numpy as np
     import torch
 
+    from fussbench.benchmarks.rounds import BackboneOnEveryBatch
     from fussbench.features.backbones import BackboneConfig, build_backbone
     from fussbench.features.benchmark import decoded_images
     from fussbench.features.device import resolve_placement
     from fussbench.features.views import Preprocessing
-    from fussbench.federation.round_benchmark import BackboneOnEveryBatch
 
     prepare()
     spec = CamVid()

@@ -23,6 +23,15 @@ ENGINES = ("inprocess", "flower")
 """Valid values of the ``engine`` param."""
 
 
+def check_engine(name: str) -> None:
+    """Raise FussbenchError unless ``name`` is one of :data:`ENGINES`, listing them."""
+    if name not in ENGINES:
+        raise FussbenchError(
+            f"unknown engine '{name}' (params: engine, or `fussbench federate --engine`); "
+            f"valid: {', '.join(ENGINES)}"
+        )
+
+
 def flower_engine() -> Callable[..., RunResult]:
     """:func:`fussbench.engines.flower.engine.run_flower`, imported on first use.
 

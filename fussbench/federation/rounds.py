@@ -93,11 +93,27 @@ def _is_finite(update: ClientUpdate, loss: float) -> bool:
     return math.isfinite(loss) and all(np.isfinite(a).all() for a in update.arrays.values())
 
 
+@dataclass(frozen=True)
+class TrainedClient:
+    """One client's finished local training in a round (the in-process counterpart of the
+    Flower strategy's ``ClientRound``, whose client also scores itself).
+
+    Attributes:
+        update: the message the client sends to the server.
+        loss: mean training loss of the round.
+        seconds: wall time of local training.
+    """
+
+    update: ClientUpdate
+    loss: float
+    seconds: float
+
+
 def _train_clients(
     clients: Sequence[FederatedClient], models: list[ModelArrays], seed: int, round_index: int
-) -> tuple[list[tuple[ClientUpdate, float, float] | None], list[dict[str, object]]]:
+) -> tuple[list[TrainedClient | None], list[dict[str, object]]]:
     """Train every client from its starting model; a failing client gives None."""
-    results: list[tuple[ClientUpdate, float, float] | None] = []
+    results: list[TrainedClient | None] = []
     failures: list[dict[str, object]] = []
     for number, client in enumerate(clients):
         start = models[number] if len(models) == len(clients) else models[0]
@@ -111,7 +127,7 @@ def _train_clients(
             failures.append({"client": number, "reason": "non-finite loss or weights"})
             results.append(None)
             continue
-        results.append((update, stats.loss, stats.seconds))
+        results.append(TrainedClient(update, stats.loss, stats.seconds))
     return results, failures
 
 
@@ -157,11 +173,11 @@ def run_rounds(
                 f"(federation.min_clients = {min_clients}): {reasons}"
             )
         local_scores = [
-            evaluate_local(number, result[0].arrays) if result else None
+            evaluate_local(number, result.update.arrays) if result else None
             for number, result in enumerate(results)
         ]
         if federated:
-            updates = [result[0] for result in results if result is not None]
+            updates = [result.update for result in results if result is not None]
             global_model = aggregator.aggregate(updates, state.models[0])
             models = [global_model]
             evaluations = [evaluate(global_model)]
@@ -169,7 +185,7 @@ def run_rounds(
             bytes_down = [down if result else 0 for result in results]
         else:
             models = [
-                result[0].arrays if result else previous
+                result.update.arrays if result else previous
                 for result, previous in zip(results, state.models, strict=True)
             ]
             evaluations = [evaluate(model) for model in models]
@@ -185,9 +201,9 @@ def run_rounds(
             client_accuracy=[] if federated else [item.scores.accuracy for item in evaluations],
             client_local_miou=[item.scores.miou if item else None for item in local_scores],
             client_local_accuracy=[item.scores.accuracy if item else None for item in local_scores],
-            client_loss=[result[1] if result else None for result in results],
-            train_seconds=[result[2] if result else None for result in results],
-            bytes_up=[result[0].nbytes() if result and federated else 0 for result in results],
+            client_loss=[result.loss if result else None for result in results],
+            train_seconds=[result.seconds if result else None for result in results],
+            bytes_up=[result.update.nbytes() if result and federated else 0 for result in results],
             bytes_down=bytes_down,
             min_centroid_distance=float(np.mean(distances)),
             failures=failures,

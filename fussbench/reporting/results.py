@@ -4,11 +4,14 @@ the training budget and seeds behind it in one line."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from fussbench.paths import run_dir
 
 RESULT_COLUMNS = [
     "dataset",
@@ -62,7 +65,7 @@ def collect_runs(
     for setup in setups:
         for method in methods:
             for seed in seeds:
-                path = runs / setup / method / f"seed{seed}" / "metrics.json"
+                path = run_dir(runs, setup, method, seed) / "metrics.json"
                 if path.is_file():
                     rows.append(_row(json.loads(path.read_text(encoding="utf-8"))))
                 else:
@@ -72,18 +75,39 @@ def collect_runs(
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
-def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and count over seeds of mIoU and accuracy per (setup, method)."""
-    done = results[results["status"] == "ok"]
-    grouped = done.groupby(["setup", "method"], sort=False)
-    summary = grouped.agg(
-        miou_mean=("miou", "mean"),
-        miou_std=("miou", "std"),
-        accuracy_mean=("accuracy", "mean"),
-        accuracy_std=("accuracy", "std"),
-        seeds=("seed", "count"),
-    )
-    return summary.reset_index()
+SUMMARY_METRICS = ("miou", "accuracy")
+"""Columns of ``results.csv`` that :func:`seed_summary` summarises."""
+
+
+def seed_summary(
+    results: pd.DataFrame, setups: Sequence[str], methods: Sequence[str], seeds: Sequence[int]
+) -> pd.DataFrame:
+    """Mean, std (ddof 1) and count over the finished runs of ``seeds``, one row per
+    (setup, method) of the full grid, in order.
+
+    Args:
+        results: rows of ``results.csv`` (columns setup, method, seed, miou, accuracy, status).
+
+    Returns:
+        Columns setup, method, miou_mean, miou_std, accuracy_mean, accuracy_std, n_seeds,
+        expected_seeds, missing_seeds (a list of seed numbers); means are NaN without runs.
+    """
+    done = results[(results["status"] == "ok") & results["seed"].isin(list(seeds))]
+    rows = []
+    for setup in setups:
+        for method in methods:
+            runs = done[(done["setup"] == setup) & (done["method"] == method)]
+            finished = {int(seed) for seed in runs["seed"]}
+            row: dict[str, object] = {"setup": setup, "method": method}
+            for metric in SUMMARY_METRICS:
+                values = runs[metric].astype(float)
+                row[f"{metric}_mean"] = values.mean() if len(values) else math.nan
+                row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
+            row["n_seeds"] = len(finished)
+            row["expected_seeds"] = len(seeds)
+            row["missing_seeds"] = [seed for seed in seeds if seed not in finished]
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

@@ -15,10 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-def run_dir(runs: Path, setup: str, method: str, seed: int) -> Path:
-    """The folder of one run."""
-    return runs / setup / method / f"seed{seed}"
+from fussbench.paths import run_dir
 
 
 def read_metrics(runs: Path, setup: str, method: str, seed: int) -> dict | None:

@@ -24,7 +24,7 @@ from fussbench.reporting.flags import (
     flag_notes,
     unlabelled_setups,
 )
-from fussbench.reporting.results import budget_line
+from fussbench.reporting.results import budget_line, seed_summary
 from fussbench.stats.formatting import MISSING, format_p
 
 
@@ -205,37 +205,6 @@ def render_latex(grid: Grid) -> str:
 
 
 # --- numbers --------------------------------------------------------------------------------
-
-
-def seed_summary(
-    results: pd.DataFrame, setups: Sequence[str], methods: Sequence[str], seeds: Sequence[int]
-) -> pd.DataFrame:
-    """Mean, std (ddof 1) and count over the finished runs of ``seeds``, one row per
-    (setup, method) of the full grid, in order.
-
-    Args:
-        results: rows of ``results.csv`` (columns setup, method, seed, miou, accuracy, status).
-
-    Returns:
-        Columns setup, method, miou_mean, miou_std, accuracy_mean, accuracy_std, n_seeds,
-        expected_seeds, missing_seeds (a list of seed numbers); means are NaN without runs.
-    """
-    done = results[(results["status"] == "ok") & results["seed"].isin(list(seeds))]
-    rows = []
-    for setup in setups:
-        for method in methods:
-            runs = done[(done["setup"] == setup) & (done["method"] == method)]
-            finished = {int(seed) for seed in runs["seed"]}
-            row: dict[str, object] = {"setup": setup, "method": method}
-            for metric in METRICS:
-                values = runs[metric].astype(float)
-                row[f"{metric}_mean"] = values.mean() if len(values) else math.nan
-                row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
-            row["n_seeds"] = len(finished)
-            row["expected_seeds"] = len(seeds)
-            row["missing_seeds"] = [seed for seed in seeds if seed not in finished]
-            rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def format_cell(mean: float, std: float, n: int, expected: int, digits: int = 1) -> str:

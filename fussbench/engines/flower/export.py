@@ -18,8 +18,7 @@ from fussbench.data.partition import read_partition
 from fussbench.errors import FussbenchError
 from fussbench.features.cache import cache_fingerprint, open_split
 from fussbench.params import load_params
-from stages.features import backbone_config
-from stages.paths import features_dir, partition_dir
+from fussbench.paths import features_dir, partition_dir
 
 from .site import write_site
 
@@ -31,7 +30,7 @@ def export_sites(params_path: Path, overrides: list[str], out_dir: Path) -> list
     split = spec.train_split
     train = open_split(
         features_dir(spec.name, params.backbone) / split,
-        cache_fingerprint(spec, split, backbone_config(params)),
+        cache_fingerprint(spec, split, params.backbone_config()),
     )
     clients = read_partition(partition_dir(params.setup))
     return [
