@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fussbench.data.camvid import CamVid
+from fussbench.data.magnetic_tile import MagneticTile
 from fussbench.errors import FussbenchError
 from fussbench.reporting.figures import (
     QualitativeGrid,
@@ -17,10 +19,12 @@ from fussbench.reporting.figures import (
     qualitative_figure,
     save_png,
 )
-from fussbench.reporting.palettes import CAMVID, MAGNETIC_TILE, colourise, palette
+from fussbench.reporting.palettes import colourise, palette
 from fussbench.reporting.runs import read_curves
 from stages import report
 
+CAMVID = np.array(CamVid.colours, dtype=np.uint8)
+MAGNETIC_TILE = np.array(MagneticTile.colours, dtype=np.uint8)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SETUPS = ["s1", "s2"]
 SEEDS = [0, 1]

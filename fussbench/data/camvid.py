@@ -36,6 +36,20 @@ class CamVid(DatasetSpec):
         "Pedestrian",
         "Bicyclist",
     )
+    colours = (
+        (128, 128, 128),  # Sky
+        (128, 0, 0),  # Building
+        (192, 192, 128),  # Pole
+        (128, 64, 128),  # Road
+        (60, 40, 222),  # Pavement
+        (128, 128, 0),  # Tree
+        (192, 128, 128),  # SignSymbol
+        (64, 64, 128),  # Fence
+        (64, 0, 128),  # Car
+        (64, 64, 0),  # Pedestrian
+        (0, 128, 192),  # Bicyclist
+    )
+    """CamVid's standard 11-class colours (SegNet)."""
     image_size = (240, 320)
     split_counts = {"train": 367, "val": 101, "test": 233}
 

@@ -220,6 +220,23 @@ PROVIDERS: dict[str, Provider] = {
 }
 
 
+def provider_of(spec: DatasetSpec) -> Provider:
+    """The dataset's provider in :data:`PROVIDERS`; a dataset without one is taken from
+    ``download.mirror/<name>`` only (every file under it, validated by ``spec``)."""
+    if spec.name in PROVIDERS:
+        return PROVIDERS[spec.name]
+
+    def obtain(
+        spec: DatasetSpec, tmp: Path, fetch: Fetch, local: LocalSources, mirror: Path | None
+    ) -> Mapping[str, object]:
+        raise FussbenchError(
+            f"dataset '{spec.name}' has no public source: put it in the mirror folder as "
+            f"<download.mirror>/{spec.name}/ (download.mirror: {mirror})"
+        )
+
+    return Provider({"source": "download.mirror"}, f"{spec.name}/...", obtain, list)
+
+
 def download_dataset(
     spec: DatasetSpec,
     dest: Path,
@@ -244,7 +261,7 @@ def download_dataset(
             copy), bad archive or a dataset that fails validation; ``dest`` is then left as it
             was.
     """
-    provider = PROVIDERS[spec.name]
+    provider = provider_of(spec)
     local = local if local is not None else LocalSources()
     dest = Path(dest)
     with atomic_path(dest) as tmp:

@@ -38,6 +38,8 @@ class MagneticTile(DatasetSpec):
 
     name = "magnetic_tile"
     class_names = ("background", "defect")
+    colours = ((0, 0, 0), (255, 255, 255))
+    """Background black, defect white."""
     image_size = (224, 224)
     split_counts = count_splits(KIND_COUNTS)
     pair_limits = {"Free": 150}

@@ -58,6 +58,9 @@ class DatasetSpec(ABC):
     aspect ratio) instead of stretching the whole image."""
     fix_hint: str = REDOWNLOAD
     """How to fix a bad file, the end of every validation error (user data: fix the file)."""
+    colours: tuple[tuple[int, int, int], ...] | None = None
+    """The report's (r, g, b) of each class, in class-index order (``None``: evenly spaced
+    colours, see :func:`fussbench.reporting.palettes.palette`)."""
 
     @property
     def n_classes(self) -> int:
