@@ -13,13 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from itertools import combinations
 
+from fussbench.federation.registry import specs
+
 BASELINES = ("local", "fedavg")
 """Methods every other method is compared against, when the setup has them."""
 
 FEDCC_PREFIX = "fedcc_"
 
-NOT_TESTED = ("centralized", "kmeans", "kmeans_local", "majority")
-"""Aggregators outside the family: the upper bound and the rows that need no training."""
+
+def not_tested() -> set[str]:
+    """Aggregators outside the family: the bounds other than :data:`BASELINES` and the rows
+    that need no training (the method registry's kinds ``bound`` and ``reference``)."""
+    return {spec.name for spec in specs() if spec.kind != "aggregator"} - set(BASELINES)
 
 
 def aggregator(method: str) -> str:
@@ -38,11 +43,12 @@ def comparisons(methods: Sequence[str]) -> list[tuple[str, str]]:
     The order follows ``methods``: first everything against ``local``, then against
     ``fedavg``, then the FedCC variants pairwise. A pair already listed in the other order
     is not repeated, a method is never compared with itself, and a baseline that is not
-    among ``methods`` is skipped; so are the :data:`NOT_TESTED` methods. ``fedavg`` against
+    among ``methods`` is skipped; so are the methods of :func:`not_tested`. ``fedavg`` against
     ``local`` comes out as
     ``("fedavg", "local")``.
     """
-    present = [method for method in _unique(methods) if aggregator(method) not in NOT_TESTED]
+    skipped = not_tested()
+    present = [method for method in _unique(methods) if aggregator(method) not in skipped]
     pairs: list[tuple[str, str]] = []
     for baseline in BASELINES:
         if baseline in present:
