@@ -384,6 +384,7 @@ def report(
     import hashlib
 
     from fussbench.paths import DATA, RUNS
+    from fussbench.reporting.qualitative import qualitative_loader
     from stages import report as stage
 
     overrides = overrides or []
@@ -392,7 +393,7 @@ def report(
     identity = json.dumps(dataclasses.asdict(settings), sort_keys=True).encode()
     loader = None
     if qualitative:
-        loader = stage.qualitative_loader(
+        loader = qualitative_loader(
             lambda setup: load_params(params, [*overrides, f"setup={setup}"]),
             RUNS,
             settings.compare,
