@@ -23,6 +23,7 @@ from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.evaluation.unlabelled import has_labels
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
+from fussbench.features.skew import feature_skew
 from fussbench.federation.aggregators import centroid_diagnostics
 from fussbench.federation.build import FederationSettings, build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
@@ -55,20 +56,23 @@ def run_fingerprint(params: Params) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _client_rows(params: Params, train: FeatureSplit) -> list[np.ndarray]:
-    """Training-cache rows of each client (one client holding all for ``centralized``)."""
-    rows = [train.rows(names) for names in read_partition(partition_dir(params.setup))]
-    return [np.concatenate(rows)] if params.aggregator == "centralized" else rows
+def _partition_rows(params: Params, train: FeatureSplit) -> list[np.ndarray]:
+    """Training-cache rows of each client of the setup's partition."""
+    return [train.rows(names) for names in read_partition(partition_dir(params.setup))]
 
 
-def _at_equal_compute(params: Params) -> Params:
-    """``centralized`` trains as many steps per round as the whole federation: its one
-    model takes ``n_clients × train.local_steps`` steps per round, so that the upper bound
-    gets the same number of gradient steps as the federated methods it bounds. Every
-    other method keeps ``train.local_steps`` per client."""
+def _client_rows(params: Params, partition: list[np.ndarray]) -> list[np.ndarray]:
+    """Training-cache rows of each trained client (one holding all for ``centralized``)."""
+    return [np.concatenate(partition)] if params.aggregator == "centralized" else partition
+
+
+def _at_equal_compute(params: Params, n_clients: int) -> Params:
+    """``centralized`` trains as many steps per round as the whole federation of
+    ``n_clients``: its one model takes ``n_clients × train.local_steps`` steps per round,
+    so that the upper bound gets the same number of gradient steps as the federated
+    methods it bounds. Every other method keeps ``train.local_steps`` per client."""
     if params.aggregator != "centralized":
         return params
-    n_clients = len(read_partition(partition_dir(params.setup)))
     train = dataclasses.replace(params.train, local_steps=params.train.local_steps * n_clients)
     return dataclasses.replace(params, train=train)
 
@@ -122,14 +126,21 @@ def _label_skew(setup: str) -> float | None:
 
 
 def _describe_run(
-    params: Params, spec: DatasetSpec, method: Method, n_clients: int, eval_name: str
+    params: Params,
+    spec: DatasetSpec,
+    method: Method,
+    n_clients: int,
+    eval_name: str,
+    skew: dict[str, object],
 ) -> dict[str, object]:
-    """The identifying fields every ``metrics.json`` starts with."""
+    """The identifying fields every ``metrics.json`` starts with (``skew``: the
+    partition's :func:`~fussbench.features.skew.feature_skew`)."""
     return {
         "setup": params.setup,
         "dataset": spec.name,
         "partition": params.partition.method,
         "label_skew_js": _label_skew(params.setup),
+        "feature_skew_cosine": skew["cosine_mean"],
         "method": method.name,
         "aggregator": params.aggregator,
         "mode": params.federation.mode,
@@ -139,7 +150,7 @@ def _describe_run(
         "seed": params.seed,
         "rounds": params.federation.rounds,
         "local_steps": params.train.local_steps,
-        "steps_per_round": _at_equal_compute(params).train.local_steps,
+        "steps_per_round": _at_equal_compute(params, skew["n_clients"]).train.local_steps,
         "n_clients": n_clients,
         "n_clusters": params.model.n_clusters or spec.n_classes,
         "eval_split": eval_name,
@@ -169,8 +180,10 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
     eval_name = params.evaluation.split or spec.eval_split
     evaluation_split = _open_cache(spec, params, eval_name)
     labelled = has_labels(evaluation_split.labels)
-    client_rows = _client_rows(params, train)
-    common = _describe_run(params, spec, method, len(client_rows), eval_name)
+    partition = _partition_rows(params, train)
+    client_rows = _client_rows(params, partition)
+    skew = feature_skew(train.pooled, partition)
+    common = _describe_run(params, spec, method, len(client_rows), eval_name, skew)
     if get_spec(params.aggregator).kind == "reference" and not labelled:
         raise FussbenchError(
             f"the reference row '{params.aggregator}' needs labels to score, and the "
@@ -199,7 +212,7 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
         )
 
     fingerprint = run_fingerprint(params)
-    params = _at_equal_compute(params)
+    params = _at_equal_compute(params, len(partition))
     checkpoint_path = out_dir / CHECKPOINT
     resume = load_checkpoint(checkpoint_path, fingerprint)
     if resume is not None:

@@ -25,6 +25,7 @@ RESULT_COLUMNS = [
     "miou",
     "accuracy",
     "label_skew_js",
+    "feature_skew_cosine",
     "n_clients",
     "rounds",
     "local_steps",
