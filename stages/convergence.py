@@ -101,8 +101,18 @@ def report(params: Params) -> dict[str, dict[str, str | None]]:
             "paper budget": paper_budget(table, setup, methods, study.tolerance),
             "default budget": default,
         }
+    expected = [job for job in jobs(params) if job[3] is not None]
+    unfinished = [job for job in expected if not (run_dir(params, *job) / "metrics.json").is_file()]
+    status = (
+        f"**Incomplete: {len(unfinished)} of {len(expected)} runs have not finished** (their "
+        "finished rounds are shown); the budgets below are provisional until they do."
+        if unfinished
+        else f"All {len(expected)} runs finished."
+    )
     header = [
         "# Convergence: global mIoU against local steps",
+        "",
+        status,
         "",
         f"Seeds {', '.join(map(str, study.seeds))}; runs of {study.rounds} rounds × "
         f"{', '.join(map(str, study.local_steps))} local steps per client per round, evaluated "

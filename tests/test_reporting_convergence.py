@@ -57,6 +57,8 @@ def test_paper_budget_is_the_cheapest_within_tolerance_of_the_longest_for_all():
     # a tighter tolerance pushes it to 2 x 40 (cost 80): every method within 0.2 there
     assert paper_budget(table, "s", methods, tolerance=0.2) == Budget(2, 40)
     assert paper_budget(table, "s", methods, tolerance=0.0) == Budget(3, 40)
+    unfinished = table[~((table["method"] == "local") & (table["rounds"] == 3))]
+    assert unfinished.pipe(paper_budget, "s", methods, 0.5) is None
 
 
 def test_default_budget_needs_centralized_and_the_better_fedcc_above_kmeans():

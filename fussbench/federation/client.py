@@ -94,11 +94,7 @@ class FederatedClient:
         )
         arrays = model.to_arrays()
         self._previous = arrays
-        counts = (
-            cluster_pixel_counts(model, self._data)
-            if self._objective.cluster_counts
-            else None
-        )
+        counts = cluster_pixel_counts(model, self._data) if self._objective.cluster_counts else None
         update = ClientUpdate(arrays=arrays, n_samples=self._data.n_samples, cluster_counts=counts)
         return update, stats
 

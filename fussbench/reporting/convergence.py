@@ -79,13 +79,17 @@ def longest_budget(table: pd.DataFrame, setup: str) -> Budget:
 
 def paper_budget(
     table: pd.DataFrame, setup: str, methods: Sequence[str], tolerance: float
-) -> Budget:
+) -> Budget | None:
     """The cheapest budget whose mean mIoU is at least the longest budget's minus
-    ``tolerance``, for every one of ``methods`` (the longest budget always qualifies)."""
-    means = _means(table, setup)[list(methods)].dropna()
+    ``tolerance``, for every one of ``methods`` (the longest budget always qualifies);
+    None while some method has not reached the longest budget."""
+    means = _means(table, setup).reindex(columns=list(methods))
     longest = longest_budget(table, setup)
-    target = means.loc[(longest.rounds, longest.local_steps)] - tolerance
-    for (rounds, steps), row in means.iterrows():
+    key = (longest.rounds, longest.local_steps)
+    if key not in means.index or means.loc[key].isna().any():
+        return None
+    target = means.loc[key] - tolerance
+    for (rounds, steps), row in means.dropna().iterrows():
         if (row >= target).all():
             return Budget(int(rounds), int(steps))
     return longest
@@ -171,7 +175,7 @@ def convergence_markdown(
             lines.append(f"- kmeans reference (no training): {references[setup]:.2f} mIoU")
         for label, budget in chosen.get(setup, {}).items():
             lines.append(
-                f"- {label}: {budget if budget is not None else 'none of the budgets run'}"
+                f"- {label}: {budget if budget is not None else 'not decided by these runs'}"
             )
         budgets = rows[["rounds", "local_steps", "cost"]].drop_duplicates()
         budgets = budgets.sort_values(["cost", "rounds"])
