@@ -36,6 +36,7 @@ def test_overrides_apply_like_dvc_set(tmp_path):
         ({"features": {"pretrained": "yes"}}, "features.pretrained"),
         ({"evaluation": {"matching": "greedy"}}, "evaluation.matching"),
         ({"stats": {"n_resamples": 0}}, "stats.n_resamples"),
+        ({"train": {"precision": "fp16"}}, "train.precision must be one of fp32, bf16"),
     ],
 )
 def test_bad_values_name_the_key(values, fragment):
