@@ -22,6 +22,7 @@ from fussbench.reporting.convergence import (
     convergence_figure,
     convergence_markdown,
     default_budget,
+    longest_budget,
     paper_budget,
 )
 from fussbench.reporting.figures import save_png
@@ -88,6 +89,7 @@ def report(params: Params) -> dict[str, dict[str, str | None]]:
     table = budget_table(curves)
     setups = [setup for setup in study.setups if setup in set(curves["setup"])]
     chosen: dict[str, dict[str, Budget | None]] = {}
+    longest = Budget(study.rounds, max(study.local_steps))
     for setup in setups:
         methods = [
             m for m in study.methods if m in set(table.loc[table["setup"] == setup, "method"])
@@ -97,8 +99,13 @@ def report(params: Params) -> dict[str, dict[str, str | None]]:
             if setup in references
             else None
         )
+        # the paper budget is measured against the longest budget of the study, not the
+        # longest that happens to have run
+        reached = longest_budget(table, setup) == longest
         chosen[setup] = {
-            "paper budget": paper_budget(table, setup, methods, study.tolerance),
+            "paper budget": paper_budget(table, setup, methods, study.tolerance)
+            if reached
+            else None,
             "default budget": default,
         }
     expected = [job for job in jobs(params) if job[3] is not None]
