@@ -85,15 +85,13 @@ def _training_speed(
     config = params.train_config()
     data = ClientData.from_cache(features, pooled, config.knn_k)
     n_clusters = params.model.n_clusters or spec.n_classes
+    native = native_bf16()
     threads = torch.get_num_threads()
     torch.set_num_threads(params.runtime.threads)  # as a federate run trains
-    result: dict[str, object] = {
-        "train_threads": params.runtime.threads,
-        "bf16_native": native_bf16(),
-    }
+    result: dict[str, object] = {"train_threads": params.runtime.threads, "bf16_native": native}
     try:
         for precision in PRECISIONS:
-            if precision == "bf16" and not native_bf16():
+            if precision == "bf16" and not native:
                 continue
             speed = training_throughput(data, config, params.model.dim, n_clusters, precision)
             result[f"train_steps_per_s_{precision}"] = round(speed.steps_per_s, 2)
