@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fussbench.features.cache import build_split
 from fussbench.features.device import resolve_placement
+from fussbench.features.size import check_free_space, dataset_sizes, describe_sizes
 from fussbench.params import Params
 from fussbench.paths import features_dir, raw_dir
 
@@ -21,8 +22,12 @@ def run(params: Params, dataset: str | None = None) -> Path:
     config = params.backbone_config()
     backbone = build_backbone(config).to(placement.device)
     out_dir = features_dir(spec.name, params.backbone)
-    for split in spec.split_counts:
-        samples = spec.samples(raw_dir(spec.name), split)
+    by_split = {split: spec.samples(raw_dir(spec.name), split) for split in spec.split_counts}
+    counts = {split: len(samples) for split, samples in by_split.items()}
+    sizes = dataset_sizes(spec, counts, config.preprocessing, backbone.channels, backbone.stride)
+    print("\n".join([f"feature cache {out_dir}:", *describe_sizes(sizes)]), flush=True)
+    check_free_space(sizes, out_dir)
+    for split, samples in by_split.items():
         build_split(
             spec,
             samples,
