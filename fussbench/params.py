@@ -194,6 +194,8 @@ class FederationParams:
         min_clients: the run stops when fewer clients finish a round.
         mu: FedProx proximal weight.
         moon_temperature, moon_weight: FedMOON's τ and weight.
+        candidates: FedCC-Auto's candidate aggregations, ``<aggregator>[.<mode>]``.
+        score_images: FedCC-Auto: at most this many of its images each client scores on.
     """
 
     rounds: int = 5
@@ -203,6 +205,10 @@ class FederationParams:
     mu: float = 0.001
     moon_temperature: float = 0.5
     moon_weight: float = 1.0
+    candidates: list[str] = field(
+        default_factory=lambda: ["fedcc_kmeans", "fedcc_maximin", "fedcc_matched", "fedavg"]
+    )
+    score_images: int = 32
 
 
 @dataclass(frozen=True)

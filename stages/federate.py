@@ -53,6 +53,9 @@ def run_fingerprint(params: Params) -> str:
     for key in (*not_in_a_run, "stats", "report", "convergence"):
         relevant.pop(key)
     relevant["runtime"].pop("workers")
+    if params.aggregator != "fedcc_auto":  # FedCC-Auto's own knobs change no other run
+        for key in ("candidates", "score_images"):
+            relevant["federation"].pop(key)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -117,6 +120,26 @@ def _communication(records: list[RoundRecord], backbone_nbytes: int) -> dict[str
         "bytes_down_per_client_round": round(float(np.mean(down)), 1) if down else 0,
         "backbone_bytes": backbone_nbytes,
         "backbone_to_round_ratio": round(backbone_nbytes / per_round, 2) if per_round else None,
+    }
+
+
+def _selections(records: list[RoundRecord]) -> dict[str, object]:
+    """FedCC-Auto's choice of every round (``auto_selection``); nothing for other methods."""
+    if not any(record.selection for record in records):
+        return {}
+    return {
+        "auto_selection": [
+            {
+                "round": record.round,
+                "winner": record.selection["winner"],
+                "scores": dict(
+                    zip(record.selection["candidates"], record.selection["scores"], strict=True)
+                ),
+                "voters": record.selection["voters"],
+            }
+            for record in records
+            if record.selection
+        ]
     }
 
 
@@ -275,6 +298,7 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
         "accuracy": round(float(np.mean([item.scores.accuracy for item in final])), 4),
         "failed_client_rounds": sum(len(record.failures) for record in state.records),
         "communication": _communication(state.records, train.backbone_nbytes),
+        **_selections(state.records),
         "model_bytes": model_nbytes(initial),
         "models": _model_entries(
             state.models, final, [len(rows) for rows in client_rows], spec.class_names

@@ -18,7 +18,8 @@ def _fmt(value: float | int | None, digits: int = 4) -> str:
 
 
 def rounds_csv(records: list[RoundRecord]) -> str:
-    """One row per round: global scores, then every client's scores, loss, time, bytes."""
+    """One row per round: global scores, then every client's scores, loss, time, bytes;
+    for FedCC-Auto, then the winning candidate and each candidate's weighted score."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     n_clients = len(records[0].client_loss)
@@ -32,9 +33,12 @@ def rounds_csv(records: list[RoundRecord]) -> str:
         "bytes_up",
         "bytes_down",
     ]
+    selected = records[0].selection
+    candidates = list(selected["candidates"]) if selected else []
     writer.writerow(
         ["round", "miou", "accuracy", "min_centroid_distance", "failed_clients", "seconds"]
         + [f"client{c}_{what}" for c in range(n_clients) for what in per_client]
+        + (["auto_winner"] + [f"auto_score_{name}" for name in candidates] if selected else [])
     )
     for record in records:
         row = [
@@ -56,6 +60,8 @@ def rounds_csv(records: list[RoundRecord]) -> str:
                 record.bytes_up[c],
                 record.bytes_down[c],
             ]
+        if record.selection:
+            row += [record.selection["winner"]] + [_fmt(s, 6) for s in record.selection["scores"]]
         writer.writerow(row)
     return buffer.getvalue()
 

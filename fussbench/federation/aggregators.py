@@ -395,6 +395,8 @@ def make_aggregator(
     moon_temperature: float = 0.5,
     moon_weight: float = 1.0,
     seed: int = 0,
+    candidates: Sequence[str] | None = None,
+    score_images: int = 32,
 ) -> Aggregator:
     """The aggregator called ``name``, configured from the flat parameters as its registry
     entry (:class:`~fussbench.federation.registry.AggregatorSpec`) declares.
@@ -408,6 +410,9 @@ def make_aggregator(
         moon_temperature: MOON temperature, default 0.5.
         moon_weight: MOON contrastive weight, default 1.0.
         seed: k-means random state of FedCC-kMeans and FedCC-Matched, default 0.
+        candidates: FedCC-Auto's candidate names (``federation.candidates``); None: its
+            default list.
+        score_images: FedCC-Auto's images scored per client (``federation.score_images``).
 
     Raises:
         FussbenchError: unknown name, a mode for an aggregator without modes, or any
@@ -424,14 +429,18 @@ def make_aggregator(
             f"aggregator '{name}' has no modes, got mode '{mode}' (params: federation.mode);"
             f" modes exist for {', '.join(with_modes)}"
         )
-    settings = {
+    settings: dict[str, object] = {
         "mu": mu,
         "moon_temperature": moon_temperature,
         "moon_weight": moon_weight,
         "seed": seed,
+        "score_images": score_images,
     }
+    if candidates is not None:
+        settings["candidates"] = tuple(candidates)
     for argument, setting in spec.options.items():
-        arguments[argument] = settings[setting]
+        if setting in settings:
+            arguments[argument] = settings[setting]
     return spec.load_factory()(**arguments)
 
 

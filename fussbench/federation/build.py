@@ -20,6 +20,8 @@ class FederationSettings:
     mu: float = 0.001
     moon_temperature: float = 0.5
     moon_weight: float = 1.0
+    candidates: tuple[str, ...] | None = None
+    score_images: int = 32
 
     @classmethod
     def from_params(cls, federation: FederationParams) -> FederationSettings:
@@ -30,6 +32,8 @@ class FederationSettings:
             mu=federation.mu,
             moon_temperature=federation.moon_temperature,
             moon_weight=federation.moon_weight,
+            candidates=tuple(federation.candidates),
+            score_images=federation.score_images,
         )
 
 

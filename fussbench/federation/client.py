@@ -9,6 +9,7 @@ import torch
 
 from fussbench.errors import FussbenchError
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.scoring import candidate_scores
 from fussbench.model.config import TrainConfig
 from fussbench.model.head import ModelArrays, SegmentationModel
 from fussbench.model.losses import assign_clusters
@@ -97,6 +98,12 @@ class FederatedClient:
         counts = cluster_pixel_counts(model, self._data) if self._objective.cluster_counts else None
         update = ClientUpdate(arrays=arrays, n_samples=self._data.n_samples, cluster_counts=counts)
         return update, stats
+
+    def score(self, head: ModelArrays, centroids: np.ndarray, max_images: int) -> np.ndarray:
+        """FedCC-Auto: (J,) float64 scores of J candidates (shared ``head``, (J, n_clusters,
+        dim) ``centroids``) on this client's images; the only thing it sends back
+        (:func:`~fussbench.federation.scoring.candidate_scores`)."""
+        return candidate_scores(head, centroids, self._data, max_images)
 
     def state(self) -> ModelArrays | None:
         """What the client must keep between rounds (FedMOON's previous model), to resume."""

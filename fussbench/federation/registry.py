@@ -291,6 +291,17 @@ register(
 )
 register(
     AggregatorSpec(
+        "fedcc_auto",
+        "head by FedAvg, centroids by the candidate aggregation the clients score best (ours)",
+        label="FedCC-Auto",
+        factory="fussbench.federation.auto:FedCCAuto",
+        options={"candidates": "candidates", "score_images": "score_images", "seed": "seed"},
+        aggregation_table=True,
+        centroid_heatmap=True,
+    )
+)
+register(
+    AggregatorSpec(
         "kmeans",
         "k-means on the frozen features pooled over all clients (no training)",
         kind="reference",

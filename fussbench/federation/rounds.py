@@ -20,6 +20,7 @@ import numpy as np
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import Evaluation
 from fussbench.federation.aggregators import Aggregator, centroid_diagnostics
+from fussbench.federation.auto import Candidates, FedCCAuto, exchange, scores_nbytes
 from fussbench.federation.client import FederatedClient
 from fussbench.federation.messages import ClientUpdate, model_nbytes
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
@@ -48,6 +49,8 @@ class RoundRecord:
             (mean over clients without aggregation); near 0 means prototype collapse.
         failures: ``{"client": c, "reason": "..."}`` for each client left out.
         seconds: wall time of the round.
+        selection: FedCC-Auto's choice (candidates, winner, weighted scores, voting
+            clients); None for every other method. Its exchange is in the bytes.
     """
 
     round: int
@@ -64,6 +67,7 @@ class RoundRecord:
     min_centroid_distance: float = float("nan")
     failures: list[dict[str, object]] = field(default_factory=list)
     seconds: float = 0.0
+    selection: dict[str, object] | None = None
 
 
 @dataclass
@@ -131,6 +135,45 @@ def _train_clients(
     return results, failures
 
 
+def _auto_round(
+    aggregator: FedCCAuto,
+    clients: Sequence[FederatedClient],
+    finished: list[int],
+    updates: list[ClientUpdate],
+    previous: ModelArrays,
+    min_clients: int,
+    failures: list[dict[str, object]],
+) -> tuple[dict[str, object], list[int], int, ModelArrays]:
+    """FedCC-Auto's exchange with the clients that finished: candidates down, scores up.
+
+    A client whose scores are unusable is appended to ``failures``. Returns the selection
+    (voters as client numbers), the score bytes up per client, the candidate bytes down and
+    the chosen global model."""
+
+    def ask(candidates: Candidates) -> list[object]:
+        replies: list[object] = []
+        for number in finished:
+            try:
+                replies.append(
+                    clients[number].score(
+                        candidates.head, candidates.centroids, candidates.max_images
+                    )
+                )
+            except Exception as error:  # a client's fault must not end the federation
+                replies.append(f"scoring: {type(error).__name__}: {error}")
+        return replies
+
+    choice, candidates, replies = exchange(
+        aggregator, updates, previous, ask, min_clients, finished
+    )
+    failures += [{"client": finished[index], "reason": reason} for index, reason in choice.failures]
+    selection = {**choice.selection, "voters": [finished[i] for i in choice.selection["voters"]]}
+    score_up = [0] * len(clients)
+    for number, reply in zip(finished, replies, strict=True):
+        score_up[number] = scores_nbytes(reply)
+    return selection, score_up, candidates.nbytes(), choice.model
+
+
 def run_rounds(
     clients: Sequence[FederatedClient],
     initial: ModelArrays,
@@ -176,12 +219,18 @@ def run_rounds(
             evaluate_local(number, result.update.arrays) if result else None
             for number, result in enumerate(results)
         ]
+        selection, score_up, score_down = None, [0] * len(clients), 0
         if federated:
             updates = [result.update for result in results if result is not None]
-            global_model = aggregator.aggregate(updates, state.models[0])
+            if isinstance(aggregator, FedCCAuto):
+                selection, score_up, score_down, global_model = _auto_round(
+                    aggregator, clients, finished, updates, state.models[0], min_clients, failures
+                )
+            else:
+                global_model = aggregator.aggregate(updates, state.models[0])
             models = [global_model]
             evaluations = [evaluate(global_model)]
-            down = model_nbytes(global_model)
+            down = model_nbytes(global_model) + score_down
             bytes_down = [down if result else 0 for result in results]
         else:
             models = [
@@ -203,11 +252,15 @@ def run_rounds(
             client_local_accuracy=[item.scores.accuracy if item else None for item in local_scores],
             client_loss=[result.loss if result else None for result in results],
             train_seconds=[result.seconds if result else None for result in results],
-            bytes_up=[result.update.nbytes() if result and federated else 0 for result in results],
+            bytes_up=[
+                result.update.nbytes() + extra if result and federated else 0
+                for result, extra in zip(results, score_up, strict=True)
+            ],
             bytes_down=bytes_down,
             min_centroid_distance=float(np.mean(distances)),
             failures=failures,
             seconds=time.perf_counter() - started,
+            selection=selection,
         )
         state = RunState(
             round_index,

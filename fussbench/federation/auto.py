@@ -1,0 +1,276 @@
+"""FedCC-Auto (ours): the server picks each round's aggregation by the clients' own scores.
+
+The FUSS paper (arXiv 2505.23292) finds FedCC-kMeans best on simple tasks and FedCC-Maximin
+on cluttered ones and asks whether the choice can be made without labels. FedCC-Auto builds
+every candidate global model, lets each client score them on its own images with an
+unsupervised score (:mod:`fussbench.federation.scoring`) and keeps the candidate with the
+best client-weighted score.
+
+Server side only: numpy, no torch. The engines run the exchange in between
+(:meth:`FedCCAuto.propose`, then the clients' scores, then :meth:`FedCCAuto.choose`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fussbench.errors import FussbenchError
+from fussbench.federation.aggregators import Aggregator, client_weights, make_aggregator
+from fussbench.federation.messages import ClientUpdate, model_nbytes
+from fussbench.federation.registry import WEIGHTINGS, get_spec, specs
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays
+
+DEFAULT_CANDIDATES = ("fedcc_kmeans", "fedcc_maximin", "fedcc_matched", "fedavg")
+"""``federation.candidates`` by default: the three FedCC variants and FedAvg."""
+
+SCORE_BYTES = np.dtype(np.float64).itemsize
+"""Bytes of one score on the wire (float64)."""
+
+
+def candidate_names() -> list[str]:
+    """Aggregators that may be candidates: server-side only (no client term), not this one."""
+    return [
+        spec.name
+        for spec in specs("aggregator")
+        if spec.client_term is None and spec.name != "fedcc_auto"
+    ]
+
+
+def parse_candidate(text: str) -> tuple[str, str | None]:
+    """``<aggregator>[.<mode>]`` -> (aggregator, mode or None).
+
+    Raises:
+        FussbenchError: an unknown or unusable aggregator, an unknown mode, a weighting
+            (it comes from ``federation.weighting``), or a mode that needs the clients'
+            cluster counts (FedCC-Auto sends no more than its scores); the message lists
+            the valid names.
+    """
+    name, *rest = text.split(".")
+    valid = candidate_names()
+    if name not in valid or len(rest) > 1:
+        raise FussbenchError(
+            f"unknown candidate '{text}' (params: federation.candidates); valid: "
+            + ", ".join(valid)
+            + " (optionally .<mode>)"
+        )
+    spec = get_spec(name)
+    mode = rest[0] if rest else None
+    if mode is not None and mode not in spec.modes:
+        extra = "; the weighting comes from federation.weighting" if mode in WEIGHTINGS else ""
+        raise FussbenchError(
+            f"candidate '{text}' (params: federation.candidates): '{mode}' is not a mode of "
+            f"{name}; valid: {', '.join(spec.modes) or 'none'}{extra}"
+        )
+    if spec.reads_cluster_counts(mode):
+        raise FussbenchError(
+            f"candidate '{text}' (params: federation.candidates) needs the clients' cluster "
+            "counts, which fedcc_auto does not ask for; choose another mode"
+        )
+    return name, mode
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The candidate global models of one round, as the server sends them to every client.
+
+    Every candidate has the same FedAvg head, so the head travels once.
+
+    Attributes:
+        names: the J candidate names (``federation.candidates``).
+        head: ``head.*`` arrays, float32, shared by all candidates.
+        centroids: (J, n_clusters, dim) float32, candidate j's global centroids.
+        max_images: how many of its images a client scores on (``federation.score_images``).
+    """
+
+    names: tuple[str, ...]
+    head: ModelArrays
+    centroids: np.ndarray
+    max_images: int
+
+    def model(self, index: int) -> ModelArrays:
+        """Candidate ``index`` as a full model (head and (n_clusters, dim) centroids)."""
+        return {**self.head, CENTROIDS_KEY: self.centroids[index]}
+
+    def nbytes(self) -> int:
+        """Bytes of payload of the message: head, the J centroid matrices, the image count."""
+        return model_nbytes(self.head) + self.centroids.nbytes + np.dtype(np.int64).itemsize
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The server's decision of one round.
+
+    Attributes:
+        model: the winning candidate, the next global model.
+        selection: ``{"candidates": names, "winner": name, "scores": weighted score per
+            candidate, "voters": update indices whose scores counted}`` for the round record.
+        failures: ``(update index, reason)`` for each client whose scores were left out.
+    """
+
+    model: ModelArrays
+    selection: dict[str, object]
+    failures: list[tuple[int, str]] = field(default_factory=list)
+
+
+def scores_problem(scores: object, count: int) -> str | None:
+    """Why a client's reply cannot be counted (None: it can): not ``count`` finite floats,
+    or the reason string of a client that failed to score."""
+    if isinstance(scores, str):
+        return scores
+    values = np.asarray(scores, dtype=np.float64)
+    if values.shape != (count,):
+        return f"scores: expected {count} values, got shape {values.shape}"
+    if not np.isfinite(values).all():
+        return "scores: non-finite value"
+    return None
+
+
+@dataclass(frozen=True)
+class FedCCAuto(Aggregator):
+    """FedCC-Auto (ours): each round, the candidate the clients score best becomes global.
+
+    Math: with the J candidate aggregators A_1..A_J (``candidates``), each candidate global
+    model is G_j = A_j(updates, previous): FedAvg head (identical for every j) and A_j's
+    centroids. Client k scores each on its own images (:func:`~fussbench.federation.scoring.
+    candidate_scores`): s_{k,j} = mean over the pixels of a fixed, evenly spaced sample of its
+    images of max_c cos(z, g_{j,c}), z the pixel's code under the shared head. With the
+    client weights w_k renormalised over the set V of clients whose scores are J finite
+    numbers (``federation.weighting``), S_j = sum_{k in V} w_k s_{k,j}, and the next global
+    model is G_{j*}, j* = argmax_j S_j (the first candidate in ``candidates`` on ties). A
+    hard choice, not a blend: the global model is always one a fixed method would produce
+    from the same updates, so the record says which.
+
+    Contract: a client returns exactly J floats, nothing else. A client whose scores are
+    not J finite numbers (or that fails to score) is left out of the vote and recorded as a
+    failing client; its update still entered the candidates, built before the scores.
+
+    Attributes:
+        weighting: ``"samples"`` (default) or ``"uniform"``; for the head, the candidates
+            and the vote.
+        candidates: ``<aggregator>[.<mode>]`` names (``federation.candidates``), default
+            FedCC-kMeans, FedCC-Maximin, FedCC-Matched and FedAvg; at least one, no repeats.
+        score_images: at most this many of its images a client scores on
+            (``federation.score_images``), default 32, must be >= 1.
+        seed: random state of the candidates that take one (k-means), default 0.
+    """
+
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES
+    score_images: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.candidates:
+            raise FussbenchError("federation.candidates is empty; name at least one aggregator")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise FussbenchError(
+                f"federation.candidates repeats a name: {', '.join(self.candidates)}"
+            )
+        for name in self.candidates:
+            parse_candidate(name)
+        if self.score_images < 1:
+            raise FussbenchError(f"federation.score_images must be >= 1, got {self.score_images}")
+
+    def members(self) -> list[Aggregator]:
+        """The candidate aggregators, configured with this one's weighting and seed."""
+        built = []
+        for text in self.candidates:
+            name, mode = parse_candidate(text)
+            built.append(make_aggregator(name, weighting=self.weighting, mode=mode, seed=self.seed))
+        return built
+
+    def propose(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> Candidates:
+        """Every candidate's global model from this round's updates (the message down)."""
+        models = [member.aggregate(updates, previous) for member in self.members()]
+        head = {key: value for key, value in models[0].items() if key != CENTROIDS_KEY}
+        centroids = np.stack([model[CENTROIDS_KEY] for model in models]).astype(np.float32)
+        return Candidates(tuple(self.candidates), head, centroids, self.score_images)
+
+    def choose(
+        self,
+        candidates: Candidates,
+        updates: Sequence[ClientUpdate],
+        scores: Sequence[object],
+        min_clients: int = 1,
+        numbers: Sequence[int] | None = None,
+    ) -> Choice:
+        """The winning candidate by the weighted scores of the clients that sent usable ones.
+
+        Args:
+            candidates: what :meth:`propose` returned.
+            updates: the updates the candidates were built from (for the weights).
+            scores: per update, the client's J scores, or a reason string if it failed.
+            min_clients: fewer usable score vectors stop the run.
+            numbers: the client number of each update, for the error message (default:
+                0..K-1).
+
+        Raises:
+            FussbenchError: fewer than ``min_clients`` clients sent usable scores.
+        """
+        count = len(candidates.names)
+        problems = [scores_problem(item, count) for item in scores]
+        voters = [index for index, problem in enumerate(problems) if problem is None]
+        failures = [(index, problem) for index, problem in enumerate(problems) if problem]
+        if len(voters) < max(min_clients, 1):
+            labels = list(range(len(scores))) if numbers is None else list(numbers)
+            reasons = "; ".join(f"client {labels[index]}: {reason}" for index, reason in failures)
+            raise FussbenchError(
+                f"fedcc_auto: only {len(voters)} of {len(scores)} clients sent usable scores "
+                f"(federation.min_clients = {min_clients}): {reasons}"
+            )
+        weights = client_weights([updates[index] for index in voters], self.weighting)
+        matrix = np.stack([np.asarray(scores[index], dtype=np.float64) for index in voters])
+        weighted = weights @ matrix
+        winner = int(np.argmax(weighted))
+        selection = {
+            "candidates": list(candidates.names),
+            "winner": candidates.names[winner],
+            "scores": [float(value) for value in weighted],
+            "voters": voters,
+        }
+        return Choice(candidates.model(winner), selection, failures)
+
+    def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
+        """Not available: the choice needs the clients' scores (see :func:`exchange`).
+
+        Raises:
+            FussbenchError: always.
+        """
+        raise FussbenchError(
+            "fedcc_auto needs the clients' scores each round; run it through run_rounds or "
+            "the Flower engine (fussbench.federation.auto.exchange)"
+        )
+
+
+def exchange(
+    aggregator: FedCCAuto,
+    updates: Sequence[ClientUpdate],
+    previous: ModelArrays,
+    ask: Callable[[Candidates], list[object]],
+    min_clients: int = 1,
+    numbers: Sequence[int] | None = None,
+) -> tuple[Choice, Candidates, list[object]]:
+    """One round's scoring exchange: candidates down, scores up, the choice.
+
+    Args:
+        ask: sends the candidates to the clients of ``updates`` (same order) and returns,
+            per client, its scores or the reason string of a failure.
+        min_clients, numbers: as in :meth:`FedCCAuto.choose`.
+
+    Returns:
+        The choice, the candidates sent and the raw replies (for byte counting).
+    """
+    candidates = aggregator.propose(updates, previous)
+    replies = ask(candidates)
+    choice = aggregator.choose(candidates, updates, replies, min_clients, numbers)
+    return choice, candidates, replies
+
+
+def scores_nbytes(reply: object) -> int:
+    """Bytes a client's scores took on the way up (0 for a client that failed to score)."""
+    if isinstance(reply, str):
+        return 0
+    return int(np.asarray(reply).size) * SCORE_BYTES
