@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
 from fussbench.federation.registry import parse_method
-from fussbench.reporting import figures, tables
+from fussbench.reporting import figures, heterogeneity, tables
 from fussbench.reporting.palettes import palette
 from fussbench.reporting.qualitative import QualitativeLoader
 from fussbench.reporting.results import budget_line
@@ -33,6 +33,7 @@ TABLE_TITLES = {
     "aggregation": "Aggregation type: mode and weighting",
     "significance": "Paired significance tests",
     "communication": "Communication per client and round",
+    "heterogeneity": "FedCC's gain over FedAvg against label and feature skew",
 }
 """Each table's file stem and its title in the index."""
 
@@ -41,6 +42,7 @@ FIGURE_TITLES = {
     "centroids": "Pairwise cosine distance of the final centroids",
     "partition": "Class distribution per client",
     "qualitative": "Qualitative predictions",
+    "heterogeneity": "FedCC's gain over FedAvg against label and feature skew",
 }
 """Each figure kind (the file name's first part) and its title in the index."""
 
@@ -87,6 +89,7 @@ def run(
     written += _write_figures(
         out_dir, runs_dir, partitions_dir, methods, setups, seeds, qualitative, missing
     )
+    written += _write_heterogeneity(out_dir, results, setups, seeds, significance_csv)
     summary = _what_was_run(results, communication, setups, seeds, params_hash)
     write_text(out_dir / "README.md", _readme(out_dir, summary, written, missing))
     return missing
@@ -183,6 +186,33 @@ def _write_figures(
         written += _partition_figure(partitions_dir, setup, folder, missing)
         if qualitative is not None:
             written += _qualitative_figure(qualitative, setup, seeds[0], folder, missing)
+    return written
+
+
+def _write_heterogeneity(
+    out_dir: Path,
+    results: pd.DataFrame,
+    setups: Sequence[str],
+    seeds: Sequence[int],
+    significance_csv: Path | None,
+) -> list[Path]:
+    """The gain-against-skew table and one figure per dataset, when some dataset has two or
+    more setups with FedCC and FedAvg in the significance table (the Dirichlet sweep)."""
+    if significance_csv is None or not significance_csv.is_file():
+        return []
+    significance = pd.read_csv(significance_csv)
+    shown = results[results["setup"].isin(list(setups))]
+    gains = heterogeneity.plottable(heterogeneity.skew_gains(shown, significance))
+    if gains.empty:
+        return []
+    budget = budget_line(results, setups, seeds, tables.reference_methods())
+    written = [
+        _write_table(out_dir, "heterogeneity", heterogeneity.heterogeneity_table(gains, budget))
+    ]
+    for dataset, rows in gains.groupby("dataset", sort=True):
+        title = f"{dataset}: FedCC's gain over FedAvg against heterogeneity"
+        figure = heterogeneity.heterogeneity_figure(rows, title)
+        written.append(_save(figure, out_dir / "figures", "heterogeneity", str(dataset)))
     return written
 
 

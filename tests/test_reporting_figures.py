@@ -255,3 +255,27 @@ def test_qualitative_figure_paints_predictions_in_the_palette(tmp_path: Path) ->
     save_png(camvid, tmp_path / "q.png")
     save_png(figure, tmp_path / "figures" / "q.png")
     assert is_png(tmp_path / "q.png") and is_png(tmp_path / "figures" / "q.png")
+
+
+def test_report_draws_gain_against_skew_when_a_dataset_has_two_setups(
+    inputs: dict[str, Path],
+) -> None:
+    out = inputs["out"]
+    significance = pd.DataFrame(
+        [[setup, "seeds", "fedcc_kmeans", "fedavg", 2, 1.5, 0.5, 2.5, "wilcoxon", 0.2, 0.4, ""]
+         for setup in SETUPS],
+        columns=["setup", "pairing", "method_a", "method_b", "n_pairs", "mean_diff",
+                 "ci_low", "ci_high", "test", "p_value", "p_holm", "note"],
+    )  # fmt: skip
+    significance.to_csv(out / "significance.csv", index=False)
+    report.run(
+        inputs["results"], inputs["runs"], inputs["partitions"], out, METHODS, SETUPS, SEEDS,
+        "hash", out / "significance.csv", None,
+    )  # fmt: skip
+    assert is_png(out / "figures" / "heterogeneity_magnetic_tile.png")
+    table = (out / "tables" / "heterogeneity.md").read_text(encoding="utf-8")
+    assert table.count("fedcc_kmeans − fedavg") == 2
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert (
+        "tables/heterogeneity.md" in readme and "figures/heterogeneity_magnetic_tile.png" in readme
+    )
