@@ -12,6 +12,10 @@ pixel accuracy on its own images. Features, images, labels and neighbour lists n
 leave a client.
 
 Client to server (``query`` reply): the client number of the node (its partition id).
+
+FedCC-Auto only, after training (``query.score``): server to client, the candidate global
+models (their shared head once, the (J, n_clusters, dim) centroids, how many images to
+score); client to server, exactly J float64 scores and nothing else.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fussbench.errors import FussbenchError
+from fussbench.federation.auto import Candidates
 from fussbench.federation.messages import ClientUpdate
 from fussbench.model.head import ModelArrays
 
@@ -34,6 +39,13 @@ UPDATE_COUNTS = "update.cluster_counts"
 UPDATE_SIZE = "update.n_samples"
 REPORT = "report"
 NODE = "node"
+SCORE_MESSAGE = "query.score"
+"""Message type of FedCC-Auto's scoring exchange (the ClientApp's ``query`` action
+``score``)."""
+CANDIDATE_HEAD = "candidates.head"
+CANDIDATE_CENTROIDS = "candidates.centroids"
+SCORING = "scoring"
+SCORES = "scores"
 
 REPLY_RECORDS = (UPDATE_ARRAYS, UPDATE_COUNTS, UPDATE_SIZE, REPORT)
 """Every record of a train reply: the ClientUpdate fields and the report."""
@@ -163,6 +175,50 @@ def decode_reply(content: RecordDict) -> tuple[ClientUpdate, ClientReport]:
         local_miou=float(report["local_miou"]),
         local_accuracy=float(report["local_accuracy"]),
     )
+
+
+def encode_candidates(candidates: Candidates) -> RecordDict:
+    """The content of a ``query.score`` message (the candidates' names stay on the server:
+    the client answers in the order of the centroids)."""
+    return RecordDict(
+        {
+            CANDIDATE_HEAD: arrays_to_record(candidates.head),
+            CANDIDATE_CENTROIDS: arrays_to_record({"centroids": candidates.centroids}),
+            SCORING: ConfigRecord({"max_images": int(candidates.max_images)}),
+        }
+    )
+
+
+def decode_candidates(content: RecordDict) -> tuple[ModelArrays, np.ndarray, int]:
+    """(shared head, (J, n_clusters, dim) centroids, images to score) of a ``query.score``
+    message."""
+    centroids = record_to_arrays(_record(content, CANDIDATE_CENTROIDS, ArrayRecord))
+    return (
+        record_to_arrays(_record(content, CANDIDATE_HEAD, ArrayRecord)),
+        centroids["centroids"],
+        int(_record(content, SCORING, ConfigRecord)["max_images"]),
+    )
+
+
+def encode_scores(scores: np.ndarray) -> RecordDict:
+    """The content of a ``query.score`` reply: the (J,) scores as float64, nothing else."""
+    values = np.asarray(scores, dtype=np.float64)
+    return RecordDict({SCORES: arrays_to_record({SCORES: values})})
+
+
+def decode_scores(content: RecordDict) -> np.ndarray:
+    """The scores of a ``query.score`` reply.
+
+    Raises:
+        FussbenchError: the scores record is missing or another record is present.
+    """
+    unexpected = sorted(set(content) - {SCORES})
+    if unexpected:
+        raise FussbenchError(f"score reply carries unexpected records {unexpected}")
+    record = record_to_arrays(_record(content, SCORES, ArrayRecord))
+    if set(record) != {SCORES}:
+        raise FussbenchError(f"score reply carries arrays {sorted(record)}, expected ['scores']")
+    return record[SCORES]
 
 
 def is_usable(update: ClientUpdate, loss: float) -> bool:

@@ -9,6 +9,12 @@ A client is left out of a round, and the event recorded, when its reply is an er
 ClientApp raised, or Flower reports its node unavailable: a stopped SuperNode at once, a
 crashed one after Flower's heartbeat patience) or when no reply came within
 ``round_timeout`` seconds. Fewer than ``min_clients`` finishing clients stop the run.
+
+For FedCC-Auto the strategy runs one more exchange inside :meth:`aggregate_train`: the
+candidate global models go to the clients that finished (``query.score``), their scores
+come back, and the candidate they score best becomes the global model; a client whose
+scores are missing, malformed, NaN or of the wrong length is left out of the vote and
+recorded, as in-process.
 """
 
 from __future__ import annotations
@@ -25,15 +31,19 @@ from flwr.serverapp.strategy import Strategy
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import Evaluation
 from fussbench.federation.aggregators import Aggregator, centroid_diagnostics
+from fussbench.federation.auto import Candidates, FedCCAuto, exchange, scores_nbytes
 from fussbench.federation.messages import ClientUpdate, model_nbytes
 from fussbench.federation.rounds import RoundRecord, RunState, client_seed
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 
 from .codec import (
+    SCORE_MESSAGE,
     ClientReport,
     TrainInstruction,
     arrays_to_record,
     decode_reply,
+    decode_scores,
+    encode_candidates,
     encode_train,
     is_usable,
     record_to_arrays,
@@ -69,6 +79,18 @@ def client_round(reply: Message | None, round_timeout: float) -> ClientRound:
         return ClientRound(failure=f"malformed reply: {type(error).__name__}: {error}")
     failure = None if is_usable(update, report.loss) else "non-finite loss or weights"
     return ClientRound(update, report, failure)
+
+
+def _scores_of(reply: Message | None, round_timeout: float) -> object:
+    """A client's scores from its ``query.score`` reply, or why there are none."""
+    if reply is None:
+        return f"scoring: no reply within {round_timeout:g} s"
+    if reply.has_error():
+        return f"scoring: {reply.error.reason}"
+    try:
+        return decode_scores(reply.content)
+    except (FussbenchError, KeyError, TypeError, ValueError) as error:
+        return f"malformed scores: {type(error).__name__}: {error}"
 
 
 class FussbenchStrategy(Strategy):
@@ -111,6 +133,11 @@ class FussbenchStrategy(Strategy):
         self._sent: dict[int, Message] = {}
         self._rounds: list[ClientRound] = []
         self._started = 0.0
+        self._grid: Grid | None = None
+        self._selection: dict[str, object] | None = None
+        self._score_failures: list[dict[str, object]] = []
+        self._score_up: dict[int, int] = {}
+        self._score_down = 0
 
     @property
     def n_clients(self) -> int:
@@ -126,6 +153,8 @@ class FussbenchStrategy(Strategy):
         round_index = self.state.round + 1
         self._started = time.perf_counter()
         model = record_to_arrays(arrays)
+        self._grid = grid
+        self._selection, self._score_failures, self._score_up, self._score_down = None, [], {}, 0
         self._sent = {}
         for node, client in sorted(self.nodes.items(), key=lambda item: item[1]):
             previous = self.state.client_states[client] if self._send_previous else None
@@ -160,8 +189,55 @@ class FussbenchStrategy(Strategy):
                 f"round {self.state.round + 1}: only {len(updates)} of {self.n_clients} clients "
                 f"finished (federation.min_clients = {self.min_clients}): {reasons}"
             )
-        global_model = self.aggregator.aggregate(updates, self.state.models[0])
+        if isinstance(self.aggregator, FedCCAuto):
+            global_model = self._auto(self.aggregator, updates)
+        else:
+            global_model = self.aggregator.aggregate(updates, self.state.models[0])
         return arrays_to_record(global_model), None
+
+    def _auto(self, aggregator: FedCCAuto, updates: list[ClientUpdate]) -> ModelArrays:
+        """FedCC-Auto's exchange with the clients that finished; the chosen global model."""
+        finished = [client for client, item in enumerate(self._rounds) if item.failure is None]
+        choice, candidates, replies = exchange(
+            aggregator,
+            updates,
+            self.state.models[0],
+            lambda sent: self._ask_scores(sent, finished),
+            self.min_clients,
+            finished,
+        )
+        self._score_failures = [
+            {"client": finished[index], "reason": reason} for index, reason in choice.failures
+        ]
+        voters = [finished[index] for index in choice.selection["voters"]]
+        self._selection = {**choice.selection, "voters": voters}
+        self._score_up = {
+            client: scores_nbytes(reply) for client, reply in zip(finished, replies, strict=True)
+        }
+        self._score_down = candidates.nbytes()
+        return choice.model
+
+    def _ask_scores(self, candidates: Candidates, clients: list[int]) -> list[object]:
+        """One ``query.score`` message to each of ``clients``; per client its scores, or
+        the reason string of a missing or failed reply."""
+        if self._grid is None:
+            raise FussbenchError("FedCC-Auto's scoring exchange needs the grid of the round")
+        node_of = {client: node for node, client in self.nodes.items()}
+        sent = {
+            client: Message(
+                encode_candidates(candidates),
+                dst_node_id=node_of[client],
+                message_type=SCORE_MESSAGE,
+                group_id=str(self.state.round + 1),
+            )
+            for client in clients
+        }
+        replies = self._grid.send_and_receive(list(sent.values()), timeout=self.round_timeout)
+        by_message = {reply.metadata.reply_to_message_id: reply for reply in replies}
+        return [
+            _scores_of(by_message.get(sent[client].metadata.message_id), self.round_timeout)
+            for client in clients
+        ]
 
     def evaluate_round(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         """Score the new global model, record the round and hand the state on (the
@@ -181,11 +257,15 @@ class FussbenchStrategy(Strategy):
             client_local_accuracy=[item.report.local_accuracy if item else None for item in done],
             client_loss=[item.report.loss if item else None for item in done],
             train_seconds=[item.report.train_seconds if item else None for item in done],
-            bytes_up=[item.update.nbytes() if item else 0 for item in done],
-            bytes_down=[down if item else 0 for item in done],
+            bytes_up=[
+                item.update.nbytes() + self._score_up.get(client, 0) if item else 0
+                for client, item in enumerate(done)
+            ],
+            bytes_down=[down + self._score_down if item else 0 for item in done],
             min_centroid_distance=float(distance),
-            failures=self._failures(),
+            failures=[*self._failures(), *self._score_failures],
             seconds=time.perf_counter() - self._started,
+            selection=self._selection,
         )
         kept = [
             item.update.arrays if item.update is not None else previous
