@@ -46,7 +46,9 @@ class DownloadParams:
 @dataclass(frozen=True)
 class PartitionParams:
     """``partition:``: how the training split is divided into clients (``groups``: for
-    method ``groups``, the sample groups of each client, e.g. Cityscapes cities)."""
+    method ``groups``, the sample groups of each client, e.g. Cityscapes cities;
+    ``client_lists``: for method ``lists``, one text file of sample names per client, or
+    one path with ``{client}`` in it for clients 0 .. ``n_clients`` - 1)."""
 
     method: str = "domain"
     n_clients: int = 0
@@ -54,6 +56,7 @@ class PartitionParams:
     shares: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     seed: int = 0
     groups: list[list[str]] = field(default_factory=list)
+    client_lists: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,11 @@ class CityscapesParams:
 @dataclass(frozen=True)
 class CocoStuffParams:
     """``cocostuff27:``: ``image_size`` [height, width] images and labels are scaled to cover
-    and centre-cropped to before features are cached."""
+    and centre-cropped to before features are cached; ``train_list``: the training images,
+    IIC's curated list ("iic") or the FUSS authors' shorter one ("fuss")."""
 
     image_size: list[int] = field(default_factory=lambda: [224, 224])
+    train_list: str = "iic"
 
 
 @dataclass(frozen=True)
@@ -473,7 +478,10 @@ def dataset_settings(params: Params) -> dict[str, dict[str, Any]]:
     folder = params.folder
     return {
         "cityscapes": {"image_size": tuple(params.cityscapes.image_size)},
-        "cocostuff27": {"image_size": tuple(params.cocostuff27.image_size)},
+        "cocostuff27": {
+            "image_size": tuple(params.cocostuff27.image_size),
+            "train_list": params.cocostuff27.train_list,
+        },
         "folder": {
             "class_names": tuple(folder.class_names),
             "label_values": folder.label_values,

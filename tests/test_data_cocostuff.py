@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_workspace import cycle, make_workspace, png_bytes, rgb, run_pipeline
+from cli_workspace import cycle, invoke, make_workspace, png_bytes, rgb, run_pipeline
 from PIL import Image
 
-from fussbench.data import cocostuff_download
+from fussbench.data import cocostuff_download, cocostuff_fuss
 from fussbench.data.cocostuff import CURATED_LIST, FINE_TO_COARSE, CocoStuff27
 from fussbench.data.download import LocalSources, download_dataset
 from fussbench.data.registry import get_dataset
@@ -121,10 +121,12 @@ def test_download_fetches_the_official_urls(tmp_path):
 
     def fetch(url: str, target: Path) -> None:
         calls.append(url)
+        if url not in by_url:
+            raise OSError("not reachable")  # the FUSS lists: optional
         shutil.copyfile(by_url[url], target)
 
     download_dataset(get_dataset("cocostuff27"), tmp_path / "raw", None, fetch=fetch)
-    assert calls == list(cocostuff_download.FILES.values())
+    assert calls[: len(by_url)] == list(cocostuff_download.FILES.values())
     assert calls[0] == "http://images.cocodataset.org/zips/train2017.zip"
     assert calls[2].endswith("cocostuffdataset/stuffthingmaps_trainval2017.zip")
     assert calls[3].endswith("/curated/train2017/Coco164kFull_Stuff_Coarse_7.txt")
@@ -172,3 +174,109 @@ def test_pipeline_with_dirichlet_clients(tmp_path, monkeypatch):
     assert sum(summary["client_sizes"]) == 4
     assert metrics["dataset"] == "cocostuff27" and metrics["eval_split"] == "val"
     assert metrics["n_clusters"] == 27 and 0.0 <= metrics["miou"] <= 100.0
+
+
+# --------------------------------------------------------------------------- the FUSS lists
+
+FUSS_CURATED = IDS["train2017"][:3]
+"""The FUSS authors' curated list: a subset of IIC's (the miniature's first three)."""
+
+
+def add_fuss_lists(folder: Path) -> Path:
+    """The FUSS authors' curated list and 18 client lists under ``folder/fuss/``."""
+    for name in cocostuff_fuss.FILES:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ids = FUSS_CURATED if name.endswith(cocostuff_fuss.CURATED) else FUSS_CURATED[:1]
+        path.write_text("\n".join(ids) + "\n")
+    return folder
+
+
+def test_download_fetches_the_fuss_lists_too_and_a_failure_leaves_them_out(
+    tmp_path, capsys, monkeypatch
+):
+    files = add_fuss_lists(make_files(tmp_path / "files"))
+    urls = {**cocostuff_download.FILES, **cocostuff_fuss.FILES}
+    by_url = {url: files / name for name, url in urls.items()}
+    calls: list[str] = []
+
+    def fetch(url: str, target: Path) -> None:
+        calls.append(url)
+        shutil.copyfile(by_url[url], target)
+
+    monkeypatch.setattr(CocoStuff27, "fuss_train_images", 3)
+    spec = CocoStuff27(train_list="fuss")
+    dest = download_dataset(spec, tmp_path / "raw", None, fetch=fetch)
+    assert calls == list(urls.values())
+    assert calls[-1] == (
+        f"https://raw.githubusercontent.com/evanchar/FUSS/{cocostuff_fuss.FUSS_COMMIT}/"
+        "fuss_data/cocostuff/partitioned_splits/train_MA18__client17.txt"
+    )
+    record = json.loads((dest / "SOURCE.json").read_text())
+    assert record["samples_per_split"] == {"train": 3, "val": 2}
+    assert set(record["fuss_lists_sha256"]) == set(cocostuff_fuss.FILES)
+    assert [sample.name for sample in spec.samples(dest, "train")] == FUSS_CURATED
+
+    def fuss_offline(url: str, target: Path) -> None:
+        if "evanchar/FUSS" in url:
+            raise OSError("network is unreachable")
+        fetch(url, target)
+
+    iic = get_dataset("cocostuff27")
+    dest = download_dataset(iic, tmp_path / "raw2", None, fetch=fuss_offline)
+    assert "could not fetch the FUSS authors' lists" in capsys.readouterr().out
+    assert not (dest / cocostuff_fuss.FUSS_DIR).exists()
+    assert json.loads((dest / "SOURCE.json").read_text())["fuss_lists"] == "missing"
+    with pytest.raises(FussbenchError, match=r"Coco164kFull_Stuff_Coarse\.txt: missing"):
+        spec.samples(dest, "train")
+
+
+def test_fuss_lists_from_local_files_and_the_mirror(tmp_path, monkeypatch):
+    monkeypatch.setattr(CocoStuff27, "fuss_train_images", 3)
+    local = LocalSources(cocostuff_files=add_fuss_lists(make_files(tmp_path / "files")))
+    spec = CocoStuff27(train_list="fuss")
+    download_dataset(spec, tmp_path / "mirror" / "cocostuff27", local=local)
+    dest = download_dataset(spec, tmp_path / "raw", tmp_path / "mirror")
+    assert (dest / "fuss" / "partitioned_splits" / "train_MA18__client0.txt").is_file()
+    assert json.loads((dest / "SOURCE.json").read_text())["samples_per_split"]["train"] == 3
+    with pytest.raises(FussbenchError, match="cocostuff27.train_list must be one of iic, fuss"):
+        CocoStuff27(train_list="stego")
+
+
+def test_partition_by_client_lists(tmp_path, monkeypatch):
+    """Method `lists` on the FUSS curated set: sizes and label skew reported; a listed image
+    outside the curated set is named with its list file."""
+    monkeypatch.setattr(CocoStuff27, "fuss_train_images", 3)
+    add_fuss_lists(make_files(tmp_path / "files"))
+    make_workspace(tmp_path, monkeypatch, {"download": {"cocostuff_files": "files"}})
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "client0.txt").write_text(f"{FUSS_CURATED[2]}\n{FUSS_CURATED[0]}\n")
+    (lists / "client1.txt").write_text(f"\n{FUSS_CURATED[1]}\n")
+    args = [
+        "-S",
+        "setup=cocostuff27_fuss18",
+        "-S",
+        "cocostuff27.train_list=fuss",
+        "-S",
+        "partition.client_lists=['lists/client{client}.txt']",
+        "-S",
+        "partition.n_clients=2",
+    ]
+    assert invoke("download", *args).exit_code == 0
+    result = invoke("partition", *args)
+    assert result.exit_code == 0, result.output
+    assert "2 client lists: 3 of the split's 3 images, 1 to 2 per client" in result.output
+    folder = tmp_path / "data/partitions/cocostuff27_fuss18"
+    summary = json.loads((folder / "partition.json").read_text())
+    assert summary["method"] == "lists" and summary["client_sizes"] == [2, 1]
+    assert summary["meta"]["lists"] == {"lists/client0.txt": 2, "lists/client1.txt": 1}
+    assert len(summary["label_skew"]["js_per_client"]) == 2
+    client0 = json.loads((folder / "client_00.json").read_text())
+    assert client0["samples"] == sorted(FUSS_CURATED[::2])
+
+    (lists / "client1.txt").write_text(f"{FUSS_CURATED[1]}\n{IDS['train2017'][3]}\n")
+    result = invoke("partition", *args)
+    assert result.exit_code == 2
+    assert "lists/client1.txt: 1 of its 2 images are not in the training split" in result.output
+    assert IDS["train2017"][3] in result.output

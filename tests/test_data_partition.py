@@ -12,11 +12,14 @@ from PIL import Image
 
 from fussbench.data.partition import (
     class_histograms,
+    client_list_paths,
     js_divergence,
     label_histograms,
     label_skew,
     partition_indices,
+    read_client_lists,
     read_partition,
+    select_listed,
     write_partition,
 )
 from fussbench.data.samples import IGNORE_INDEX, DatasetSpec, Sample
@@ -324,3 +327,41 @@ def test_read_partition_errors_name_file_and_fix(tmp_path: Path) -> None:
     (tmp_path / "p" / "partition.json").write_text("{}")
     with pytest.raises(FussbenchError, match=r"partition\.json: no positive integer"):
         read_partition(tmp_path / "p")
+
+
+# --------------------------------------------------------------------------- client lists
+
+
+def test_client_list_paths_expand_the_client_placeholder() -> None:
+    pattern = ["lists/train__client{client}.txt"]
+    assert client_list_paths(pattern, 3) == [Path(f"lists/train__client{k}.txt") for k in range(3)]
+    assert client_list_paths(["a.txt", "b.txt"], 0) == [Path("a.txt"), Path("b.txt")]
+    with pytest.raises(FussbenchError, match="set partition.n_clients"):
+        client_list_paths(pattern, 0)
+    with pytest.raises(FussbenchError, match="partition.n_clients=3 but partition.client_lists"):
+        client_list_paths(["a.txt", "b.txt"], 3)
+    with pytest.raises(FussbenchError, match="partition.client_lists is empty"):
+        client_list_paths([], 0)
+
+
+def test_client_lists_select_the_listed_samples_and_name_problems(tmp_path: Path) -> None:
+    samples = [Sample(f"s{k}", Path(f"s{k}.png"), None, "g") for k in range(6)]
+    paths = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    paths[0].write_text("s4\n\ns1\n")
+    paths[1].write_text("s2\n")
+    listed, clients = select_listed(samples, read_client_lists(paths), paths)
+    assert [sample.name for sample in listed] == ["s1", "s2", "s4"]
+    assert [part.tolist() for part in clients] == [[0, 2], [1]]
+    paths[1].write_text("s2\ns9\ns8\n")
+    with pytest.raises(FussbenchError, match=r"b\.txt: 2 of its 3 images are not in.*first s9, s8"):
+        select_listed(samples, read_client_lists(paths), paths)
+    paths[1].write_text("s2\ns1\n")
+    with pytest.raises(FussbenchError, match=r"b\.txt: 's1' is listed twice \(also in .*a\.txt\)"):
+        read_client_lists(paths)
+    paths[1].write_text("s2\ns2\n")
+    with pytest.raises(FussbenchError, match=r"b\.txt: 's2' is listed twice"):
+        read_client_lists(paths)
+    with pytest.raises(FussbenchError, match="client list not readable"):
+        read_client_lists([tmp_path / "none.txt"])
+    with pytest.raises(ValueError, match="select_listed"):
+        split("lists")

@@ -3,7 +3,9 @@
 Labels are the ``stuffthingmaps`` PNGs of COCO-Stuff: pixel value = COCO-Stuff class id - 1
 (0..181, 171 of them used: 80 things, 91 stuff) and 255 = unlabeled. They are mapped to the
 27 coarse classes with STEGO's table (``Coco.fine_to_coarse`` in STEGO's ``src/data.py``).
-The curated image lists are ``curated/{train2017,val2017}/Coco164kFull_Stuff_Coarse_7.txt``.
+The curated image lists are ``curated/{train2017,val2017}/Coco164kFull_Stuff_Coarse_7.txt``
+(IIC's, 49 629 training images); ``train_list="fuss"`` takes the training images from the
+FUSS authors' shorter list instead (12 408 images, see :mod:`fussbench.data.cocostuff_fuss`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fussbench.data.cocostuff_fuss import CURATED as FUSS_CURATED
+from fussbench.data.cocostuff_fuss import fuss_file
 from fussbench.data.samples import IGNORE_INDEX, DatasetSpec, Sample, decode_with_table
 from fussbench.data.validate import format_problems
 from fussbench.errors import FussbenchError
@@ -23,6 +27,9 @@ SPLIT_FOLDERS = {"train": "train2017", "val": "val2017"}
 
 IMAGE_ID = re.compile(r"\d{12}")
 """A COCO 2017 image id as the curated lists and file names write it, e.g. ``000000000025``."""
+
+TRAIN_LISTS = ("iic", "fuss")
+"""Where the training images come from: IIC's curated list, or the FUSS authors' subset."""
 
 UNLABELED = 255
 
@@ -88,6 +95,8 @@ class CocoStuff27(DatasetSpec):
 
     Args:
         image_size: (height, width), param ``cocostuff27.image_size``.
+        train_list: param ``cocostuff27.train_list``: "iic" (the training split is IIC's
+            curated list) or "fuss" (the FUSS authors' curated list, ``fuss/curated/...``).
     """
 
     name = "cocostuff27"
@@ -123,12 +132,22 @@ class CocoStuff27(DatasetSpec):
         "water",
     )
     split_counts = {"train": 49629, "val": 2175}
+    fuss_train_images = 12408
+    """Images of the FUSS authors' curated training list."""
     eval_split = "val"
     center_crop = True
 
-    def __init__(self, image_size: tuple[int, int] = (224, 224)) -> None:
+    def __init__(self, image_size: tuple[int, int] = (224, 224), train_list: str = "iic") -> None:
         height, width = image_size
         self.image_size = (height, width)
+        if train_list not in TRAIN_LISTS:
+            raise FussbenchError(
+                f"cocostuff27.train_list must be one of {', '.join(TRAIN_LISTS)}, got "
+                f"'{train_list}'"
+            )
+        self.train_list = train_list
+        if train_list == "fuss":
+            self.split_counts = {**type(self).split_counts, "train": self.fuss_train_images}
 
     def samples(self, root: Path, split: str) -> list[Sample]:
         """Return the samples of ``split`` under ``root``, sorted by name."""
@@ -138,7 +157,10 @@ class CocoStuff27(DatasetSpec):
             )
         root = Path(root)
         folder = SPLIT_FOLDERS[split]
-        ids = read_curated_list(root / "curated" / folder / CURATED_LIST)
+        if split == "train" and self.train_list == "fuss":
+            ids = read_curated_list(fuss_file(root, FUSS_CURATED))
+        else:
+            ids = read_curated_list(root / "curated" / folder / CURATED_LIST)
         samples = [
             Sample(
                 name=image_id,

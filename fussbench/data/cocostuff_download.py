@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from fussbench.data.cocostuff import CURATED_LIST, SPLIT_FOLDERS, read_curated_list
+from fussbench.data.cocostuff_fuss import FUSS_DIR, obtain_fuss_lists
 from fussbench.data.fetch import Fetch, extract_members, file_digest, open_zip
 from fussbench.errors import FussbenchError
 
@@ -38,15 +39,17 @@ DOWNLOADS = ".downloads"
 
 LAYOUT = (
     "curated/{train2017,val2017}/" + CURATED_LIST + ", images/{train2017,val2017}/<id>.jpg, "
-    "annotations/{train2017,val2017}/<id>.png"
+    "annotations/{train2017,val2017}/<id>.png (optional: fuss/, the FUSS authors' lists)"
 )
 
 
 def select_cocostuff(paths: list[PurePosixPath]) -> list[PurePosixPath]:
-    """Keep the laid-out files: the curated lists, ``images/*/*.jpg``, ``annotations/*/*.png``."""
+    """Keep the laid-out files: the curated lists, ``images/*/*.jpg``, ``annotations/*/*.png``
+    and the FUSS authors' lists (``fuss/**/*.txt``)."""
     folders = set(SPLIT_FOLDERS.values())
     suffixes = {"curated": ".txt", "images": ".jpg", "annotations": ".png"}
-    return [
+    fuss = [path for path in paths if path.parts[0] == FUSS_DIR and path.suffix == ".txt"]
+    return fuss + [
         path
         for path in paths
         if len(path.parts) == 3
@@ -59,7 +62,8 @@ def select_cocostuff(paths: list[PurePosixPath]) -> list[PurePosixPath]:
 
 def obtain_cocostuff(tmp: Path, files: Path | None, fetch: Fetch) -> dict[str, object]:
     """Lay COCO-Stuff-27 out in ``tmp`` from the :data:`FILES` in the folder ``files``, or, when
-    ``files`` is ``None``, from their URLs.
+    ``files`` is ``None``, from their URLs; the FUSS authors' lists too, when found (see
+    :mod:`fussbench.data.cocostuff_fuss`).
 
     Returns:
         The origin fields of ``SOURCE.json``: where the files came from and their sha256.
@@ -95,7 +99,7 @@ def obtain_cocostuff(tmp: Path, files: Path | None, fetch: Fetch) -> dict[str, o
         _extract_ids(paths[f"{folder}.zip"], folder, ids, ".jpg", tmp / "images")
         _extract_ids(paths[LABELS_ZIP], folder, ids, ".png", tmp / "annotations")
     shutil.rmtree(tmp / DOWNLOADS, ignore_errors=True)
-    return origin
+    return {**origin, **obtain_fuss_lists(tmp, files, fetch)}
 
 
 def _fetch(fetch: Fetch, url: str, target: Path) -> None:

@@ -9,6 +9,9 @@ Methods (``partition.method``):
 * ``dirichlet``: label skew. Images are bucketed by dominant class and each bucket is
   divided among clients with proportions drawn from ``Dirichlet(alpha · 1_K)``.
 * ``quantity``: size skew. A seeded permutation cut by ``partition.shares``.
+* ``lists``: client k holds the samples named in the k-th text file of
+  ``partition.client_lists`` (one name per line, e.g. the FUSS authors' COCO-Stuff lists).
+  Every listed name must be a sample of the split; samples no list names are left out.
 
 A partition folder holds ``client_XX.json`` (sample names per client), ``summary.csv``
 (pixel counts per class and client) and ``partition.json`` (settings and label skew).
@@ -31,7 +34,11 @@ from fussbench.atomic import atomic_path, write_json, write_text
 from fussbench.data.samples import IGNORE_INDEX, DatasetSpec, Sample
 from fussbench.errors import FussbenchError
 
-METHODS = ("domain", "iid", "dirichlet", "quantity", "groups")
+METHODS = ("domain", "iid", "dirichlet", "quantity", "groups", "lists")
+CLIENT_PLACEHOLDER = "{client}"
+"""In a single ``partition.client_lists`` entry: replaced by 0 .. n_clients - 1."""
+SHOWN = 5
+"""How many missing or repeated names an error lists."""
 SHARES_TOLERANCE = 1e-6
 RERUN = "rerun `fussbench partition`"
 
@@ -134,9 +141,11 @@ def partition_indices(
         parts = _split_quantity(n_samples, n_clients, shares, seed)
     elif method == "iid":
         parts = _split_iid(n_samples, _require_n_clients(method, n_clients, n_samples), seed)
-    else:
+    elif method == "dirichlet":
         k = _require_n_clients(method, n_clients, n_samples)
         parts = _split_dirichlet(histograms, k, alpha, seed)
+    else:
+        raise ValueError("method 'lists' selects its samples first: use select_listed")
     clients = [np.sort(np.asarray(part, dtype=np.int64)) for part in parts]
     _check_cover(clients, n_samples)
     return clients
@@ -289,6 +298,105 @@ def _check_cover(clients: Sequence[np.ndarray], n_samples: int) -> None:
     used = np.concatenate(clients) if clients else np.zeros(0, dtype=np.int64)
     if used.size != n_samples or not np.array_equal(np.sort(used), np.arange(n_samples)):
         raise AssertionError("partition does not use every sample exactly once")
+
+
+# --------------------------------------------------------------------------- client lists
+
+
+def client_list_paths(client_lists: Sequence[str], n_clients: int | None) -> list[Path]:
+    """The list file of each client (method ``lists``).
+
+    Args:
+        client_lists: ``partition.client_lists``: one path per client, or one path holding
+            ``{client}``, expanded for clients 0 .. ``n_clients`` - 1.
+        n_clients: ``partition.n_clients`` (0/None: one client per listed path).
+
+    Raises:
+        FussbenchError: naming the params at fault.
+    """
+    if not client_lists:
+        raise FussbenchError(
+            "partition.client_lists is empty; method 'lists' needs one text file of image "
+            "names per client (or one path with {client} in it and partition.n_clients)"
+        )
+    if len(client_lists) == 1 and CLIENT_PLACEHOLDER in client_lists[0]:
+        if not n_clients:
+            raise FussbenchError(
+                f"partition.client_lists={list(client_lists)} has {CLIENT_PLACEHOLDER}: set "
+                "partition.n_clients to the number of clients"
+            )
+        pattern = client_lists[0]
+        return [Path(pattern.replace(CLIENT_PLACEHOLDER, str(k))) for k in range(n_clients)]
+    if n_clients not in (None, 0, len(client_lists)):
+        raise FussbenchError(
+            f"partition.n_clients={n_clients} but partition.client_lists names "
+            f"{len(client_lists)} files; set partition.n_clients to {len(client_lists)} or 0"
+        )
+    return [Path(path) for path in client_lists]
+
+
+def read_client_lists(paths: Sequence[Path]) -> list[list[str]]:
+    """The names in each list file: one per line, blank lines skipped.
+
+    Raises:
+        FussbenchError: a missing or empty file, or a name listed twice (in one file or in
+            two), naming the files and the first names.
+    """
+    lists = []
+    owner: dict[str, Path] = {}
+    for path in paths:
+        try:
+            names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+        except OSError as error:
+            raise FussbenchError(
+                f"{path}: client list not readable ({error}); check partition.client_lists"
+            ) from error
+        names = [name for name in names if name]
+        if not names:
+            raise FussbenchError(f"{path}: client list holds no image name")
+        repeated = [name for name in names if name in owner]
+        if len(set(names)) != len(names) or repeated:
+            twice = repeated or [name for name in names if names.count(name) > 1]
+            where = owner.get(twice[0], path)
+            raise FussbenchError(
+                f"{path}: '{twice[0]}' is listed twice (also in {where}); each image belongs "
+                "to one client"
+            )
+        owner.update(dict.fromkeys(names, path))
+        lists.append(names)
+    return lists
+
+
+def select_listed(
+    samples: Sequence[Sample], lists: Sequence[Sequence[str]], paths: Sequence[Path]
+) -> tuple[list[Sample], list[np.ndarray]]:
+    """The samples the lists name, and each client's indices into them.
+
+    Args:
+        samples: the split's samples (the curated set the lists must come from).
+        lists: K lists of sample names (:func:`read_client_lists`).
+        paths: the K list files, for error messages.
+
+    Returns:
+        (the listed samples, in split order; K sorted int64 index arrays into them).
+
+    Raises:
+        FussbenchError: naming the list file and its first names that are not in ``samples``.
+    """
+    position = {sample.name: row for row, sample in enumerate(samples)}
+    for path, names in zip(paths, lists, strict=True):
+        missing = [name for name in names if name not in position]
+        if missing:
+            raise FussbenchError(
+                f"{path}: {len(missing)} of its {len(names)} images are not in the training "
+                f"split ({len(samples)} images), first {', '.join(missing[:SHOWN])}; the "
+                "lists must name images of the curated set (cocostuff27.train_list)"
+            )
+    rows = sorted(position[name] for names in lists for name in names)
+    listed = [samples[row] for row in rows]
+    new_index = {samples[row].name: index for index, row in enumerate(rows)}
+    clients = [np.sort(np.array([new_index[name] for name in names], np.int64)) for names in lists]
+    return listed, clients
 
 
 # --------------------------------------------------------------------------- label skew
