@@ -147,6 +147,23 @@ def features(
     typer.echo(f"features cached in {out_dir}")
 
 
+@app.command("cache-sizes")
+@_friendly
+def cache_sizes(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    out: Annotated[Path, typer.Option(help="The Markdown file to write.")] = Path(
+        "reports/cache_sizes.md"
+    ),
+) -> None:
+    """Write the feature cache's size for every paper dataset x backbone x preprocessing
+    (and one COCO-Stuff site of the FUSS authors' 18 clients), computed, not measured."""
+    from fussbench.features.size_table import write_report
+
+    write_report(load_params(params, overrides), out)
+    typer.echo(f"cache sizes written to {out}")
+
+
 @app.command()
 @_friendly
 def federate(

@@ -105,3 +105,53 @@ def test_features_command_prints_sizes_and_refuses_before_writing(camvid, monkey
     assert "per image" in result.output and "train: 3 images x 1 view(s)" in result.output
     assert "features.store: online" in result.output
     assert not Path("data/features").exists()
+
+
+def test_cache_size_table_covers_every_paper_dataset_backbone_and_preprocessing(tmp_path):
+    from fussbench.features.backbones import BACKBONES
+    from fussbench.features.size_table import paper_variants, write_report
+    from fussbench.params import load_params
+
+    params = load_params(REPO / "params.yaml")
+    raw = tmp_path / "cocostuff27"
+    lines = write_report(params, tmp_path / "cache_sizes.md", raw)
+    assert (tmp_path / "cache_sizes.md").read_text().splitlines() == lines
+    variants = paper_variants(params)
+    assert [variant.spec.split_counts["train"] for variant in variants[-2:]] == [49629, 12408]
+    for variant in variants:
+        for backbone in BACKBONES:
+            for mode in ("resize", "stego"):
+                assert (
+                    sum(
+                        line.startswith(f"| {variant.label} | {backbone} | {mode} |")
+                        for line in lines
+                    )
+                    == 1
+                )
+    channels, stride = get_entry("dino_vitb8").geometry(BackboneConfig(name="dino_vitb8"))
+    stego = Preprocessing("stego", params.features.train_size, params.features.eval_size)
+    expected = split_size("train", 12408, True, (224, 224), stego, channels, stride)
+    row = next(
+        line
+        for line in lines
+        if line.startswith("| cocostuff27 (FUSS authors' list) | dino_vitb8 | stego |")
+    )
+    assert f"| {size_module.human(expected.total_bytes)} |" in row
+    assert "clients 0 and 17 as issue 15 gives them" in "\n".join(lines)
+
+    # with the 18 lists present, every client's size is counted from them
+    for client in range(18):
+        path = raw / "fuss" / "partitioned_splits" / f"train_MA18__client{client}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("000000000025\n" * (client + 1))
+    lines = write_report(params, tmp_path / "cache_sizes.md", raw)
+    assert (
+        "| client 17 (18 images) |"
+        in lines[
+            lines.index(
+                "| backbone | preprocess | "
+                + " | ".join(f"client {k} ({k + 1} images)" for k in range(18))
+                + " |"
+            )
+        ]
+    )
