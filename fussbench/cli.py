@@ -209,6 +209,13 @@ def federate(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Reach --superlink over plain HTTP, without TLS.")
     ] = False,
+    summary: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the run's compact scores (metrics.json, rounds.csv without wall "
+            "times) into this folder: the git-tracked files DVC experiments compare."
+        ),
+    ] = None,
 ) -> None:
     """Train with the aggregator from params (local, centralized, fedavg, fedprox, fedmoon,
     fedcc_kmeans, fedcc_maximin, fedcc_matched), or score a reference (kmeans,
@@ -221,8 +228,15 @@ def federate(
     overrides = [*extra, *(overrides or [])]
     base = load_params(params, overrides)
     connection = _superlink_connection(base.engine, superlink, root_certificates, insecure)
+    if all_seeds and summary is not None:
+        raise FussbenchError("--summary records one run: leave it out with --all-seeds")
     if not all_seeds:
-        _echo_summary(_federate_one(params, overrides, out, connection))
+        metrics = _federate_one(params, overrides, out, connection)
+        if summary is not None:
+            from stages.summary import write_summary
+
+            write_summary(summary, metrics, out)
+        _echo_summary(metrics)
         return
     jobs = [
         (params, [*overrides, f"seed={seed}"], seed_dir(out, seed), connection)
@@ -451,10 +465,11 @@ def verify(
         ),
     ] = False,
 ) -> None:
-    """Check that the reports in `<reports_dir>/` are what `dvc.lock` records: every output
-    of `collect`, `stats` and `report` has its recorded hash, and so do their code, their
-    params and the dependencies present on disk. CI runs it on a clean clone (no `runs/`),
-    so a stale committed report fails. Exit status 1 lists each difference."""
+    """Check that the reports in `<reports_dir>/` and `reports/main/` are what `dvc.lock`
+    records: every committed output of `federate`, `collect`, `stats` and `report` has its
+    recorded hash, and so do their code, their params and the dependencies present on disk.
+    CI runs it on a clean clone (no `runs/`), so a stale committed report fails. Exit status
+    1 lists each difference."""
     from fussbench.paths import RUNS
     from stages import verify as stage
 

@@ -1,18 +1,20 @@
 """``fussbench verify``: are the committed reports still what ``dvc.lock`` says they are?
 
 CI runs it on a clean clone, where ``data/`` and ``runs/`` do not exist. A reporting stage
-is fresh when every output on disk has the hash recorded in ``dvc.lock``, every dependency
-that is on disk (code, partitions) has its recorded hash, and its params have their recorded
-values. Dependencies absent from the clone (run folders, features) cannot be checked and are
-skipped: they are the inputs the recorded outputs were computed from.
+is fresh when every committed output (every output git does not ignore) has the hash recorded
+in ``dvc.lock``, every dependency that is on disk (code, partitions) has its recorded hash,
+and its params have their recorded values. Dependencies absent from the clone (run folders,
+features) cannot be checked and are skipped: they are the inputs the recorded outputs were
+computed from. So are git-ignored outputs (``federate``'s ``runs/main``): no clone has them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-REPORT_STAGES = ("collect", "stats", "report")
-"""The stages whose outputs are committed under ``reports/``."""
+REPORT_STAGES = ("federate", "collect", "stats", "report")
+"""The stages with outputs committed under ``reports/`` (``federate``: ``reports/main/``, the
+main run's scores that DVC experiments compare)."""
 
 
 def _describe(stage_name: str, status: dict) -> list[str]:
@@ -47,7 +49,8 @@ def stale_reports(repo_root: Path, stage_names: tuple[str, ...] = REPORT_STAGES)
                 continue
             found.add(stage.name)
             for out in stage.outs:
-                problems += _describe(stage.name, out.status())
+                if not repo.scm.is_ignored(out.fs_path):
+                    problems += _describe(stage.name, out.status())
             for dep in stage.deps:
                 if Path(dep.fs_path).exists():
                     problems += _describe(stage.name, dep.status())
