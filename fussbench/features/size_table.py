@@ -187,7 +187,7 @@ def cache_size_report(params: Params, raw: Path | None = None) -> str:
             "## One COCO-Stuff site of the FUSS authors' 18 clients",
             "",
             "On the Flower engine each SuperNode caches only its own client's training images "
-            "(README, Flower section: `python -m fussbench.engines.flower.site`). Client "
+            "(README, Flower section: `python -m fussbench.engines.flower.site_cache`). Client "
             f"sizes: {source}.",
             "",
             *site_table(params, client_sizes),

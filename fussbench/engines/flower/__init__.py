@@ -5,6 +5,7 @@ and the run submitted with ``flwr run``. Modules, one job each:
 
 - :mod:`.codec`: what crosses the wire, as Flower records;
 - :mod:`.site`: one client's data folder (its manifest and its rows of the feature cache);
+- :mod:`.site_cache`: a site caching its own client's raw images itself;
 - :mod:`.runconfig`: the params and the server's job, as handed to the Flower apps;
 - :mod:`.strategy`: the Flower strategy that calls fussbench's aggregators;
 - :mod:`.server_app` / :mod:`.client_app`: the ServerApp and the ClientApp;
