@@ -183,6 +183,44 @@ def test_flower_run_matches_the_in_process_run(workspace, inprocess_run):
     assert_cleaned_up(workspace)
 
 
+def test_flower_fedcc_auto_matches_the_in_process_run(workspace):
+    """FedCC-Auto's scoring exchange (query.score through the strategy): the same winner
+    every round, the same weighted scores, bytes and final model as in-process."""
+    runs = {}
+    for engine_name in ("inprocess", "flower"):
+        out = f"runs/auto_{engine_name}"
+        result = federate(out, "aggregator=fedcc_auto", engine_name=engine_name)
+        assert result.exit_code == 0, result.output
+        runs[engine_name] = workspace / out
+    reference, out = runs["inprocess"], runs["flower"]
+    with np.load(reference / "model.npz") as a, np.load(out / "model.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    metrics = read_metrics(reference)
+    assert metrics["failed_client_rounds"] == 0
+    assert {key for key in metrics if key.endswith(".winner")} == {
+        "auto_selection.0.winner",
+        "auto_selection.1.winner",
+    }
+    assert_same_numbers(metrics, read_metrics(out))
+    rounds = [read_rows(folder / "rounds.csv") for folder in (reference, out)]
+    for left, right in zip(*rounds, strict=True):
+        assert left.pop("auto_winner") == right.pop("auto_winner")
+        assert_same_numbers(numbers(left), numbers(right))
+    assert_cleaned_up(workspace)
+
+
+def test_a_score_reply_carries_the_scores_only():
+    content = codec.encode_scores(np.array([0.5, 0.25, 0.125]))
+    assert set(content) == {codec.SCORES}
+    np.testing.assert_array_equal(codec.decode_scores(content), [0.5, 0.25, 0.125])
+    assert codec.decode_scores(content).dtype == np.float64
+    content[codec.REPORT] = content[codec.SCORES]
+    with pytest.raises(FussbenchError, match="unexpected records"):
+        codec.decode_scores(content)
+
+
 def test_a_resumed_flower_run_ends_with_the_uninterrupted_numbers(workspace, inprocess_run):
     """A run stopped after round 1 of 2 (its checkpoint re-labelled for the 2-round Flower
     params, which is what a kill leaves) resumes on Flower: FedMOON's kept client models
