@@ -218,7 +218,7 @@ def federate(
     ] = None,
 ) -> None:
     """Train with the aggregator from params (local, centralized, fedavg, fedprox, fedmoon,
-    fedcc_kmeans, fedcc_maximin, fedcc_matched), or score a reference (kmeans,
+    fedcc_kmeans, fedcc_maximin, fedcc_matched, fedcc_auto), or score a reference (kmeans,
     kmeans_local, majority), for federation.rounds rounds of train.local_steps steps per
     client, evaluating every round. An interrupted run with the same params resumes from
     its last completed round."""
@@ -502,19 +502,68 @@ def calibrate(params: ParamsOption = Path("params.yaml"), overrides: SetOption =
 
 @app.command()
 @_friendly
+def probe(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    dataset: DatasetOption = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Scratch folder to build feature caches in (default: data/features)."),
+    ] = None,
+    image_size: Annotated[
+        tuple[int, int] | None,
+        typer.Option(help="HEIGHT WIDTH to cache at, not the dataset's size (needs --cache)."),
+    ] = None,
+    regularisation: Annotated[float, typer.Option(help="C of the logistic regression.")] = 1.0,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON record here.")] = None,
+) -> None:
+    """Diagnostic, uses labels, never a benchmark row: fit a supervised linear probe on the
+    training split's frozen features and print, as JSON, its per-class IoU on the
+    evaluation split beside the k-means reference and the feature grid's own ceiling."""
+    from fussbench.atomic import write_json
+    from stages import probe as stage
+
+    record = stage.run(load_params(params, overrides), dataset, cache, image_size, regularisation)
+    if out is not None:
+        write_json(out, record)
+    typer.echo(json.dumps(record, indent=2))
+
+
+@app.command()
+@_friendly
 def bench(
     params: ParamsOption = Path("params.yaml"),
     overrides: SetOption = None,
     images: Annotated[int, typer.Option(help="How many training images to time.")] = 96,
+    scale: Annotated[
+        bool, typer.Option("--scale", help="Measure peak RSS and round time against N instead.")
+    ] = False,
+    scale_images: Annotated[
+        str, typer.Option(help="--scale: comma-separated cache sizes N.")
+    ] = "1000,5000,20000",
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Print, as JSON, backbone forward images/s against feature caching images/s
     (decode + resize + forward + write) for the backbone and dataset in params, and the
     seconds of one local round (`train.local_steps` batches) of a client holding those
     images on cached features (`round_s_cached`) against the same round with the backbone
-    recomputed on every batch (`round_s_recompute`), as the original code does."""
+    recomputed on every batch (`round_s_recompute`), as the original code does.
+
+    With `--scale`: for each N of `--scale-images`, one round on a synthetic cache of N
+    lite0-sized maps (written under TMPDIR, deleted after), in a fresh process: a list
+    `scale` of `{"images", "peak_rss_mb", "round_s", ...}`."""
     from stages import bench as stage
 
-    typer.echo(json.dumps(stage.run(load_params(params, overrides), images), indent=2))
+    loaded = load_params(params, overrides)
+    if scale:
+        result = stage.run_scale(loaded, scale_images, out)
+    else:
+        result = stage.run(loaded, images)
+        if out is not None:
+            from fussbench.atomic import write_json
+
+            write_json(out, result)
+    typer.echo(json.dumps(result, indent=2))
 
 
 @app.command()

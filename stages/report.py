@@ -1,6 +1,6 @@
 """Stage ``report``: tables, figures and an index of both, from the comparison's results.
 
-Writes ``<out>/tables/{main,aggregation,significance,communication}.{md,tex,csv}``,
+Writes ``<out>/tables/{main,aggregation,significance,communication,classes}.{md,tex,csv}``,
 ``<out>/figures/*.png`` and ``<out>/README.md``. Whatever is missing (runs, the
 significance table, a partition summary, the qualitative grid's inputs) is named in the
 README and returned; everything that exists is still rendered.
@@ -18,6 +18,7 @@ from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
 from fussbench.federation.registry import parse_method
 from fussbench.reporting import figures, heterogeneity, tables
+from fussbench.reporting.class_table import class_table
 from fussbench.reporting.palettes import palette
 from fussbench.reporting.qualitative import QualitativeLoader
 from fussbench.reporting.results import budget_line
@@ -33,7 +34,9 @@ TABLE_TITLES = {
     "aggregation": "Aggregation type: mode and weighting",
     "significance": "Paired significance tests",
     "communication": "Communication per client and round",
+    "clusters": "Number of clusters and mIoU under Hungarian and majority matching",
     "heterogeneity": "FedCC's gain over FedAvg against label and feature skew",
+    "classes": "IoU per class (setups of at most 12 classes)",
 }
 """Each table's file stem and its title in the index."""
 
@@ -86,6 +89,9 @@ def run(
     written = _write_tables(
         out_dir, results, communication, methods, setups, seeds, significance_csv, missing
     )
+    classes = class_table(results, runs_dir, methods, setups, seeds)
+    if classes is not None:
+        written.append(_write_table(out_dir, "classes", classes))
     written += _write_figures(
         out_dir, runs_dir, partitions_dir, methods, setups, seeds, qualitative, missing
     )
@@ -140,6 +146,9 @@ def _write_tables(
         _write_table(out_dir, "main", tables.main_table(results, methods, setups, seeds)),
         _write_table(out_dir, "aggregation", tables.aggregation_table(results, setups, seeds)),
         _write_table(out_dir, "communication", traffic),
+        _write_table(
+            out_dir, "clusters", tables.cluster_count_table(results, methods, setups, budget)
+        ),
     ]
     if significance_csv is not None and significance_csv.is_file():
         significance = pd.read_csv(significance_csv)
