@@ -1,8 +1,9 @@
 """The FUSS authors' COCO-Stuff files: their curated training list and their 18 client lists.
 
 The FUSS repository (``evanchar/FUSS``, folder ``fuss_data/cocostuff/``) publishes
-``curated/train2017/Coco164kFull_Stuff_Coarse.txt`` (12 408 image ids, a subset of IIC's
-curated list that fussbench downloads) and ``partitioned_splits/train_MA18__client{k}.txt``
+``curated/train2017/Coco164kFull_Stuff_Coarse.txt`` (12 408 image ids: every fourth id of
+IIC's curated list that fussbench downloads, 49 629 / 4 rounded up; its first ids 25, 61, 77,
+109 are IIC's 1st, 5th, 9th and 13th) and ``partitioned_splits/train_MA18__client{k}.txt``
 for k = 0..17 (the images of each of their 18 clients; client 0 has 374, client 17 751).
 Each file holds one 12-digit COCO image id per line.
 
