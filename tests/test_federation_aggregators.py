@@ -14,6 +14,7 @@ from fussbench.federation.aggregators import (
     client_weights,
     make_aggregator,
 )
+from fussbench.federation.auto import FedCCAuto
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.registry import names
 
@@ -180,7 +181,15 @@ def test_centroid_diagnostics():
 
 
 def test_registry_builds_configured_aggregators():
-    assert list(dict.fromkeys(name for name, _ in ALL_CONFIGS)) == names("aggregator")
+    # every aggregator but FedCC-Auto, whose choice needs the clients' scores
+    # (tests/test_federation_auto.py)
+    scored = ["fedcc_auto"]
+    assert list(dict.fromkeys(name for name, _ in ALL_CONFIGS)) == [
+        name for name in names("aggregator") if name not in scored
+    ]
+    assert make_aggregator("fedcc_auto", seed=7, candidates=["fedavg"]) == FedCCAuto(
+        candidates=("fedavg",), seed=7
+    )
     assert make_aggregator("fedprox", mu=0.5, weighting="uniform") == FedProx(
         weighting="uniform", mu=0.5
     )

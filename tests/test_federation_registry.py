@@ -20,6 +20,7 @@ def test_registry_lists_every_name_in_order() -> None:
         "fedcc_kmeans",
         "fedcc_maximin",
         "fedcc_matched",
+        "fedcc_auto",
         "kmeans",
         "kmeans_local",
         "majority",
@@ -40,6 +41,7 @@ def test_aggregation_rows_and_default_modes_come_from_the_registry() -> None:
         ("fedcc_maximin", "faithful", "FedCC-Maximin (faithful)"),
         ("fedcc_matched", "hungarian", "FedCC-Matched (hungarian)"),
         ("fedcc_matched", "pooled_counts", "FedCC-Matched (pooled counts)"),
+        ("fedcc_auto", None, "FedCC-Auto"),
     ]
     assert method_kind("fedcc_maximin.uniform") == ("fedcc_maximin", "cosine", "uniform")
     assert [n for n in names() if get_spec(n).centroid_heatmap] == [
@@ -47,6 +49,7 @@ def test_aggregation_rows_and_default_modes_come_from_the_registry() -> None:
         "fedcc_kmeans",
         "fedcc_maximin",
         "fedcc_matched",
+        "fedcc_auto",
     ]
 
 
