@@ -1,5 +1,6 @@
 """``fussbench bench``: feature-caching throughput, and one local round on cached features
-against the same round with the backbone recomputed on every batch."""
+against the same round with the backbone recomputed on every batch; with ``--scale``, memory
+and time of a round against the number of cached images."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fussbench.atomic import write_json
 from fussbench.benchmarks.rounds import benchmark_round
+from fussbench.benchmarks.scale import scale_benchmark
+from fussbench.benchmarks.synthetic_cache import LITE0_SHAPE
 from fussbench.data.samples import DatasetSpec
 from fussbench.errors import FussbenchError
 from fussbench.features.backbones import build_backbone
@@ -100,4 +104,29 @@ def _training_speed(
             result[f"train_peak_fraction_{precision}"] = round(speed.peak_fraction, 3)
     finally:
         torch.set_num_threads(threads)
+    return result
+
+
+def run_scale(params: Params, images: str, out: Path | None) -> dict[str, object]:
+    """Peak RSS and seconds of one local round (``train.local_steps`` batches, one client
+    holding every image) on synthetic lite0-sized caches of each size in ``images``
+    (comma-separated); the result is written to ``out`` (JSON) when given."""
+    try:
+        sizes = [int(size) for size in images.split(",") if size.strip()]
+    except ValueError:
+        raise FussbenchError(
+            f"--scale-images must be comma-separated integers, got '{images}'"
+        ) from None
+    spec = params.dataset_spec()
+    scale = scale_benchmark(
+        sizes,
+        params.train_config(),
+        params.model.dim,
+        params.model.n_clusters or spec.n_classes,
+        params.seed,
+        params.runtime.threads,
+    )
+    result: dict[str, object] = {"feature_shape": list(LITE0_SHAPE), "scale": scale}
+    if out is not None:
+        write_json(out, result)
     return result
