@@ -134,14 +134,22 @@ class FedCCAuto(Aggregator):
 
     Math: with the J candidate aggregators A_1..A_J (``candidates``), each candidate global
     model is G_j = A_j(updates, previous): FedAvg head (identical for every j) and A_j's
-    centroids. Client k scores each on its own images (:func:`~fussbench.federation.scoring.
-    candidate_scores`): s_{k,j} = mean over the pixels of a fixed, evenly spaced sample of its
-    images of max_c cos(z, g_{j,c}), z the pixel's code under the shared head. With the
+    centroids. Client k scores each on its own images
+    (:func:`~fussbench.federation.scoring.candidate_scores`): s_{k,j} = mean over the pixels
+    of a fixed, evenly spaced sample of its images of max_c cos(z, g_{j,c}), z the pixel's
+    code under the shared head: the negative cluster loss of G_j on client k, the objective
+    the centroids are trained on, label-free and one head pass for all J candidates. With the
     client weights w_k renormalised over the set V of clients whose scores are J finite
     numbers (``federation.weighting``), S_j = sum_{k in V} w_k s_{k,j}, and the next global
     model is G_{j*}, j* = argmax_j S_j (the first candidate in ``candidates`` on ties). A
     hard choice, not a blend: the global model is always one a fixed method would produce
     from the same updates, so the record says which.
+
+    Known limit of the score: it rewards centroids that sit in the dense parts of the
+    clients' codes and does not penalise two centroids covering the same part, so averaged
+    centroids (FedAvg, FedCC-Matched) can outscore spread-out ones (FedCC-Maximin) even
+    where the spread-out ones segment better; whether it tracks mIoU is what the issue's
+    paper-profile measurement is for.
 
     Contract: a client returns exactly J floats, nothing else. A client whose scores are
     not J finite numbers (or that fails to score) is left out of the vote and recorded as a
