@@ -137,6 +137,8 @@ class FeatureParams:
             :mod:`fussbench.features.views`).
         train_size: side of each training crop under "stego".
         eval_size: side of the evaluation crop under "stego".
+        store: "cache" (train and evaluate on the feature cache) or "online" (the backbone
+            runs on the images during federate; see :mod:`fussbench.features.online`).
     """
 
     layers: str = "16+32"
@@ -149,14 +151,33 @@ class FeatureParams:
     preprocess: str = "resize"
     train_size: int = 224
     eval_size: int = 320
+    store: str = "cache"
+
+
+AUTO_CLUSTERS = "auto"
+"""The ``model.n_clusters`` value that makes the federation estimate the number of clusters."""
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    """``model:``: head output dimension and number of clusters (null: number of classes)."""
+    """``model:``: head output dimension and number of clusters.
+
+    Attributes:
+        dim: head output dimension D.
+        n_clusters: an integer, null (the number of classes) or ``auto``: every client
+            estimates its own K from its features and the server chooses the global K
+            (:mod:`fussbench.federation.cluster_count`).
+        k_range: [low, high], the K that ``auto`` may choose.
+    """
 
     dim: int = 70
-    n_clusters: int | None = None
+    n_clusters: int | str | None = None
+    k_range: list[int] = field(default_factory=lambda: [2, 30])
+
+    @property
+    def auto(self) -> bool:
+        """Whether the number of clusters is estimated (``n_clusters: auto``)."""
+        return self.n_clusters == AUTO_CLUSTERS
 
 
 @dataclass(frozen=True)
@@ -425,7 +446,10 @@ def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
         options = typing.get_args(annotation)
         if value is None and type(None) in options:
             return None
-        (annotation,) = [option for option in options if option is not type(None)]
+        kept = [option for option in options if option is not type(None)]
+        # with several types (`int | str`) the first one the value is; else the first
+        fits = [option for option in kept if type(value) is option]
+        annotation = (fits or kept)[0]
         origin = typing.get_origin(annotation)
     if origin is dict or annotation is dict:
         if not isinstance(value, dict):
@@ -518,11 +542,7 @@ def _validate(params: Params, source: str) -> None:
             f"{source}: train.precision must be one of {', '.join(PRECISIONS)}, "
             f"got '{params.train.precision}'"
         )
-    if params.model.n_clusters is not None and params.model.n_clusters < 2:
-        raise FussbenchError(
-            f"{source}: model.n_clusters must be >= 2 (or null for the number of classes), "
-            f"got {params.model.n_clusters}"
-        )
+    _validate_clusters(params.model, source)
     if params.evaluation.local_max_images is not None and params.evaluation.local_max_images < 1:
         raise FussbenchError(f"{source}: evaluation.local_max_images must be >= 1 or null")
     if params.features.preprocess not in ("resize", "stego"):
@@ -532,6 +552,10 @@ def _validate(params: Params, source: str) -> None:
         )
     if params.features.loader_workers < 0:
         raise FussbenchError(f"{source}: features.loader_workers must be >= 0")
+    if params.features.store not in ("cache", "online"):
+        raise FussbenchError(
+            f"{source}: features.store must be cache or online, got '{params.features.store}'"
+        )
     if params.evaluation.matching not in ("hungarian", "majority"):
         raise FussbenchError(
             f"{source}: evaluation.matching must be hungarian or majority, "
@@ -561,6 +585,27 @@ def _validate(params: Params, source: str) -> None:
         raise FussbenchError(f"{source}: datasets must list at least one dataset")
     if not params.compare:
         raise FussbenchError(f"{source}: compare must list at least one aggregator")
+
+
+def _validate_clusters(model: ModelParams, source: str) -> None:
+    """``model.n_clusters`` is >= 2, null or ``auto``; ``model.k_range`` is [low, high] with
+    2 <= low <= high."""
+    n_clusters = model.n_clusters
+    if isinstance(n_clusters, str) and not model.auto:
+        raise FussbenchError(
+            f"{source}: model.n_clusters must be an integer >= 2, null (the number of "
+            f"classes) or {AUTO_CLUSTERS}, got '{n_clusters}'"
+        )
+    if isinstance(n_clusters, int) and n_clusters < 2:
+        raise FussbenchError(
+            f"{source}: model.n_clusters must be >= 2 (or null for the number of classes), "
+            f"got {n_clusters}"
+        )
+    k_range = model.k_range
+    if len(k_range) != 2 or k_range[0] < 2 or k_range[0] > k_range[1]:
+        raise FussbenchError(
+            f"{source}: model.k_range must be [low, high] with 2 <= low <= high, got {k_range}"
+        )
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from fussbench.atomic import atomic_path
+from fussbench.evaluation.predict import Evaluation
 from fussbench.federation.rounds import RoundRecord
-from fussbench.model.head import ModelArrays
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 
 
 def _fmt(value: float | int | None, digits: int = 4) -> str:
@@ -39,6 +40,8 @@ def rounds_csv(records: list[RoundRecord]) -> str:
         ["round", "miou", "accuracy", "min_centroid_distance", "failed_clients", "seconds"]
         + [f"client{c}_{what}" for c in range(n_clients) for what in per_client]
         + (["auto_winner"] + [f"auto_score_{name}" for name in candidates] if selected else [])
+        + ["n_clusters_global"]
+        + [f"client{c}_n_clusters" for c in range(n_clients)]
     )
     for record in records:
         row = [
@@ -62,8 +65,48 @@ def rounds_csv(records: list[RoundRecord]) -> str:
             ]
         if record.selection:
             row += [record.selection["winner"]] + [_fmt(s, 6) for s in record.selection["scores"]]
+        row.append("" if record.n_clusters is None else record.n_clusters)
+        row += [_count(record.client_n_clusters, c) for c in range(n_clients)]
         writer.writerow(row)
     return buffer.getvalue()
+
+
+def _count(counts: list[int | None], client: int) -> int | str:
+    """Client ``client``'s entry of ``counts``; "" when failed or not recorded."""
+    value = counts[client] if counts else None
+    return "" if value is None else value
+
+
+def cluster_count_metrics(
+    records: list[RoundRecord], models: list[ModelArrays], final: list[Evaluation]
+) -> dict[str, object]:
+    """The ``metrics.json`` fields on the number of clusters, for any K.
+
+    ``n_clusters_clients``: what each client trained in round 1 (its own estimate under
+    ``model.n_clusters: auto``); ``n_clusters_global``: the global K after each round (None
+    without aggregation); ``n_clusters_final``: the K of each evaluated model; the final
+    scores under both matchings (mean over the evaluated models): Hungarian, where the
+    clusters left unmatched count as errors, and majority.
+    """
+    return {
+        "n_clusters_clients": records[0].client_n_clusters if records else [],
+        "n_clusters_global": [record.n_clusters for record in records],
+        "n_clusters_final": [len(model[CENTROIDS_KEY]) for model in models],
+        **matching_scores(final),
+    }
+
+
+def matching_scores(final: list[Evaluation]) -> dict[str, float | None]:
+    """``miou_hungarian``, ``accuracy_hungarian``, ``miou_majority``, ``accuracy_majority``:
+    the mean over ``final`` of each evaluation rescored under that matching (None without
+    labels)."""
+    scores = {}
+    for matching in ("hungarian", "majority"):
+        rescored = [item.rescored(matching) for item in final]
+        for what in ("miou", "accuracy"):
+            value = float(np.mean([getattr(item, what) for item in rescored]))
+            scores[f"{what}_{matching}"] = round(value, 4) if np.isfinite(value) else None
+    return scores
 
 
 def images_csv(names: list[str], image_miou: np.ndarray) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,14 +20,15 @@ from fussbench.model.head import ModelArrays, SegmentationModel
 from fussbench.model.losses import assign_clusters
 
 
-def cluster_maps(
+def iter_cluster_maps(
     features: np.ndarray,
     score: Callable[[torch.Tensor], torch.Tensor],
     n_clusters: int,
     size: tuple[int, int],
     batch_size: int = 32,
-) -> np.ndarray:
-    """Cluster of every pixel: the best-scoring cluster after bilinear upsampling.
+) -> Iterator[np.ndarray]:
+    """Cluster of every pixel, one image at a time: the best-scoring cluster after bilinear
+    upsampling. Only ``batch_size`` images' features are read at once.
 
     Scores are computed ``batch_size`` images at a time, then upsampled one image at a
     time: a single image's (K, H, W) upsampled scores stay in the CPU cache for the argmax
@@ -38,22 +39,44 @@ def cluster_maps(
         score: maps a float32 batch (B, C, h, w) to cluster scores (B, K, h, w).
         size: (H, W) of the labels.
 
-    Returns:
-        (N, H, W) uint8 cluster indices (int16 if there are over 255 clusters).
+    Yields:
+        N maps (H, W) uint8 of cluster indices (int16 if there are over 255 clusters).
     """
     dtype = np.uint8 if n_clusters <= 255 else np.int16
-    clusters = np.empty((features.shape[0], *size), dtype=dtype)
-    with torch.inference_mode():
-        for start in range(0, features.shape[0], batch_size):
+    for start in range(0, features.shape[0], batch_size):
+        maps = []
+        with torch.inference_mode():  # not held across a yield
             batch = torch.from_numpy(np.asarray(features[start : start + batch_size], np.float32))
             scores = score(batch).contiguous(memory_format=torch.channels_last)
-            for offset, image_scores in enumerate(scores.split(1)):
+            for image_scores in scores.split(1):
                 upsampled = F.interpolate(
                     image_scores, size=size, mode="bilinear", align_corners=False
                 )
                 # max().indices over channels-last memory is several times faster than argmax
-                clusters[start + offset] = upsampled.max(dim=1).indices[0].numpy()
+                maps.append(upsampled.max(dim=1).indices[0].numpy().astype(dtype))
+        yield from maps
+
+
+def cluster_maps(
+    features: np.ndarray,
+    score: Callable[[torch.Tensor], torch.Tensor],
+    n_clusters: int,
+    size: tuple[int, int],
+    batch_size: int = 32,
+) -> np.ndarray:
+    """All of :func:`iter_cluster_maps` in one array (N, H, W) uint8 (int16 if there are
+    over 255 clusters)."""
+    dtype = np.uint8 if n_clusters <= 255 else np.int16
+    clusters = np.empty((features.shape[0], *size), dtype=dtype)
+    for index, image in enumerate(iter_cluster_maps(features, score, n_clusters, size, batch_size)):
+        clusters[index] = image
     return clusters
+
+
+def _model_scores(arrays: ModelArrays) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+    """The trained model's cluster scores of a batch, and its number of clusters."""
+    model = SegmentationModel.from_arrays(arrays).eval()
+    return lambda batch: assign_clusters(model.head(batch), model.centroids), model.n_clusters
 
 
 def predict_clusters(
@@ -61,14 +84,8 @@ def predict_clusters(
 ) -> np.ndarray:
     """Cluster of every pixel: nearest centroid (cosine) of the head's codes, upsampled to
     ``size``: (N, H, W), see :func:`cluster_maps`."""
-    model = SegmentationModel.from_arrays(arrays).eval()
-    return cluster_maps(
-        features,
-        lambda batch: assign_clusters(model.head(batch), model.centroids),
-        model.n_clusters,
-        size,
-        batch_size,
-    )
+    score, n_clusters = _model_scores(arrays)
+    return cluster_maps(features, score, n_clusters, size, batch_size)
 
 
 @dataclass(frozen=True)
@@ -90,22 +107,32 @@ class Evaluation:
     image_miou: np.ndarray
     cluster_pixels: np.ndarray
 
+    def rescored(self, matching: str) -> SegmentationScores:
+        """The same prediction's split-level scores under ``matching`` (a name of
+        :data:`~fussbench.evaluation.metrics.MATCHINGS`), for any number of clusters:
+        under ``hungarian`` the clusters left unmatched count as errors, under
+        ``majority`` several clusters may share a class."""
+        return scores_from_confusion(self.confusion, match_clusters(self.confusion, matching))
+
 
 def evaluate_clusters(
-    clusters: np.ndarray,
+    clusters: Iterable[np.ndarray],
     labels: np.ndarray,
     n_clusters: int,
     n_classes: int,
     matching: str = "hungarian",
 ) -> Evaluation:
     """Score cluster maps (N, H, W) against labels (N, H, W) with one split-wide matching
-    (``matching``: a name of :data:`fussbench.evaluation.metrics.MATCHINGS`)."""
-    image_confusions = np.stack(
-        [
+    (``matching``: a name of :data:`fussbench.evaluation.metrics.MATCHINGS`). ``clusters``
+    may be any iterable of (H, W) maps (one image's map is held at a time)."""
+    image_confusions, cluster_pixels = [], np.zeros(n_clusters, dtype=np.int64)
+    for image_clusters, image_labels in zip(clusters, labels, strict=True):
+        image_confusions.append(
             confusion_matrix(image_clusters, image_labels, n_clusters, n_classes)
-            for image_clusters, image_labels in zip(clusters, labels, strict=True)
-        ]
-    )
+        )
+        flat = np.asarray(image_clusters).ravel().astype(np.int64)
+        cluster_pixels += np.bincount(flat, minlength=n_clusters)
+    image_confusions = np.stack(image_confusions)
     confusion = image_confusions.sum(axis=0)
     mapping = match_clusters(confusion, matching)
     return Evaluation(
@@ -113,9 +140,7 @@ def evaluate_clusters(
         mapping=mapping,
         confusion=confusion,
         image_miou=per_image_miou(image_confusions, mapping),
-        cluster_pixels=np.bincount(
-            np.asarray(clusters).ravel().astype(np.int64), minlength=n_clusters
-        ),
+        cluster_pixels=cluster_pixels,
     )
 
 
@@ -126,6 +151,8 @@ def evaluate_model(
     n_classes: int,
     matching: str = "hungarian",
 ) -> Evaluation:
-    """Segment features (N, C, h, w) and score against labels (N, H, W)."""
-    clusters = predict_clusters(arrays, features, labels.shape[1:])
-    return evaluate_clusters(clusters, labels, arrays["centroids"].shape[0], n_classes, matching)
+    """Segment features (N, C, h, w) and score against labels (N, H, W), a batch of
+    features and one image's clusters at a time."""
+    score, n_clusters = _model_scores(arrays)
+    clusters = iter_cluster_maps(features, score, n_clusters, labels.shape[1:])
+    return evaluate_clusters(clusters, labels, n_clusters, n_classes, matching)

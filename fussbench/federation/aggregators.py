@@ -24,15 +24,24 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
 from fussbench.errors import FussbenchError
+from fussbench.federation.cluster_count import global_cluster_count
 from fussbench.federation.messages import ClientUpdate
-from fussbench.federation.registry import FEDCC_MODES, MATCHED_VARIANTS, WEIGHTINGS, names, specs
+from fussbench.federation.registry import (
+    FEDCC_MODES,
+    MATCHED_VARIANTS,
+    WEIGHTINGS,
+    AggregatorSpec,
+    names,
+    specs,
+)
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 
 _EPS = 1e-12
@@ -102,15 +111,32 @@ class Aggregator:
     (in particular the same n_clusters); the result has them too, float32. Subclasses
     override only :meth:`aggregate_centroids`.
 
+    With ``model.n_clusters: auto`` the first global model has no centroids (0, dim): each
+    client then sends its own K_k centroids, and an aggregator whose ``any_k`` is true
+    chooses the global K from them (:func:`~fussbench.federation.cluster_count.
+    global_cluster_count`, within ``k_range``); from then on every client holds that K.
+
     Attributes:
         weighting: how clients are weighted (``federation.weighting``): ``"samples"``
             (default; by number of training images) or ``"uniform"``.
+        k_range: (low, high) of ``model.k_range`` for ``model.n_clusters: auto``; None
+            (default): the number of clusters is fixed.
     """
 
+    any_k: ClassVar[bool] = False
+    """Whether the centroid merge accepts client sets of different sizes (auto K)."""
+
     weighting: str = "samples"
+    k_range: tuple[int, int] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_choice(self.weighting, WEIGHTINGS, "weighting", "federation.weighting")
+        if self.k_range is not None and not self.any_k:
+            raise FussbenchError(
+                f"{type(self).__name__} averages centroids index by index and needs the same "
+                "K on every client (params: model.n_clusters: auto, aggregator); use "
+                "fedcc_kmeans, fedcc_maximin or fedcc_matched, or an integer model.n_clusters"
+            )
 
     def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
         """The next global model from this round's updates.
@@ -129,14 +155,18 @@ class Aggregator:
         """
         if not updates:
             raise FussbenchError("cannot aggregate zero client updates")
+        previous_centroids = previous[CENTROIDS_KEY]
+        choose_k = len(previous_centroids) == 0
         for index, update in enumerate(updates):
-            _check_same_layout(previous, update.arrays, f"client {index}")
+            _check_same_layout(previous, update.arrays, f"client {index}", any_k=choose_k)
         weights = client_weights(updates, self.weighting)
         heads = [
             {key: value for key, value in update.arrays.items() if key != CENTROIDS_KEY}
             for update in updates
         ]
-        centroids = self.aggregate_centroids(updates, weights, previous[CENTROIDS_KEY])
+        if choose_k:
+            previous_centroids = self._first_centroids(updates)
+        centroids = self.aggregate_centroids(updates, weights, previous_centroids)
         return {**average_arrays(heads, weights), CENTROIDS_KEY: centroids.astype(np.float32)}
 
     def aggregate_centroids(
@@ -153,6 +183,23 @@ class Aggregator:
             previous_centroids: (n_clusters, dim) global centroids of the previous round.
         """
         raise NotImplementedError
+
+    def _first_centroids(self, updates: Sequence[ClientUpdate]) -> np.ndarray:
+        """(K, dim) stand-in for the previous centroids of an auto round 1: zeros, with the
+        global K chosen from the clients' sets (K_k, dim) of any size.
+
+        Raises:
+            FussbenchError: this aggregator cannot merge sets of different sizes, or no
+                ``k_range`` was given.
+        """
+        if not self.any_k or self.k_range is None:
+            raise FussbenchError(
+                f"{type(self).__name__} received a global model without centroids; only "
+                "an aggregator built with model.k_range for model.n_clusters: auto can "
+                "choose the number of clusters"
+            )
+        count = global_cluster_count([update.centroids for update in updates], self.k_range)
+        return np.zeros((count, updates[0].centroids.shape[1]))
 
 
 @dataclass(frozen=True)
@@ -260,6 +307,8 @@ class FedCCKMeans(Aggregator):
         seed: k-means random state, default 0.
     """
 
+    any_k: ClassVar[bool] = True
+
     mode: str = "cosine"
     n_init: int = 10
     seed: int = 0
@@ -304,6 +353,8 @@ class FedCCMaximin(Aggregator):
             (so the result depends on client order); the outputs are raw centroids.
     """
 
+    any_k: ClassVar[bool] = True
+
     mode: str = "cosine"
 
     def __post_init__(self) -> None:
@@ -336,7 +387,12 @@ class FedCCMatched(Aggregator):
     Math, variant ``"hungarian"`` (default): with unit vectors, for each client k find the
     permutation pi_k maximising sum_c cos(mu_{k,pi_k(c)}, g_c) against the previous global
     centroids g (scipy's linear_sum_assignment), then g'_c = normalise(sum_k w_k
-    mu_{k,pi_k(c)}). This is FedAvg after undoing each client's relabelling.
+    mu_{k,pi_k(c)}). This is FedAvg after undoing each client's relabelling. Sets of another
+    size (``model.n_clusters: auto``) are matched rectangularly: a client with fewer
+    centroids adds to only as many global ones, a client with more leaves its extra ones
+    out, and a global centroid no client matched keeps its previous value. In an auto
+    round 1 the previous centroids are the k-means centres (global K) of the normalised
+    pool, as in ``pooled_counts`` without counts.
 
     Variant ``"pooled_counts"``: k-means (10 restarts, ``random_state=seed``) over the pool
     of normalised client centroids, each weighted by its pixel count (``cluster_counts``),
@@ -351,6 +407,8 @@ class FedCCMatched(Aggregator):
         variant: ``"hungarian"`` (default) or ``"pooled_counts"`` (``federation.mode``).
         seed: k-means random state of the pooled_counts variant, default 0.
     """
+
+    any_k: ClassVar[bool] = True
 
     variant: str = "hungarian"
     seed: int = 0
@@ -370,10 +428,17 @@ class FedCCMatched(Aggregator):
             return _matched_average(updates, weights, previous_centroids)
         return self._pooled_counts(updates, previous_centroids.shape[0])
 
+    def _first_centroids(self, updates: Sequence[ClientUpdate]) -> np.ndarray:
+        """(K, dim) k-means centres of the normalised pool, the global K chosen as the base
+        class does: the reference the hungarian variant aligns round 1's sets to."""
+        count = len(super()._first_centroids(updates))
+        pool = _normalize(_pool(updates, count))
+        return _normalize(_kmeans(pool[_canonical_order(pool)], count, 10, self.seed))
+
     def _pooled_counts(self, updates: Sequence[ClientUpdate], n_clusters: int) -> np.ndarray:
         """(n_clusters, dim) count-weighted k-means centres of the normalised pool."""
         pool = _normalize(_pool(updates, n_clusters))
-        counts = _pool_counts(updates, n_clusters)
+        counts = _pool_counts(updates)
         if counts.sum() == 0:
             warnings.warn(
                 "every cluster_count is zero; FedCC-Matched pooled_counts weighs all "
@@ -397,6 +462,7 @@ def make_aggregator(
     seed: int = 0,
     candidates: Sequence[str] | None = None,
     score_images: int = 32,
+    k_range: tuple[int, int] | None = None,
 ) -> Aggregator:
     """The aggregator called ``name``, configured from the flat parameters as its registry
     entry (:class:`~fussbench.federation.registry.AggregatorSpec`) declares.
@@ -413,10 +479,12 @@ def make_aggregator(
         candidates: FedCC-Auto's candidate names (``federation.candidates``); None: its
             default list.
         score_images: FedCC-Auto's images scored per client (``federation.score_images``).
+        k_range: (low, high) of ``model.k_range`` when ``model.n_clusters`` is auto; None
+            (default): fixed K.
 
     Raises:
-        FussbenchError: unknown name, a mode for an aggregator without modes, or any
-            invalid parameter.
+        FussbenchError: unknown name, a mode for an aggregator without modes, auto K for
+            an aggregator that needs the same K on every client, or any invalid parameter.
     """
     _check_choice(name, names("aggregator"), "aggregator", "aggregator")
     spec = next(spec for spec in specs("aggregator") if spec.name == name)
@@ -441,7 +509,25 @@ def make_aggregator(
     for argument, setting in spec.options.items():
         if setting in settings:
             arguments[argument] = settings[setting]
-    return spec.load_factory()(**arguments)
+    factory = spec.load_factory()
+    if k_range is not None:
+        if not getattr(factory, "any_k", False):
+            accepting = [other.name for other in specs("aggregator") if _accepts_any_k(other)]
+            raise FussbenchError(
+                f"aggregator '{name}' needs the same K on every client, so it cannot run with "
+                f"model.n_clusters: auto; use aggregator {', '.join(accepting)} (or local, "
+                "centralized), or set model.n_clusters to an integer or null"
+            )
+        arguments["k_range"] = tuple(k_range)
+    return factory(**arguments)
+
+
+def _accepts_any_k(spec: AggregatorSpec) -> bool:
+    """Whether ``spec``'s aggregator merges client centroid sets of different sizes."""
+    try:
+        return bool(getattr(spec.load_factory(), "any_k", False))
+    except (ImportError, AttributeError):
+        return False
 
 
 def centroid_diagnostics(centroids: np.ndarray) -> dict:
@@ -472,14 +558,19 @@ def _check_choice(value: str, valid: Sequence[str], what: str, param: str) -> No
         )
 
 
-def _check_same_layout(reference: ModelArrays, model: ModelArrays, what: str) -> None:
-    """Raise FussbenchError unless ``model`` has the keys and shapes of ``reference``."""
+def _check_same_layout(
+    reference: ModelArrays, model: ModelArrays, what: str, any_k: bool = False
+) -> None:
+    """Raise FussbenchError unless ``model`` has the keys and shapes of ``reference``
+    (with ``any_k``, any number of centroids of the same dimension)."""
     if set(model) != set(reference):
         difference = sorted(set(model) ^ set(reference))
         raise FussbenchError(f"{what} has different array keys; differing: {difference}")
     for key, value in reference.items():
         shape = np.shape(model[key])
         if shape == np.shape(value):
+            continue
+        if any_k and key == CENTROIDS_KEY and shape[1:] == np.shape(value)[1:]:
             continue
         if key == CENTROIDS_KEY and shape[:1] != np.shape(value)[:1]:
             raise FussbenchError(
@@ -490,7 +581,8 @@ def _check_same_layout(reference: ModelArrays, model: ModelArrays, what: str) ->
 
 
 def _pool(updates: Sequence[ClientUpdate], n_clusters: int) -> np.ndarray:
-    """(K * n_clusters, dim) float64: every client's centroids, client by client."""
+    """(sum of the clients' K_k, dim) float64: every client's centroids, client by client
+    (K * n_clusters rows when every client has n_clusters)."""
     pool = np.concatenate([update.centroids for update in updates]).astype(np.float64)
     if n_clusters > len(pool):
         raise FussbenchError(
@@ -500,8 +592,8 @@ def _pool(updates: Sequence[ClientUpdate], n_clusters: int) -> np.ndarray:
     return pool
 
 
-def _pool_counts(updates: Sequence[ClientUpdate], n_clusters: int) -> np.ndarray:
-    """(K * n_clusters,) float64 cluster counts in pool order."""
+def _pool_counts(updates: Sequence[ClientUpdate]) -> np.ndarray:
+    """(sum of the clients' n_clusters,) float64 cluster counts in pool order."""
     missing = [index for index, update in enumerate(updates) if update.cluster_counts is None]
     if missing:
         raise FussbenchError(
@@ -509,11 +601,12 @@ def _pool_counts(updates: Sequence[ClientUpdate], n_clusters: int) -> np.ndarray
             "from every client (clients send them when LocalObjective.cluster_counts is set)"
         )
     counts = [np.asarray(update.cluster_counts, dtype=np.float64) for update in updates]
-    for index, client_counts in enumerate(counts):
-        if client_counts.shape != (n_clusters,) or (client_counts < 0).any():
+    for index, (client_counts, update) in enumerate(zip(counts, updates, strict=True)):
+        expected = len(update.centroids)
+        if client_counts.shape != (expected,) or (client_counts < 0).any():
             raise FussbenchError(
-                f"client {index}: cluster_counts must be {n_clusters} non-negative counts, "
-                f"got shape {client_counts.shape}"
+                f"client {index}: cluster_counts must be {expected} non-negative counts "
+                f"(one per centroid), got shape {client_counts.shape}"
             )
     return np.concatenate(counts)
 
@@ -572,13 +665,21 @@ def _kmeans(
 def _matched_average(
     updates: Sequence[ClientUpdate], weights: np.ndarray, previous_centroids: np.ndarray
 ) -> np.ndarray:
-    """(n_clusters, dim) weighted mean of client centroids aligned to the previous ones."""
+    """(n_clusters, dim) weighted mean of client centroids aligned to the previous ones.
+
+    A client set (K_k, dim) of another size is matched rectangularly (min(K_k, n_clusters)
+    pairs); a global row no client matched keeps its previous (normalised) value. Rows are
+    normalised at the end, so a row matched by only some clients needs no re-weighting.
+    """
     reference = _normalize(previous_centroids.astype(np.float64))
     total = np.zeros_like(reference)
+    matched = np.zeros(len(reference), dtype=bool)
     for weight, update in zip(weights, updates, strict=True):
         unit = _normalize(update.centroids.astype(np.float64))
         rows, columns = linear_sum_assignment(unit @ reference.T, maximize=True)
-        aligned = np.empty_like(unit)
+        aligned = np.zeros_like(reference)
         aligned[columns] = unit[rows]
+        matched[columns] = True
         total += weight * aligned
+    total[~matched] = reference[~matched]
     return _normalize(total)

@@ -38,18 +38,24 @@ class FederationSettings:
 
 
 def build_method(
-    aggregator: str, settings: FederationSettings, seed: int
+    aggregator: str,
+    settings: FederationSettings,
+    seed: int,
+    k_range: tuple[int, int] | None = None,
 ) -> tuple[Aggregator | None, LocalObjective]:
     """The server aggregator (None for bounds and references) and the clients' objective.
 
+    ``k_range``: ``model.k_range`` when ``model.n_clusters`` is auto, else None.
+
     Raises:
-        FussbenchError: for an unknown name, mode or weighting, listing the valid ones.
+        FussbenchError: for an unknown name, mode or weighting, listing the valid ones, or
+            auto K with an aggregator that needs the same K on every client.
     """
     spec = get_spec(aggregator)
     if spec.kind != "aggregator":
         return None, LocalObjective()
     values = asdict(settings)
-    server = make_aggregator(aggregator, seed=seed, **values)
+    server = make_aggregator(aggregator, seed=seed, k_range=k_range, **values)
     counts = spec.reads_cluster_counts(settings.mode)
     if spec.client_term is None:
         return server, LocalObjective(cluster_counts=counts)

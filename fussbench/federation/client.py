@@ -8,10 +8,11 @@ import numpy as np
 import torch
 
 from fussbench.errors import FussbenchError
+from fussbench.federation.cluster_count import client_cluster_count
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.scoring import candidate_scores
 from fussbench.model.config import TrainConfig
-from fussbench.model.head import ModelArrays, SegmentationModel
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays, SegmentationModel
 from fussbench.model.losses import assign_clusters
 from fussbench.model.regularisers import ModelContrastiveTerm, ProximalTerm, Regulariser
 from fussbench.model.training import ClientData, TrainStats, train_locally
@@ -64,12 +65,19 @@ class FederatedClient:
     """
 
     def __init__(
-        self, data: ClientData, config: TrainConfig, objective: LocalObjective | None = None
+        self,
+        data: ClientData,
+        config: TrainConfig,
+        objective: LocalObjective | None = None,
+        k_range: tuple[int, int] | None = None,
     ) -> None:
+        """``k_range``: (low, high) of ``model.k_range`` when ``model.n_clusters`` is auto
+        (the client then estimates its own K when the global model has no centroids)."""
         self._data = data
         self._config = config
         self._objective = objective or LocalObjective()
         self._previous: ModelArrays | None = None
+        self._k_range = k_range
 
     @property
     def n_samples(self) -> int:
@@ -87,7 +95,12 @@ class FederatedClient:
         return None
 
     def fit(self, global_arrays: ModelArrays, seed: int) -> tuple[ClientUpdate, TrainStats]:
-        """Train from ``global_arrays`` for one round; return the update and its stats."""
+        """Train from ``global_arrays`` for one round; return the update and its stats.
+
+        A global model without centroids (round 1 of ``model.n_clusters: auto``) gets the
+        client's own K_k centroids first (:meth:`_own_centroids`)."""
+        if len(global_arrays[CENTROIDS_KEY]) == 0:
+            global_arrays = self._own_centroids(global_arrays, seed)
         global_model = SegmentationModel.from_arrays(global_arrays).eval()
         model = SegmentationModel.from_arrays(global_arrays)
         stats = train_locally(
@@ -98,6 +111,23 @@ class FederatedClient:
         counts = cluster_pixel_counts(model, self._data) if self._objective.cluster_counts else None
         update = ClientUpdate(arrays=arrays, n_samples=self._data.n_samples, cluster_counts=counts)
         return update, stats
+
+    def _own_centroids(self, global_arrays: ModelArrays, seed: int) -> ModelArrays:
+        """``global_arrays`` with K_k centroids ~ randn(K_k, dim), K_k estimated from this
+        client's own features (:func:`~fussbench.federation.cluster_count.
+        client_cluster_count`); pixels and centroids drawn from a seed derived from
+        ``seed``. Only the centroids' count leaves the client, as their shape."""
+        if self._k_range is None:
+            raise FussbenchError(
+                "the global model has no centroids, which only model.n_clusters: auto sends; "
+                "the client was built without model.k_range"
+            )
+        own_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+        count = client_cluster_count(self._data.features, self._data.rows, self._k_range, own_seed)
+        dim = global_arrays[CENTROIDS_KEY].shape[1]
+        generator = torch.Generator().manual_seed(own_seed)
+        centroids = torch.randn(count, dim, generator=generator).numpy()
+        return {**global_arrays, CENTROIDS_KEY: centroids}
 
     def score(self, head: ModelArrays, centroids: np.ndarray, max_images: int) -> np.ndarray:
         """FedCC-Auto: (J,) float64 scores of J candidates (shared ``head``, (J, n_clusters,

@@ -51,6 +51,9 @@ class RoundRecord:
         seconds: wall time of the round.
         selection: FedCC-Auto's choice (candidates, winner, weighted scores, voting
             clients); None for every other method. Its exchange is in the bytes.
+        client_n_clusters: how many centroids each client trained and sent (its own
+            estimate K_k in round 1 of ``model.n_clusters: auto``).
+        n_clusters: the global model's number of centroids; None without aggregation.
     """
 
     round: int
@@ -68,6 +71,8 @@ class RoundRecord:
     failures: list[dict[str, object]] = field(default_factory=list)
     seconds: float = 0.0
     selection: dict[str, object] | None = None
+    client_n_clusters: list[int | None] = field(default_factory=list)
+    n_clusters: int | None = None
 
 
 @dataclass
@@ -261,6 +266,10 @@ def run_rounds(
             failures=failures,
             seconds=time.perf_counter() - started,
             selection=selection,
+            client_n_clusters=[
+                len(result.update.centroids) if result else None for result in results
+            ],
+            n_clusters=len(models[0][CENTROIDS_KEY]) if federated else None,
         )
         state = RunState(
             round_index,

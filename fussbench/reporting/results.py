@@ -39,9 +39,19 @@ RESULT_COLUMNS = [
     "labels",
     "collapsed",
     "status",
+    "n_clusters",
+    "n_clusters_final",
+    "miou_hungarian",
+    "accuracy_hungarian",
+    "miou_majority",
+    "accuracy_majority",
 ]
 """Columns of ``reports/results.csv``, one row per (setup, method, seed).
-``steps_per_round`` is empty for runs whose ``metrics.json`` does not report it."""
+``steps_per_round`` is empty for runs whose ``metrics.json`` does not report it.
+``n_clusters`` is the param (a number, or ``auto``); ``n_clusters_final`` the number of
+clusters of the evaluated model (the mean over the clients' models without aggregation);
+the ``_hungarian`` and ``_majority`` scores rescore the same prediction under each matching
+(empty for runs that predate them)."""
 
 
 def _row(metrics: dict) -> dict[str, object]:
@@ -54,8 +64,14 @@ def _row(metrics: dict) -> dict[str, object]:
         "bytes_down_per_client_round": communication.get("bytes_down_per_client_round"),
         "backbone_to_round_ratio": communication.get("backbone_to_round_ratio"),
         "final_min_centroid_distance": float(np.mean(distances)) if distances else None,
+        "n_clusters_final": _mean_count(metrics.get("n_clusters_final")),
         "status": "ok",
     }
+
+
+def _mean_count(counts: list[int] | None) -> float | None:
+    """Mean of the evaluated models' numbers of clusters; None when not recorded."""
+    return float(np.mean(counts)) if counts else None
 
 
 def collect_runs(

@@ -527,3 +527,57 @@ def communication_table(
         caption=budget,
     )
     return _table(grid, pd.DataFrame(numbers))
+
+
+# --- number of clusters ---------------------------------------------------------------------
+
+CLUSTER_COLUMNS = ("n_clusters_final", "miou_hungarian", "miou_majority")
+"""Columns of ``results.csv`` the cluster-count table summarises over seeds."""
+
+
+def cluster_count_table(
+    results: pd.DataFrame, methods: Sequence[str], setups: Sequence[str], budget: str = ""
+) -> Table:
+    """Per setup and method: the ``model.n_clusters`` param, the number of clusters of the
+    evaluated model (mean ± std over seeds; estimated under ``auto``), and mIoU under
+    Hungarian matching (clusters left unmatched count as errors) and majority matching.
+
+    Args:
+        results: rows of ``results.csv`` (:data:`~fussbench.reporting.results.
+            RESULT_COLUMNS`); runs without the cluster columns are left out.
+        budget: the caption line (:func:`fussbench.reporting.results.budget_line`).
+    """
+    if "n_clusters_final" not in results.columns:  # a results.csv that predates them
+        results = results.assign(**{column: np.nan for column in CLUSTER_COLUMNS})
+    present = results.dropna(subset=["n_clusters_final"])
+    grouped = present.groupby(["setup", "method"], sort=False)
+    blocks, numbers = [], []
+    for setup in setups:
+        rows = []
+        for method in methods:
+            if (setup, method) not in grouped.groups:
+                continue
+            runs = grouped.get_group((setup, method))
+            summary = {"setup": setup, "method": method, "n_clusters": runs["n_clusters"].iloc[0]}
+            cells = [Cell(method), Cell(str(summary["n_clusters"]))]
+            for column in CLUSTER_COLUMNS:
+                values = pd.to_numeric(runs[column], errors="coerce").dropna()
+                mean, std = float(values.mean()), float(values.std(ddof=1))
+                summary |= {f"{column}_mean": mean, f"{column}_std": std, "n_seeds": len(runs)}
+                cells.append(Cell(format_cell(mean, std, len(values), len(runs))))
+            rows.append(cells)
+            numbers.append(summary)
+        if rows:
+            blocks.append(Block(rows, setup))
+    grid = Grid(
+        ["method", "n_clusters", "K evaluated", "mIoU Hungarian", "mIoU majority"],
+        blocks,
+        notes=[
+            "K evaluated: clusters of the evaluated model (auto: chosen by the federation; "
+            "local: mean over clients), mean ± std over seeds. Hungarian: one cluster per "
+            "class, clusters left unmatched count as errors; majority: each cluster takes its "
+            "most frequent class."
+        ],
+        caption=budget,
+    )
+    return _table(grid, pd.DataFrame(numbers))

@@ -106,7 +106,8 @@ def _train(message: Message, context: Context) -> RecordDict:
     instruction = decode_train(message.content)
     config = params.train_config()
     data = ClientData.from_cache(site.cache.features, site.cache.pooled, config.knn_k)
-    client = FederatedClient(data, config, objective)
+    k_range = tuple(params.model.k_range) if params.model.auto else None
+    client = FederatedClient(data, config, objective, k_range)
     kept = context.state.get(KEPT)
     if instruction.previous is not None:
         client.restore(instruction.previous)

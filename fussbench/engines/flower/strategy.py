@@ -266,6 +266,8 @@ class FussbenchStrategy(Strategy):
             failures=[*self._failures(), *self._score_failures],
             seconds=time.perf_counter() - self._started,
             selection=self._selection,
+            client_n_clusters=[len(item.update.centroids) if item else None for item in done],
+            n_clusters=len(global_model[CENTROIDS_KEY]),
         )
         kept = [
             item.update.arrays if item.update is not None else previous
