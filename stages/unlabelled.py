@@ -16,6 +16,7 @@ from fussbench.evaluation.previews import write_previews
 from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.evaluation.unlabelled import cluster_pixels
 from fussbench.features.cache import FeatureSplit
+from fussbench.features.rows import RowView
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 from fussbench.params import Params
 from fussbench.paths import raw_dir
@@ -68,7 +69,7 @@ def write_unlabelled(
     colours = palette(spec.name, int(models[0][CENTROIDS_KEY].shape[0]))
     for client, rows in enumerate(client_rows):
         arrays = models[client] if len(models) > 1 else models[0]
-        counts.append(cluster_pixels(arrays, train.features[rows], size))
+        counts.append(cluster_pixels(arrays, RowView(train.features, rows), size))
         collapse.append(collapse_without_labels(counts[-1], params.folder.collapse_share))
         first = rows[:: train.views]  # each image's first view
         chosen = first[evenly_spaced(len(first), params.folder.preview_images)]

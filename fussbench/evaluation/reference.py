@@ -7,6 +7,8 @@ training split's most frequent class everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
@@ -18,7 +20,12 @@ from fussbench.evaluation.metrics import (
     per_image_miou,
     scores_from_confusion,
 )
-from fussbench.evaluation.predict import Evaluation, cluster_maps, evaluate_clusters
+from fussbench.evaluation.predict import (
+    Evaluation,
+    cluster_maps,
+    evaluate_clusters,
+    iter_cluster_maps,
+)
 from fussbench.model.losses import assign_clusters
 
 
@@ -85,10 +92,13 @@ def predict_with_centroids(
     Returns:
         (N, H, W) uint8 cluster indices (int16 if there are over 255 clusters).
     """
+    return cluster_maps(features, _centroid_scores(centroids), len(centroids), size, batch_size)
+
+
+def _centroid_scores(centroids: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Cosine similarities (B, K, h, w) of a batch (B, C, h, w) to centroids (K, C)."""
     centres = torch.from_numpy(np.asarray(centroids, dtype=np.float32))
-    return cluster_maps(
-        features, lambda batch: assign_clusters(batch, centres), len(centres), size, batch_size
-    )
+    return lambda batch: assign_clusters(batch, centres)
 
 
 def evaluate_kmeans(
@@ -115,22 +125,26 @@ def evaluate_kmeans(
         The :class:`Evaluation` after matching over the whole split.
     """
     centroids = kmeans_centroids(train_features, n_clusters, seed)
-    clusters = predict_with_centroids(eval_features, centroids, eval_labels.shape[1:])
+    scores = _centroid_scores(centroids)
+    clusters = iter_cluster_maps(eval_features, scores, n_clusters, eval_labels.shape[1:])
     return evaluate_clusters(clusters, eval_labels, n_clusters, n_classes, matching)
 
 
-def majority_class(train_labels: np.ndarray, n_classes: int) -> int:
+def majority_class(train_labels: np.ndarray, n_classes: int, chunk: int = 64) -> int:
     """Most frequent class among the labelled pixels (ties: the lowest class index).
 
     Args:
-        train_labels: (N, H, W) uint8 labels, 255 ignored.
+        train_labels: (N, H, W) uint8 labels, 255 ignored, read ``chunk`` maps at a time.
         n_classes: number of classes of the dataset.
 
     Raises:
         FussbenchError: no pixel is labelled.
     """
-    labels = np.asarray(train_labels).ravel()
-    counts = np.bincount(labels[labels != IGNORE_INDEX], minlength=n_classes)
+    counts = np.zeros(n_classes, dtype=np.int64)
+    for start in range(0, len(train_labels), chunk):
+        labels = np.asarray(train_labels[start : start + chunk]).ravel()
+        more = np.bincount(labels[labels != IGNORE_INDEX], minlength=len(counts))
+        counts = np.pad(counts, (0, len(more) - len(counts))) + more
     if counts.sum() == 0:
         raise FussbenchError(
             "the training labels have no labelled pixel (all 255), so there is no majority class"
