@@ -3,13 +3,21 @@ estimator on Gaussian mixtures of known K, the global choice, aggregation of set
 different sizes, evaluation for any K, params, the round loop and privacy."""
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from synthetic import CAMVID_COUNTS, make_camvid
+from typer.testing import CliRunner
 
 from fussbench.benchmarks.cluster_count import gaussian_mixture
+from fussbench.cli import app
+from fussbench.data.camvid import CamVid
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.metrics import hungarian_match, majority_match, scores_from_confusion
+from fussbench.evaluation.predict import evaluate_model
 from fussbench.federation.aggregators import (
     FedAvg,
     FedCCKMeans,
@@ -257,8 +265,6 @@ def _clients(k_range=K_RANGE, objective=None):
 
 
 def _run(aggregator, rounds=2, **kwargs):
-    from fussbench.evaluation.predict import evaluate_model
-
     return run_rounds(
         _clients(),
         initial_arrays(8, 6, 0, seed=0),
@@ -328,3 +334,62 @@ def test_an_auto_client_sends_only_head_weights_and_its_own_k_centroids():
             assert update.cluster_counts.shape == (count,)
     with pytest.raises(FussbenchError, match="model.k_range"):
         _clients(k_range=None)[0].fit(start, seed=1)
+
+
+# --- end to end ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def camvid_workspace(tmp_path, monkeypatch):
+    """A tiny synthetic CamVid (2 clients), downloaded, partitioned and cached."""
+    monkeypatch.setattr(CamVid, "split_counts", CAMVID_COUNTS)
+    make_camvid(tmp_path / "mirror" / "camvid")
+    repo = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["download"]["mirror"] = str(tmp_path / "mirror")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    for stage in ("download", "partition", "features"):
+        assert _invoke(stage).exit_code == 0
+    return tmp_path
+
+
+def _invoke(*args):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def _federate(out, *overrides):
+    quick = ["train.local_steps=2", "train.batch_size=2", "federation.rounds=2", "train.knn_k=1"]
+    args = [arg for item in (*quick, "model.n_clusters=auto", *overrides) for arg in ("-S", item)]
+    return _invoke("federate", *args, "--out", out)
+
+
+def test_federate_with_auto_k_records_the_counts_and_both_matchings(camvid_workspace):
+    result = _federate("runs/auto", "aggregator=fedcc_maximin", "model.k_range=[2, 12]")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((camvid_workspace / "runs/auto/metrics.json").read_text())
+    assert metrics["n_clusters"] == "auto"
+    assert len(metrics["n_clusters_clients"]) == 2
+    assert all(2 <= k <= 12 for k in metrics["n_clusters_clients"])
+    first, second = metrics["n_clusters_global"]
+    assert 2 <= first <= 12 and second == first and metrics["n_clusters_final"] == [first]
+    assert metrics["miou_hungarian"] == metrics["miou"]
+    assert metrics["accuracy_majority"] >= metrics["accuracy_hungarian"]
+    rounds = (camvid_workspace / "runs/auto/rounds.csv").read_text().splitlines()
+    header = rounds[0].split(",")
+    assert header[-3:] == ["n_clusters_global", "client0_n_clusters", "client1_n_clusters"]
+    assert rounds[2].split(",")[-3:] == [str(first)] * 3
+    again = _federate("runs/again", "aggregator=fedcc_maximin", "model.k_range=[2, 12]")
+    assert again.exit_code == 0
+    repeat = json.loads((camvid_workspace / "runs/again/metrics.json").read_text())
+    assert {k: v for k, v in repeat.items() if k != "seconds"} == {
+        k: v for k, v in metrics.items() if k != "seconds"
+    }
+
+
+def test_federate_refuses_auto_with_fedavg_in_one_line(camvid_workspace):
+    result = _federate("runs/bad", "aggregator=fedavg")
+    assert result.exit_code == 2
+    message = result.output.strip().splitlines()
+    assert len(message) == 1
+    assert "model.n_clusters: auto" in message[0] and "aggregator 'fedavg'" in message[0]
