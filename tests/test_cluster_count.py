@@ -3,10 +3,12 @@ estimator on Gaussian mixtures of known K, the global choice, aggregation of set
 different sizes, evaluation for any K, params, the round loop and privacy."""
 
 import dataclasses
+import io
 import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from synthetic import CAMVID_COUNTS, make_camvid
@@ -40,6 +42,8 @@ from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
 from fussbench.model.training import ClientData
 from fussbench.params import load_params
+from fussbench.reporting.results import RESULT_COLUMNS, _row
+from fussbench.reporting.tables import cluster_count_table
 
 # --- the estimator ------------------------------------------------------------------------
 
@@ -393,3 +397,24 @@ def test_federate_refuses_auto_with_fedavg_in_one_line(camvid_workspace):
     message = result.output.strip().splitlines()
     assert len(message) == 1
     assert "model.n_clusters: auto" in message[0] and "aggregator 'fedavg'" in message[0]
+
+
+# --- results and tables -------------------------------------------------------------------
+
+
+def test_results_and_the_cluster_table_add_the_counts_and_both_matchings():
+    base = {"setup": "s", "method": "m", "models": [], "n_clusters": "auto"}
+    rows = [
+        _row(
+            {**base, "seed": seed, "n_clusters_final": [k], "miou_hungarian": h, "miou_majority": m}
+        )
+        for seed, k, h, m in [(0, 10, 20.0, 30.0), (1, 12, 22.0, 34.0)]
+    ]
+    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    assert results["n_clusters_final"].tolist() == [10.0, 12.0]
+    table = cluster_count_table(results, ["m"], ["s"])
+    assert "| m | auto | 11.0 ± 1.4 | 21.0 ± 1.4 | 32.0 ± 2.8 |" in table.markdown
+    numbers = pd.read_csv(io.StringIO(table.csv))
+    assert numbers.loc[0, "miou_majority_mean"] == pytest.approx(32.0)
+    older = results.drop(columns=["n_clusters_final", "miou_hungarian", "miou_majority"])
+    assert "| m |" not in cluster_count_table(older, ["m"], ["s"]).markdown

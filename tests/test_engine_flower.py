@@ -211,6 +211,36 @@ def test_flower_fedcc_auto_matches_the_in_process_run(workspace):
     assert_cleaned_up(workspace)
 
 
+def test_flower_run_with_auto_k_matches_the_in_process_run(workspace):
+    """model.n_clusters: auto on Flower: the initial model without centroids reaches the
+    SuperNodes, each client estimates its own K, the server chooses the global K; the
+    counts, the scores and the final model are those of the in-process run."""
+    runs = {}
+    for engine_name in ("inprocess", "flower"):
+        out = f"runs/k_{engine_name}"
+        result = federate(
+            out, "aggregator=fedcc_kmeans", "model.n_clusters=auto", engine_name=engine_name
+        )
+        assert result.exit_code == 0, result.output
+        runs[engine_name] = workspace / out
+    reference, out = runs["inprocess"], runs["flower"]
+    with np.load(reference / "model.npz") as a, np.load(out / "model.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    metrics = read_metrics(reference)
+    assert metrics["failed_client_rounds"] == 0 and metrics["n_clusters"] == "auto"
+    clients = [metrics["n_clusters_clients.0"], metrics["n_clusters_clients.1"]]
+    assert all(2 <= k <= 30 for k in clients)
+    assert metrics["n_clusters_global.0"] == metrics["n_clusters_global.1"]
+    assert metrics["n_clusters_final.0"] == metrics["n_clusters_global.1"]
+    assert_same_numbers(metrics, read_metrics(out))
+    rounds = [read_rows(folder / "rounds.csv") for folder in (reference, out)]
+    for left, right in zip(*rounds, strict=True):
+        assert_same_numbers(numbers(left), numbers(right))
+    assert_cleaned_up(workspace)
+
+
 def test_a_score_reply_carries_the_scores_only():
     content = codec.encode_scores(np.array([0.5, 0.25, 0.125]))
     assert set(content) == {codec.SCORES}
