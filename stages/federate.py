@@ -23,20 +23,22 @@ from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.evaluation.unlabelled import has_labels
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
+from fussbench.features.rows import RowView
 from fussbench.features.skew import feature_skew
 from fussbench.federation.aggregators import centroid_diagnostics
 from fussbench.federation.build import FederationSettings, build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient
+from fussbench.federation.cluster_count import check_clients
 from fussbench.federation.messages import model_nbytes
 from fussbench.federation.registry import Method, get_spec
 from fussbench.federation.rounds import RoundRecord, RunState, run_rounds
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, initial_arrays
 from fussbench.model.training import ClientData
 from fussbench.params import Params
-from fussbench.paths import features_dir, partition_dir
+from fussbench.paths import features_dir, partition_dir, raw_dir
 from stages import reference
-from stages.outputs import images_csv, rounds_csv, save_models
+from stages.outputs import cluster_count_metrics, images_csv, rounds_csv, save_models
 from stages.unlabelled import write_unlabelled
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ def run_fingerprint(params: Params) -> str:
     for key in (*not_in_a_run, "stats", "report", "convergence"):
         relevant.pop(key)
     relevant["runtime"].pop("workers")
+    if not params.model.auto:  # k_range changes nothing then (and old checkpoints stay valid)
+        relevant["model"].pop("k_range")
     if params.aggregator != "fedcc_auto":  # FedCC-Auto's own knobs change no other run
         for key in ("candidates", "score_images"):
             relevant["federation"].pop(key)
@@ -81,10 +85,27 @@ def _at_equal_compute(params: Params, n_clients: int) -> Params:
 
 
 def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
+    """A split's cached features, or under ``features.store: online`` the same split with
+    its features computed from the images when read."""
     if split not in spec.split_counts:
         raise FussbenchError(
             f"evaluation.split '{split}' is not a split of {spec.name}; "
             f"valid: {', '.join(spec.split_counts)}"
+        )
+    if params.features.store == "online":
+        from fussbench.features.online import open_online  # imports timm: only here
+
+        source, settings = raw_dir(spec.name), params.features
+        return open_online(
+            spec,
+            source,
+            spec.samples(source, split),
+            split,
+            params.backbone_config(),
+            settings.device,
+            settings.precision,
+            settings.batch_size,
+            with_pooled=split == spec.train_split,
         )
     directory = features_dir(spec.name, params.backbone) / split
     return open_split(directory, cache_fingerprint(spec, split, params.backbone_config()))
@@ -190,13 +211,19 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
     The rounds run where ``params.engine`` says: in this process, or on Flower (a local
     SuperLink and SuperNodes, or the running SuperLink of ``superlink``)."""
     check_engine(params.engine)
+    if params.features.store == "online" and params.engine != "inprocess":
+        raise FussbenchError(
+            f"features.store: online runs the backbone in this process; engine "
+            f"'{params.engine}' reads per-site feature caches: use features.store: cache"
+        )
     started = time.perf_counter()
     torch.set_num_threads(params.runtime.threads)
     threadpool_limits(params.runtime.threads)  # scikit-learn's OpenMP / BLAS pools too
     spec = params.dataset_spec()
     federation = params.federation
+    k_range = tuple(params.model.k_range) if params.model.auto else None
     aggregator, objective = build_method(
-        params.aggregator, FederationSettings.from_params(federation), params.seed
+        params.aggregator, FederationSettings.from_params(federation), params.seed, k_range
     )
     method = Method(params.aggregator, federation.mode, federation.weighting)
     train = _open_cache(spec, params, spec.train_split)
@@ -205,6 +232,9 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
     labelled = has_labels(evaluation_split.labels)
     partition = _partition_rows(params, train)
     client_rows = _client_rows(params, partition)
+    if k_range is not None:  # each client can estimate a K in k_range from its pixels
+        image_pixels = int(np.prod(train.features.shape[2:]))
+        check_clients(k_range, [len(rows) for rows in client_rows], image_pixels)
     skew = feature_skew(train.pooled, partition)
     common = _describe_run(params, spec, method, len(client_rows), eval_name, skew)
     if get_spec(params.aggregator).kind == "reference" and not labelled:
@@ -214,8 +244,10 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
         )
     if get_spec(params.aggregator).kind == "reference":
         return reference.run(params, out_dir, train, evaluation_split, client_rows, common)
+    # auto: no centroids yet; each client adds its own K_k in round 1
+    initial_clusters = 0 if params.model.auto else int(common["n_clusters"])
     initial = initial_arrays(
-        train.features.shape[1], params.model.dim, int(common["n_clusters"]), params.seed
+        train.features.shape[1], params.model.dim, initial_clusters, params.seed
     )
 
     def evaluate(arrays: ModelArrays) -> Evaluation:
@@ -231,7 +263,11 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
     def evaluate_local(client: int, arrays: ModelArrays) -> Evaluation:
         rows = local_rows[client]
         return evaluate_model(
-            arrays, train.features[rows], train.labels[rows], spec.n_classes, matching
+            arrays,
+            RowView(train.features, rows),
+            RowView(train.labels, rows),
+            spec.n_classes,
+            matching,
         )
 
     fingerprint = run_fingerprint(params)
@@ -274,6 +310,7 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
                 ClientData.from_cache(train.features, train.pooled, config.knn_k, rows),
                 config,
                 objective,
+                k_range,
             )
             for rows in client_rows
         ]
@@ -303,6 +340,7 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
         "models": _model_entries(
             state.models, final, [len(rows) for rows in client_rows], spec.class_names
         ),
+        **cluster_count_metrics(state.records, state.models, final),
         "seconds": round(inherited + time.perf_counter() - started, 2),
     }
     collapse = [
