@@ -2,14 +2,14 @@
 
 ``python -m fussbench.benchmarks.scale_round CACHE_DIR SETTINGS_JSON`` prints one JSON line:
 ``{"images", "neighbours_s", "round_s", "local_steps", "peak_rss_mb"}``. The peak resident
-set is this process's own (``getrusage``), so each cache size is measured from a fresh
-interpreter.
+set is this process's own high-water mark (``VmHWM`` of ``/proc/self/status``; not
+``getrusage``, whose ``ru_maxrss`` keeps the forking parent's peak across ``exec``), so each
+cache size is measured from a fresh interpreter.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -38,14 +38,21 @@ def measure_round(
     started = time.perf_counter()
     client.fit(initial, seed)
     round_s = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     return {
         "images": data.n_samples,
         "local_steps": config.local_steps,
         "neighbours_s": round(neighbours_s, 2),
         "round_s": round(round_s, 3),
-        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "peak_rss_mb": round(peak_rss_kb() / 1024, 1),
     }
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set size in kB (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("/proc/self/status has no VmHWM: peak RSS needs Linux")
 
 
 def main(directory: str, settings: str) -> None:

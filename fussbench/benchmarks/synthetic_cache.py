@@ -34,8 +34,9 @@ def write_synthetic_cache(
     """Write a cache of ``images`` views into ``directory``, readable by
     :func:`fussbench.features.cache.open_split` with :data:`FINGERPRINT`.
 
-    - ``features.npy``: (N, C, h, w) float16, ``chunk`` rows at a time: a random block of
-      ``chunk`` rows repeated (each map's values are random; the file holds every byte);
+    - ``features.npy``: (N, C, h, w) float16, written ``chunk`` rows at a time with plain
+      file writes (no memory map: this process stays small): a random block of ``chunk``
+      rows repeated (each map's values are random; the file holds every byte);
     - ``labels.npy``: (N, h, w) uint8 zeros (labels at feature resolution, to keep the
       file small: training never reads them);
     - ``pooled.npy``: (N, C) float32 random, independent of the maps (distinct neighbours);
@@ -45,14 +46,11 @@ def write_synthetic_cache(
     directory.mkdir(parents=True, exist_ok=True)
     block = rng.standard_normal((min(chunk, images), *shape), dtype=np.float32)
     block = block.astype(np.float16)
-    features = np.lib.format.open_memmap(
-        directory / "features.npy", mode="w+", dtype=np.float16, shape=(images, *shape)
-    )
-    for start in range(0, images, len(block)):
-        stop = min(start + len(block), images)
-        features[start:stop] = block[: stop - start]
-        features.flush()
-    del features
+    header = {"descr": np.lib.format.dtype_to_descr(block.dtype), "fortran_order": False}
+    with (directory / "features.npy").open("wb") as file:
+        np.lib.format.write_array_header_1_0(file, {**header, "shape": (images, *shape)})
+        for start in range(0, images, len(block)):
+            file.write(block[: min(len(block), images - start)].tobytes())
     labels = np.lib.format.open_memmap(
         directory / "labels.npy", mode="w+", dtype=np.uint8, shape=(images, *shape[1:])
     )
