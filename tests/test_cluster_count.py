@@ -31,6 +31,7 @@ from fussbench.federation.build import FederationSettings, build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient, LocalObjective
 from fussbench.federation.cluster_count import (
+    check_clients,
     client_cluster_count,
     estimate_cluster_count,
     global_cluster_count,
@@ -86,6 +87,12 @@ def test_a_k_range_above_a_clients_pixels_names_the_param_and_the_fix():
     features = np.zeros((2, 4, 2, 3), dtype=np.float16)  # 12 pixels
     with pytest.raises(FussbenchError, match=r"model\.k_range maximum 30 .* below 12"):
         client_cluster_count(features, np.arange(2), (2, 30), seed=0)
+
+
+def test_a_run_checks_every_client_before_it_starts():
+    check_clients((2, 30), [3, 1], image_pixels=40)  # 120 and 40 pixels: both above 30
+    with pytest.raises(FussbenchError, match=r"model\.k_range maximum 50 .*client 1's .* below 40"):
+        check_clients((2, 50), [3, 1], image_pixels=40)
 
 
 # --- the global K -------------------------------------------------------------------------

@@ -74,6 +74,19 @@ def check_k_range(k_range: tuple[int, int], n_points: int, what: str) -> tuple[i
     return low, high
 
 
+def check_clients(k_range: tuple[int, int], n_images: Sequence[int], image_pixels: int) -> None:
+    """Before a run: every client can estimate a K in ``k_range`` from the pixels it will
+    sample (``n_images[c]`` images of ``image_pixels`` feature pixels each, at most
+    :data:`SAMPLED_PIXELS`).
+
+    Raises:
+        FussbenchError: one line naming ``model.k_range``, the client and the fix.
+    """
+    for client, count in enumerate(n_images):
+        sampled = min(SAMPLED_PIXELS, count * image_pixels)
+        check_k_range(k_range, sampled, f"client {client}'s sampled feature pixels")
+
+
 def sample_pixels(features: np.ndarray, rows: np.ndarray, count: int, seed: int) -> np.ndarray:
     """``count`` feature pixels drawn uniformly without replacement from ``rows`` (all of
     them when there are fewer): (P, C) float64.
