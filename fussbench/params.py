@@ -249,11 +249,15 @@ class EvaluationParams:
         matching: how clusters map to classes: ``hungarian`` (one-to-one, the paper's
             protocol) or ``majority`` (each cluster to its most frequent class; for
             over-clustering with ``model.n_clusters`` above the number of classes).
+        crf: refine the final predictions with a dense CRF over the raw images
+            (:mod:`fussbench.evaluation.crf`, needs ``pip install 'fussbench[crf]'``);
+            the per-round scores stay without it.
     """
 
     split: str | None = None
     local_max_images: int | None = 32
     matching: str = "hungarian"
+    crf: bool = False
 
 
 @dataclass(frozen=True)

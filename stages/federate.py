@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from fussbench.data.samples import DatasetSpec
 from fussbench.engines import check_engine, flower_engine
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.collapse import collapse_with_labels, collapse_without_labels
+from fussbench.evaluation.crf import evaluate_with_crf, evaluation_images
 from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.evaluation.unlabelled import has_labels
@@ -57,6 +59,8 @@ def run_fingerprint(params: Params) -> str:
     relevant["runtime"].pop("workers")
     if not params.model.auto:  # k_range changes nothing then (and old checkpoints stay valid)
         relevant["model"].pop("k_range")
+    if not params.evaluation.crf:  # likewise
+        relevant["evaluation"].pop("crf")
     if params.aggregator != "fedcc_auto":  # FedCC-Auto's own knobs change no other run
         for key in ("candidates", "score_images"):
             relevant["federation"].pop(key)
@@ -199,6 +203,7 @@ def _describe_run(
         "n_clusters": params.model.n_clusters or spec.n_classes,
         "eval_split": eval_name,
         "matching": params.evaluation.matching,
+        "crf": params.evaluation.crf and get_spec(params.aggregator).kind != "reference",
     }
 
 
@@ -327,6 +332,26 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
             resume,
         )
     state, final = result.state, result.evaluations
+    if params.evaluation.crf and labelled:  # the final predictions refined (rounds are not)
+        images = partial(
+            evaluation_images,
+            spec,
+            params.backbone_config(),
+            eval_name,
+            evaluation_split.names,
+            evaluation_split.labels.shape[1:],
+        )
+        final = [
+            evaluate_with_crf(
+                model,
+                evaluation_split.features,
+                evaluation_split.labels,
+                images(),
+                spec.n_classes,
+                matching,
+            )
+            for model in state.models
+        ]
     # a resumed run also counts the rounds it inherited (their wall time is in the records)
     inherited = sum(record.seconds for record in resume.records) if resume is not None else 0.0
     metrics = {

@@ -45,13 +45,15 @@ RESULT_COLUMNS = [
     "accuracy_hungarian",
     "miou_majority",
     "accuracy_majority",
+    "crf",
 ]
 """Columns of ``reports/results.csv``, one row per (setup, method, seed).
 ``steps_per_round`` is empty for runs whose ``metrics.json`` does not report it.
 ``n_clusters`` is the param (a number, or ``auto``); ``n_clusters_final`` the number of
 clusters of the evaluated model (the mean over the clients' models without aggregation);
 the ``_hungarian`` and ``_majority`` scores rescore the same prediction under each matching
-(empty for runs that predate them)."""
+(empty for runs that predate them); ``crf``: whether the final predictions were refined
+by the dense CRF (``evaluation.crf``)."""
 
 
 def _row(metrics: dict) -> dict[str, object]:

@@ -300,6 +300,7 @@ def main_table(
         "(reference rows excluded).",
         *missing_note(summary),
         *flag_notes(collapsed, unlabelled_setups(results, setups)),
+        *crf_note(results),
     ]
     grid = Grid(
         ["method", *setups, *setups],
@@ -527,6 +528,18 @@ def communication_table(
         caption=budget,
     )
     return _table(grid, pd.DataFrame(numbers))
+
+
+def crf_note(results: pd.DataFrame) -> list[str]:
+    """The note naming the methods whose final predictions a dense CRF refined
+    (``evaluation.crf``); none when no run used it."""
+    if "crf" not in results.columns:
+        return []
+    used = results[results["crf"].fillna(False).astype(bool)]
+    if used.empty:
+        return []
+    methods = ", ".join(dict.fromkeys(used["method"]))
+    return [f"Dense CRF on the final predictions (evaluation.crf): {methods}."]
 
 
 # --- number of clusters ---------------------------------------------------------------------
