@@ -5,20 +5,29 @@ mixture; about 3 minutes on one core). It draws 63 mixtures with known K (K in {
 8, 11, 15, 20}, dimension 8 / 32 / 128, separation s in {1, 2, 4}) and prints, for each
 criterion, the share of mixtures where the estimate is exact and within ±1, and its time.
 :mod:`fussbench.federation.cluster_count` states the result and the choice it led to.
+
+``python -m fussbench.benchmarks.cluster_count --setups camvid_domain tile_quantity``
+instead prints each client's estimate on a setup's cached training features (params.yaml
+of the working folder, no training, no labels) for pixel-sample seeds 0-2, with the
+estimate on all clients' features pooled.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
-from fussbench.federation.cluster_count import estimate_cluster_count
+from fussbench.data.partition import read_partition
+from fussbench.features.cache import cache_fingerprint, open_split
+from fussbench.federation.cluster_count import client_cluster_count, estimate_cluster_count
+from fussbench.params import load_params
+from fussbench.paths import features_dir, partition_dir
 
 K_VALUES = (2, 3, 5, 8, 11, 15, 20)
 DIMENSIONS = (8, 32, 128)
@@ -77,8 +86,32 @@ def measure(n_points: int, k_range: tuple[int, int] = (2, 30)) -> dict[str, dict
     return results
 
 
+def setup_estimates(setup: str, seeds: Sequence[int] = (0, 1, 2)) -> list[str]:
+    """One line per seed: each client's K on ``setup``'s cached training features, and K
+    of all clients' features pooled (k_range of params.yaml)."""
+    params = load_params("params.yaml", [f"setup={setup}"])
+    spec = params.dataset_spec()
+    split = spec.train_split
+    train = open_split(
+        features_dir(spec.name, params.backbone) / split,
+        cache_fingerprint(spec, split, params.backbone_config()),
+    )
+    clients = [train.rows(names) for names in read_partition(partition_dir(setup))]
+    k_range = tuple(params.model.k_range)
+    lines = [f"{setup}: {spec.n_classes} classes, clients of {[len(r) for r in clients]} rows"]
+    for seed in seeds:
+        counts = [client_cluster_count(train.features, rows, k_range, seed) for rows in clients]
+        pooled = client_cluster_count(train.features, np.concatenate(clients), k_range, seed)
+        lines.append(f"  pixel seed {seed}: clients K = {counts}, pooled K = {pooled}")
+    return lines
+
+
 if __name__ == "__main__":
     threadpool_limits(1)
+    if sys.argv[1:2] == ["--setups"]:
+        for name in sys.argv[2:]:
+            print("\n".join(setup_estimates(name)), flush=True)
+        sys.exit(0)
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 800
     for criterion, result in measure(count).items():
         print(
