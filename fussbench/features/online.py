@@ -25,6 +25,7 @@ from fussbench.errors import FussbenchError
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, forward_batch
 from fussbench.features.config import BackboneConfig
 from fussbench.features.device import Placement, resolve_placement
+from fussbench.features.rows import gather
 from fussbench.features.views import Preprocessing
 
 if TYPE_CHECKING:
@@ -116,27 +117,11 @@ class OnlineFeatures:
 
     def __getitem__(self, key: object) -> np.ndarray:
         if isinstance(key, tuple):
-            return self._gather(np.asarray(key[0], dtype=np.int64), key[1:])
+            rows = np.asarray(key[0], dtype=np.int64)
+            return gather(self._forward, rows, key[1:], self.batch_size)
         rows = _rows(len(self), key)
         maps = self._forward(rows)
         return maps[0] if np.ndim(key) == 0 and not isinstance(key, slice) else maps
-
-    def _gather(self, rows: np.ndarray, rest: tuple) -> np.ndarray:
-        """``features[rows, *rest]`` with ``rest`` index arrays as long as ``rows`` (or
-        slices), each distinct row computed once, ``batch_size`` rows at a time."""
-        unique, inverse = np.unique(rows, return_inverse=True)
-        out = None
-        for start in range(0, len(unique), self.batch_size):
-            maps = self._forward(unique[start : start + self.batch_size])
-            chosen = np.nonzero((inverse >= start) & (inverse < start + len(maps)))[0]
-            parts = tuple(
-                index[chosen] if isinstance(index, np.ndarray) else index for index in rest
-            )
-            values = maps[(inverse[chosen] - start, *parts)]
-            if out is None:
-                out = np.empty((len(rows), *values.shape[1:]), dtype=values.dtype)
-            out[chosen] = values
-        return out if out is not None else np.empty((0,), np.float32)
 
 
 class OnlineLabels:

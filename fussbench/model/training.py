@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fussbench.features.rows import FileRows
 from fussbench.model.config import TrainConfig
 from fussbench.model.head import SegmentationModel
 from fussbench.model.losses import (
@@ -44,10 +45,15 @@ class ClientData:
         cls, features: np.ndarray, pooled: np.ndarray, knn_k: int, rows: np.ndarray | None = None
     ) -> ClientData:
         """The client holding ``rows`` (default: all) of cached features (N, C, h, w) whose
-        pooled features are ``pooled`` (N, C); its neighbour lists come from its rows only."""
+        pooled features are ``pooled`` (N, C); its neighbour lists come from its rows only.
+        A cache's memory map is read with file reads (:class:`FileRows`: same values, and
+        its pages stay out of the client's resident set)."""
         rows = np.arange(features.shape[0]) if rows is None else np.asarray(rows)
         rows = rows.astype(np.int64)
-        return cls(features, rows, nearest_neighbours(np.asarray(pooled[rows]), knn_k))
+        neighbours = nearest_neighbours(np.asarray(pooled[rows]), knn_k)
+        if FileRows.readable(features):
+            features = FileRows(features)  # type: ignore[assignment]
+        return cls(features, rows, neighbours)
 
     @property
     def n_samples(self) -> int:
