@@ -25,7 +25,7 @@ from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.evaluation.unlabelled import has_labels
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
-from fussbench.features.rows import RowView
+from fussbench.features.rows import FileRows, RowView
 from fussbench.features.skew import feature_skew
 from fussbench.federation.aggregators import centroid_diagnostics
 from fussbench.federation.build import FederationSettings, build_method
@@ -112,7 +112,11 @@ def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
             with_pooled=split == spec.train_split,
         )
     directory = features_dir(spec.name, params.backbone) / split
-    return open_split(directory, cache_fingerprint(spec, split, params.backbone_config()))
+    split_cache = open_split(directory, cache_fingerprint(spec, split, params.backbone_config()))
+    # read with file reads, not through the memory maps (see FileRows): same values
+    return dataclasses.replace(
+        split_cache, features=FileRows(split_cache.features), labels=FileRows(split_cache.labels)
+    )
 
 
 def _model_entries(

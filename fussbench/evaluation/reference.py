@@ -178,5 +178,5 @@ def evaluate_majority(
         mapping=mapping,
         confusion=confusion,
         image_miou=per_image_miou(image_confusions, mapping),
-        cluster_pixels=np.array([np.asarray(eval_labels).size], dtype=np.int64),
+        cluster_pixels=np.array([np.prod(eval_labels.shape)], dtype=np.int64),
     )
