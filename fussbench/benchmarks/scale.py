@@ -44,7 +44,7 @@ def scale_benchmark(
     scratch: Path | None = None,
 ) -> list[dict[str, float]]:
     """One round per cache size in ``images``; returns one entry per size:
-    ``{"images", "peak_rss_mb", "round_s", "neighbours_s", "local_steps"}``.
+    ``{"images", "peak_rss_mb", "round_s", "round_cpu_s", "neighbours_s", "local_steps"}``.
 
     Raises:
         FussbenchError: a size below 2, or a cache that would not fit in ``scratch``.

@@ -1,10 +1,11 @@
 """One client's round on a feature cache, measured in a process of its own.
 
 ``python -m fussbench.benchmarks.scale_round CACHE_DIR SETTINGS_JSON`` prints one JSON line:
-``{"images", "neighbours_s", "round_s", "local_steps", "peak_rss_mb"}``. The peak resident
-set is this process's own high-water mark (``VmHWM`` of ``/proc/self/status``; not
-``getrusage``, whose ``ru_maxrss`` keeps the forking parent's peak across ``exec``), so each
-cache size is measured from a fresh interpreter.
+``{"images", "neighbours_s", "round_s", "round_cpu_s", "local_steps", "peak_rss_mb"}``
+(``round_cpu_s``: the round's CPU seconds, steadier than wall time on a shared machine).
+The peak resident set is this process's own high-water mark (``VmHWM`` of
+``/proc/self/status``; not ``getrusage``, whose ``ru_maxrss`` keeps the forking parent's
+peak across ``exec``), so each cache size is measured from a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ def measure_round(
     neighbours_s = time.perf_counter() - started
     client = FederatedClient(data, config)
     initial = initial_arrays(data.channels, dim, n_clusters, seed)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     client.fit(initial, seed)
     round_s = time.perf_counter() - started
+    round_cpu_s = time.process_time() - cpu_started
     return {
         "images": data.n_samples,
         "local_steps": config.local_steps,
         "neighbours_s": round(neighbours_s, 2),
         "round_s": round(round_s, 3),
+        "round_cpu_s": round(round_cpu_s, 3),
         "peak_rss_mb": round(peak_rss_kb() / 1024, 1),
     }
 
