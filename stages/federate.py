@@ -61,6 +61,8 @@ def run_fingerprint(params: Params) -> str:
         relevant["model"].pop("k_range")
     if not params.evaluation.crf:  # likewise
         relevant["evaluation"].pop("crf")
+    if params.features.store == "cache":  # the default: the fingerprint of earlier runs
+        relevant["features"].pop("store")
     if params.aggregator != "fedcc_auto":  # FedCC-Auto's own knobs change no other run
         for key in ("candidates", "score_images"):
             relevant["federation"].pop(key)

@@ -128,3 +128,12 @@ def test_a_backbone_that_cannot_be_built_is_one_line(workspace: Path, monkeypatc
             with_pooled=True,
         )
     online_module._backbone.cache_clear()
+
+
+def test_online_runs_have_their_own_fingerprint() -> None:
+    from stages.federate import run_fingerprint
+
+    cache = load_params(REPO / "params.yaml", [])
+    online = load_params(REPO / "params.yaml", ["features.store=online"])
+    assert cache.features.store == "cache"
+    assert run_fingerprint(online) != run_fingerprint(cache)
