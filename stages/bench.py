@@ -65,7 +65,7 @@ def run(params: Params, images: int) -> dict[str, object]:
                 params.aggregator, FederationSettings.from_params(params.federation), params.seed
             )[1],
             params.model.dim,
-            params.model.n_clusters or spec.n_classes,
+            _timed_clusters(params, spec),
             params.seed,
         )
         training = _training_speed(
@@ -80,6 +80,14 @@ def run(params: Params, images: int) -> dict[str, object]:
     }
 
 
+def _timed_clusters(params: Params, spec: DatasetSpec) -> int:
+    """The number of centroids the timings use: ``model.n_clusters`` when it is a number,
+    else (null, or ``auto``, whose K is only known once clients estimate it) the dataset's
+    number of classes."""
+    n_clusters = params.model.n_clusters
+    return n_clusters if isinstance(n_clusters, int) else spec.n_classes
+
+
 def _training_speed(
     features: np.ndarray, pooled: np.ndarray, params: Params, spec: DatasetSpec
 ) -> dict[str, object]:
@@ -88,7 +96,7 @@ def _training_speed(
     bf16 is timed only where the CPU multiplies it natively."""
     config = params.train_config()
     data = ClientData.from_cache(features, pooled, config.knn_k)
-    n_clusters = params.model.n_clusters or spec.n_classes
+    n_clusters = _timed_clusters(params, spec)
     native = native_bf16()
     threads = torch.get_num_threads()
     torch.set_num_threads(params.runtime.threads)  # as a federate run trains
@@ -122,7 +130,7 @@ def run_scale(params: Params, images: str, out: Path | None) -> dict[str, object
         sizes,
         params.train_config(),
         params.model.dim,
-        params.model.n_clusters or spec.n_classes,
+        _timed_clusters(params, spec),
         params.seed,
         params.runtime.threads,
     )

@@ -57,3 +57,14 @@ def test_scale_refuses_a_cache_that_will_not_fit(tmp_path: Path, monkeypatch) ->
         scale_benchmark([10], CONFIG, dim=4, n_clusters=3, seed=0, threads=1, scratch=tmp_path)
     with pytest.raises(FussbenchError, match="at least 2"):
         scale_benchmark([1], CONFIG, dim=4, n_clusters=3, seed=0, threads=1, scratch=tmp_path)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", 11), ("null", 11), ("16", 16)])
+def test_bench_times_auto_and_null_at_the_number_of_classes(value: str, expected: int) -> None:
+    from fussbench.params import load_params
+    from stages.bench import _timed_clusters
+
+    params = load_params(
+        Path("params.yaml"), [f"model.n_clusters={value}", "aggregator=fedcc_kmeans"]
+    )
+    assert _timed_clusters(params, params.dataset_spec()) == expected
