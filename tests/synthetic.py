@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fussbench.model.config import CorrespondenceWeights, TrainConfig
+
 SIZE = (8, 6)
 """(width, height) of the synthetic images."""
 
@@ -48,3 +50,17 @@ def make_magnetic_tile(root: Path, kind_counts: dict[str, int]) -> Path:
             write_image(folder / f"exp1_num_{index:03d}.jpg", mode="L")
             write_label(folder / f"exp1_num_{index:03d}.png", values=(0, 100, 200, 255))
     return root
+
+
+ROUND_CONFIG = TrainConfig(
+    local_steps=2,
+    batch_size=3,
+    lr_head=5e-4,
+    lr_centroids=5e-3,
+    feature_samples=4,
+    knn_k=2,
+    n_negatives=1,
+    dropout=0.1,
+    weights=CorrespondenceWeights(1.0, 0.577, 0.906, 0.46, 0.20, 0.40),
+)
+"""Two steps of batch 3 with the default loss weights: a round-loop test's training budget."""

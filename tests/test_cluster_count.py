@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from synthetic import CAMVID_COUNTS, make_camvid
+from synthetic import CAMVID_COUNTS, ROUND_CONFIG, make_camvid
 from typer.testing import CliRunner
 
 from fussbench.benchmarks.cluster_count import gaussian_mixture
@@ -39,7 +39,6 @@ from fussbench.federation.cluster_count import (
 )
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.rounds import run_rounds
-from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
 from fussbench.model.training import ClientData
 from fussbench.params import load_params
@@ -245,17 +244,7 @@ def test_bad_cluster_params_are_one_line_naming_the_key(tmp_path, model, fragmen
 
 # --- the round loop -----------------------------------------------------------------------
 
-CONFIG = TrainConfig(
-    local_steps=2,
-    batch_size=3,
-    lr_head=5e-4,
-    lr_centroids=5e-3,
-    feature_samples=4,
-    knn_k=2,
-    n_negatives=1,
-    dropout=0.1,
-    weights=CorrespondenceWeights(1.0, 0.577, 0.906, 0.46, 0.20, 0.40),
-)
+CONFIG = ROUND_CONFIG
 RNG = np.random.default_rng(0)
 FEATURES = RNG.normal(size=(12, 8, 4, 5)).astype(np.float16)
 LABELS = RNG.integers(0, 3, size=(12, 6, 8)).astype(np.uint8)

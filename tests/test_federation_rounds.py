@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from synthetic import ROUND_CONFIG
 
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import evaluate_model
@@ -14,21 +15,10 @@ from fussbench.federation.client import FederatedClient, LocalObjective
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.registry import get_spec, parse_method
 from fussbench.federation.rounds import run_rounds
-from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
 from fussbench.model.training import ClientData
 
-CONFIG = TrainConfig(
-    local_steps=2,
-    batch_size=3,
-    lr_head=5e-4,
-    lr_centroids=5e-3,
-    feature_samples=4,
-    knn_k=2,
-    n_negatives=1,
-    dropout=0.1,
-    weights=CorrespondenceWeights(1.0, 0.577, 0.906, 0.46, 0.20, 0.40),
-)
+CONFIG = ROUND_CONFIG
 RNG = np.random.default_rng(0)
 FEATURES = RNG.normal(size=(12, 8, 3, 4)).astype(np.float16)
 LABELS = RNG.integers(0, 3, size=(12, 6, 8)).astype(np.uint8)
