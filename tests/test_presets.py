@@ -22,7 +22,8 @@ def test_every_preset_is_a_valid_setting_of_the_repository_params(name):
     params = load_params(PARAMS, preset.overrides())
     params.setups_in_use()  # each setup's dataset is downloaded and cached
     assert params.setup in params.runs_on
-    assert params.datasets == [params.setups[params.setup]["dataset"]]
+    used = {params.setups[setup]["dataset"] for setup in params.runs_on}
+    assert sorted(params.datasets) == sorted(used)
     assert params.reports_dir == f"reports/{name}"
     for key, value in preset.values.items():
         node = params
@@ -68,7 +69,7 @@ def test_run_hands_the_command_to_dvc_and_returns_its_status(monkeypatch):
 
 def test_bad_presets_and_overrides_are_named(tmp_path, monkeypatch):
     unknown = invoke("preset", "paper_voc", "--params", PARAMS)
-    assert unknown.exit_code == 2 and "valid: paper_cityscapes_city18" in unknown.output
+    assert unknown.exit_code == 2 and "valid: paper, paper_cityscapes_city18" in unknown.output
     bad_key = invoke("preset", "paper_cocostuff27", "--params", PARAMS, "-S", "trian.x=1")
     assert bad_key.exit_code == 2 and "unknown key 'trian'" in bad_key.output
     monkeypatch.setattr(presets, "PRESETS_DIR", tmp_path)
