@@ -483,6 +483,18 @@ def verify(
     else:
         problems = stage.stale_reports(Path.cwd())
         checked = "the reports against dvc.lock"
+        for folder in stage.profile_folders(Path.cwd()):
+            profile = stage.check_profile(Path.cwd(), folder, stage.profile_values(params, folder))
+            problems += profile.problems
+            checked += f"; {folder}/ against its {stage.PROFILE_LOCK}"
+            if profile.drift:
+                _warn(
+                    f"{folder}/ was made at commit {profile.commit or '(unknown)'}; since then "
+                    f"{len(profile.drift)} of its dependencies changed ("
+                    + "; ".join(profile.drift[:4])
+                    + f"): its numbers are that commit's. Rerun the profile to refresh them: "
+                    f"fussbench preset {folder.name} --run"
+                )
     for problem in problems:
         typer.secho(problem, err=True, fg=typer.colors.RED)
     if problems:
