@@ -468,8 +468,11 @@ def verify(
     """Check that the reports in `<reports_dir>/` and `reports/main/` are what `dvc.lock`
     records: every committed output of `federate`, `collect`, `stats` and `report` has its
     recorded hash, and so do their code, their params and the dependencies present on disk.
-    CI runs it on a clean clone (no `runs/`), so a stale committed report fails. Exit status
-    1 lists each difference."""
+    CI runs it on a clean clone (no `runs/`), so a stale committed report fails. A profile
+    run as an experiment (`reports/paper/`) is checked against the lock it keeps
+    (`reports/paper/lock.yaml`): an output that differs fails; code or params changed since
+    it ran are listed as a warning, with the command that reruns it. Exit status 1 lists
+    each difference."""
     from fussbench.paths import RUNS
     from stages import verify as stage
 
