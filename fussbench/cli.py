@@ -507,6 +507,85 @@ def verify(
 
 @app.command()
 @_friendly
+def versus(
+    a: Annotated[Path, typer.Argument(help="Profile A's reports folder (holds results.csv).")],
+    b: Annotated[Path, typer.Argument(help="Profile B's reports folder, the reference.")],
+    pair: Annotated[
+        list[str],
+        typer.Option(
+            "--pair",
+            help="A_METHOD=B_METHOD, or one METHOD for both sides, or "
+            "A_METHOD=best:M1,M2,... / worst:M1,M2,... (per setup, the listed method with the "
+            "highest / lowest mean mIoU, from either profile). Repeatable.",
+        ),
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Also write OUT.md and OUT.csv (e.g. reports/x/versus).")
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+) -> None:
+    """Compare two finished profiles run against run, paired by (setup, seed): e.g. auto K
+    against the oracle K, or fedcc_auto against the best and worst fixed FedCC variant.
+    Prints a Markdown table: mean mIoU of each side, A − B with a bootstrap CI
+    (stats.n_resamples, stats.seed), two-sided Wilcoxon and t-test p-values with Holm over
+    the rows (exploratory), and seconds and bytes per round of each side."""
+    from fussbench.analysis.versus import compare_profiles, parse_pair, read_results, to_markdown
+    from fussbench.atomic import write_text
+
+    settings = load_params(params, overrides)
+    pairs = [parse_pair(text) for text in pair]
+    table = compare_profiles(
+        read_results(a), read_results(b), pairs, settings.stats.n_resamples, settings.stats.seed
+    )
+    if table.empty:
+        raise FussbenchError(
+            f"no --pair method of {a} ran on a setup of {b}: check the method names"
+        )
+    markdown = to_markdown(table, str(a), str(b))
+    if out is not None:
+        write_text(out.with_suffix(".md"), markdown)
+        write_text(out.with_suffix(".csv"), table.to_csv(index=False))
+    typer.echo(markdown)
+
+
+@app.command()
+@_friendly
+def winners(
+    setup: Annotated[
+        list[str], typer.Option("--setup", help="A setup whose runs to count (repeatable).")
+    ],
+    method: Annotated[str, typer.Option(help="The method folder under runs/<setup>/.")] = (
+        "fedcc_auto"
+    ),
+    runs: Annotated[Path, typer.Option(help="The runs folder.")] = Path("runs"),
+    out: Annotated[
+        Path | None, typer.Option(help="Also draw OUT.png and write OUT.csv (the counts).")
+    ] = None,
+) -> None:
+    """Which candidate fedcc_auto chose each round: per setup and round, how many runs
+    each candidate won (from the runs' metrics.json), printed as CSV; with --out, also a
+    figure of the shares."""
+    import pandas as pd
+
+    from fussbench.analysis.winners import winner_counts, winners_figure
+    from fussbench.atomic import write_text
+
+    counts = {
+        name: winner_counts(sorted((runs / name / method).glob("seed*/metrics.json")))
+        for name in setup
+    }
+    table = pd.concat(
+        [frame.assign(setup=name) for name, frame in counts.items()], ignore_index=True
+    )[["setup", "round", "winner", "runs"]]
+    if out is not None:
+        winners_figure(counts, out.with_suffix(".png"))
+        write_text(out.with_suffix(".csv"), table.to_csv(index=False))
+    typer.echo(table.to_csv(index=False), nl=False)
+
+
+@app.command()
+@_friendly
 def calibrate(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:
     """Measure the mean raw feature cosine of self, kNN and random pairs on the training
     split: set the train.corr shifts relative to these for a new backbone."""
