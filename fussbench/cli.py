@@ -345,6 +345,76 @@ def convergence(
     typer.echo(json.dumps(stage.report(base), indent=2))
 
 
+@app.command(name="k-sweep")
+@_friendly
+def k_sweep(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    values: Annotated[str, typer.Option(help="The fixed K to train, comma-separated.")] = (
+        "5,8,11,14,17,20"
+    ),
+    method: Annotated[str, typer.Option(help="AGGREGATOR[.MODE][.WEIGHTING] to train.")] = (
+        "fedcc_kmeans"
+    ),
+    seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0,1,2",
+    out: Annotated[Path, typer.Option(help="Folder for the runs: OUT/k<K>/seed<s>/.")] = Path(
+        "runs/k_sweep"
+    ),
+    report: Annotated[
+        Path, typer.Option(help="Write REPORT.md, REPORT.csv and REPORT.png.")
+    ] = Path("reports/k_sweep"),
+    auto: Annotated[
+        Path | None,
+        typer.Option(
+            help="A profile's results.csv holding the same method's model.n_clusters auto "
+            "runs on the setup: drawn at the K they chose."
+        ),
+    ] = None,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Only rebuild the report from finished runs.")
+    ] = False,
+) -> None:
+    """mIoU against a fixed number of clusters K (issue 13's sweep): train METHOD on the
+    setup of params (-S setup=...) at every K of --values for every seed (budget, threads
+    and workers from params; finished runs are kept, so an interrupted sweep resumes), then
+    tabulate and draw mean ± std over seeds against K, Hungarian and majority matching,
+    with --auto's runs marked at the K the federation chose."""
+    from fussbench.analysis.k_sweep import (
+        auto_points,
+        collect_sweep,
+        parse_values,
+        run_dir,
+        sweep_figure,
+        sweep_table,
+    )
+    from fussbench.atomic import write_text
+
+    base = load_params(params, overrides)
+    ks, seed_list = parse_values(values, "values"), parse_values(seeds, "seeds")
+    if min(ks) < 2:
+        raise FussbenchError(f"--values '{values}': every K must be at least 2")
+    if not report_only:
+        jobs: list[FederateJob] = []
+        for k in ks:
+            for seed in seed_list:
+                target = run_dir(out, k, seed)
+                if (target / "metrics.json").is_file():
+                    continue
+                extra = [f"seed={seed}", *_method_overrides(method), f"model.n_clusters={k}"]
+                extra.append(f"setups.{base.setup}.model.n_clusters={k}")
+                jobs.append((params, [*(overrides or []), *extra], target, None))
+        typer.echo(f"{len(jobs)} run(s) to go under {out}")
+        _federate_all(jobs, base.runtime.workers)
+    sweep = collect_sweep(out, ks, seed_list)
+    points = auto_points(auto, base.setup, method) if auto is not None else None
+    title = f"{base.setup}, {method}, {base.federation.rounds} × {base.train.local_steps} steps"
+    table = f"# mIoU against K: {title}\n\n" + sweep_table(sweep, points)
+    write_text(report.with_suffix(".md"), table)
+    write_text(report.with_suffix(".csv"), sweep.to_csv(index=False))
+    sweep_figure(sweep, points, base.dataset_spec().n_classes, title, report.with_suffix(".png"))
+    typer.echo(table)
+
+
 @app.command()
 @_friendly
 def collect(params: ParamsOption = Path("params.yaml"), overrides: SetOption = None) -> None:

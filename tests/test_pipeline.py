@@ -323,6 +323,33 @@ def test_convergence_runs_every_cell_once_and_reports_budgets(workspace):
     assert read_metrics(run)["steps_per_round"] == 4
 
 
+def test_k_sweep_trains_each_k_once_and_marks_the_auto_runs(workspace):
+    prepare()
+    tiny = ["federation.rounds=1", "train.local_steps=1", "train.batch_size=2"]
+    args = [arg for item in [*tiny, "train.knn_k=1", "runtime.workers=1"] for arg in ("-S", item)]
+    auto = workspace / "auto_results.csv"
+    pd.DataFrame(
+        [{"setup": "camvid_domain", "method": "fedcc_kmeans", "seed": 0, "status": "ok",
+          "n_clusters": "auto", "n_clusters_final": 4.0, "miou": 9.5, "miou_majority": 12.5}]
+    ).to_csv(auto, index=False)  # fmt: skip
+    sweep = ["k-sweep", "--values", "2,3", "--seeds", "0", "--auto", str(auto), *args]
+    result = invoke(*sweep)
+    assert result.exit_code == 0, result.output
+    assert "2 run(s) to go" in result.output
+    for k in (2, 3):
+        assert read_metrics(workspace / f"runs/k_sweep/k{k}/seed0")["n_clusters"] == k
+    table = pd.read_csv(workspace / "reports/k_sweep.csv")
+    assert table["k"].tolist() == [2, 3] and table["miou"].notna().all()
+    assert (
+        "| auto (4), seed 0 | 1 | 9.50 | 12.50 |" in (workspace / "reports/k_sweep.md").read_text()
+    )
+    assert (workspace / "reports/k_sweep.png").read_bytes()[:4] == b"\x89PNG"
+    again = invoke(*sweep)
+    assert again.exit_code == 0 and "0 run(s) to go" in again.output
+    bad = invoke("k-sweep", "--values", "1,x", *args)
+    assert bad.exit_code == 2 and "--values '1,x'" in bad.output
+
+
 def test_recomputed_features_are_the_cached_ones(workspace):
     """The recompute side of the round benchmark trains on the very features the cache
     holds (up to float16 rounding), so the two rounds do the same work."""
