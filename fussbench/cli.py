@@ -374,7 +374,7 @@ def k_sweep(
         bool, typer.Option("--report-only", help="Only rebuild the report from finished runs.")
     ] = False,
 ) -> None:
-    """mIoU against a fixed number of clusters K (issue 13's sweep): train METHOD on the
+    """mIoU against a fixed number of clusters K: train METHOD on the
     setup of params (-S setup=...) at every K of --values for every seed (budget, threads
     and workers from params; finished runs are kept, so an interrupted sweep resumes), then
     tabulate and draw mean ± std over seeds against K, Hungarian and majority matching,
@@ -412,6 +412,45 @@ def k_sweep(
     write_text(report.with_suffix(".md"), table)
     write_text(report.with_suffix(".csv"), sweep.to_csv(index=False))
     sweep_figure(sweep, points, base.dataset_spec().n_classes, title, report.with_suffix(".png"))
+    typer.echo(table)
+
+
+@app.command(name="crf-effect")
+@_friendly
+def crf_effect(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="Finished trained run folders, e.g. runs/camvid_domain/*/seed*."),
+    ],
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write OUT.md and OUT.csv (one row per run).")
+    ] = None,
+) -> None:
+    """mIoU with and without dense-CRF refinement of the final predictions, from the runs'
+    saved models: no training is repeated (needs pydensecrf2: pip install 'fussbench[crf]').
+    Each run is first scored as trained and must give its recorded mIoU. Reference rows
+    (no model.npz) are skipped with a notice."""
+    import pandas as pd
+
+    from fussbench.analysis.crf_effect import effect_table, rescore
+    from fussbench.atomic import write_text
+
+    rows = []
+    for run in runs:
+        if not (run / "model.npz").is_file():
+            _warn(f"{run}: no model.npz (a reference row or an unfinished run), skipped")
+            continue
+        setup = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["setup"]
+        rows.append(rescore(run, load_params(params, [*(overrides or []), f"setup={setup}"])))
+        typer.echo(json.dumps(rows[-1]))
+    if not rows:
+        raise FussbenchError("no finished trained run among the folders given")
+    table = effect_table(pd.DataFrame(rows))
+    if out is not None:
+        write_text(out.with_suffix(".md"), "# Dense CRF on the final predictions\n\n" + table)
+        write_text(out.with_suffix(".csv"), pd.DataFrame(rows).to_csv(index=False))
     typer.echo(table)
 
 

@@ -1,5 +1,6 @@
 """The CLI stages end to end on a tiny synthetic CamVid, with the real lite0 backbone."""
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -348,6 +349,28 @@ def test_k_sweep_trains_each_k_once_and_marks_the_auto_runs(workspace):
     assert again.exit_code == 0 and "0 run(s) to go" in again.output
     bad = invoke("k-sweep", "--values", "1,x", *args)
     assert bad.exit_code == 2 and "--values '1,x'" in bad.output
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pydensecrf") is None, reason="pydensecrf2 is not installed"
+)
+def test_crf_effect_rescores_saved_models_and_checks_the_record(workspace):
+    prepare()
+    run, reference = workspace / "runs/x", workspace / "runs/ref"
+    assert federate(str(run), "aggregator=fedavg").exit_code == 0
+    assert federate(str(reference), "aggregator=majority").exit_code == 0
+    out = workspace / "reports/crf_effect"
+    result = invoke("crf-effect", str(run), str(reference), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "runs/ref: no model.npz" in result.output
+    row = pd.read_csv(out.with_suffix(".csv")).iloc[0]
+    assert row["miou"] == pytest.approx(row["miou_recorded"], abs=0.01)
+    assert 0.0 <= row["miou_crf"] <= 100.0
+    assert "| camvid_domain | fedavg | 1 |" in out.with_suffix(".md").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "miou": metrics["miou"] + 5}))
+    wrong = invoke("crf-effect", str(run))
+    assert wrong.exit_code == 2 and "differs from the recorded" in wrong.output
 
 
 def test_recomputed_features_are_the_cached_ones(workspace):
