@@ -415,6 +415,31 @@ def k_sweep(
     typer.echo(table)
 
 
+@app.command(name="cluster-counts")
+@_friendly
+def cluster_counts(
+    setup: Annotated[str, typer.Option(help="The setup whose runs to read.")],
+    method: Annotated[str, typer.Option(help="The method folder under runs/<setup>/.")] = (
+        "fedcc_kmeans"
+    ),
+    runs: Annotated[Path, typer.Option(help="The runs folder.")] = Path("runs"),
+    out: Annotated[Path | None, typer.Option(help="Also write OUT.md and OUT.csv.")] = None,
+) -> None:
+    """Each client's number of clusters and the global one, per seed and round, from the
+    runs' rounds.csv (model.n_clusters: auto records them), as a Markdown table."""
+    from fussbench.analysis.cluster_counts import cluster_counts as gather
+    from fussbench.analysis.cluster_counts import counts_markdown
+    from fussbench.atomic import write_text
+
+    counts = gather(runs / setup / method)
+    table = f"# Number of clusters per client and round: {setup}, {method}\n\n"
+    table += counts_markdown(counts)
+    if out is not None:
+        write_text(out.with_suffix(".md"), table)
+        write_text(out.with_suffix(".csv"), counts.to_csv(index=False))
+    typer.echo(table)
+
+
 @app.command(name="crf-effect")
 @_friendly
 def crf_effect(

@@ -1,5 +1,6 @@
-"""`fussbench versus` (two profiles paired by seed) and `fussbench winners` (fedcc_auto's
-choices), on results and metrics files written here."""
+"""The analyses run after profiles: `fussbench versus` (two profiles paired by seed),
+`fussbench winners` (fedcc_auto's choices) and `fussbench cluster-counts`, on results,
+metrics and rounds files written here."""
 
 from __future__ import annotations
 
@@ -129,3 +130,29 @@ def test_winners_are_counted_per_round_and_drawn(tmp_path):
     assert pd.read_csv(out.with_suffix(".csv"))["runs"].sum() == 4
     empty = invoke("winners", "--setup", "s2", "--runs", str(runs), "--out", str(out))
     assert empty.exit_code == 2 and "no fedcc_auto run recorded a choice" in empty.output
+
+
+def test_cluster_counts_gather_each_seed_and_round(tmp_path):
+    method = tmp_path / "runs/s1/fedcc_kmeans"
+    for seed, global_k in ((0, [11, 9]), (1, [12, 12])):
+        (method / f"seed{seed}").mkdir(parents=True)
+        pd.DataFrame(
+            {
+                "round": [1, 2],
+                "miou": [10.0, 11.0],
+                "n_clusters_global": global_k,
+                "client0_n_clusters": [7, global_k[0]],
+                "client1_n_clusters": [2, global_k[0]],
+            }
+        ).to_csv(method / f"seed{seed}/rounds.csv", index=False)
+    out = tmp_path / "counts"
+    result = invoke(
+        "cluster-counts", "--setup", "s1", "--runs", str(tmp_path / "runs"), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out.with_suffix(".csv"))
+    assert list(table.columns) == ["seed", "round", "client0", "client1", "global"]
+    assert table["global"].tolist() == [11, 9, 12, 12]
+    assert "| 0 | 1 | 7 | 2 | 11 |" in result.output
+    empty = invoke("cluster-counts", "--setup", "s2", "--runs", str(tmp_path / "runs"))
+    assert empty.exit_code == 2 and "no seed*/rounds.csv with cluster counts" in empty.output
