@@ -168,13 +168,15 @@ def _dotted(values: dict, key: str) -> object:
 
 
 def _recorded_commit(folder: Path) -> str:
-    """The first ``commit <hex>`` named in ``folder/PROVENANCE.md`` (``""`` when none)."""
+    """The first commit named in ``folder/PROVENANCE.md`` (``Commit `<hex>```, any case and
+    markup between), or ``""`` when none."""
     import re
 
     provenance = folder / "PROVENANCE.md"
     if not provenance.is_file():
         return ""
-    found = re.search(r"commit `?([0-9a-f]{7,40})", provenance.read_text(encoding="utf-8"))
+    text = provenance.read_text(encoding="utf-8")
+    found = re.search(r"commit\W*([0-9a-f]{7,40})\b", text, flags=re.IGNORECASE)
     return found.group(1) if found else ""
 
 

@@ -93,7 +93,7 @@ def profile(tmp_path: Path) -> Path:
     for command in (["init", "--no-scm", "-q"], ["repro", "-q"]):
         subprocess.run([DVC, *command], cwd=tmp_path, check=True, capture_output=True)
     (tmp_path / "dvc.lock").rename(tmp_path / "reports/paper/lock.yaml")
-    (tmp_path / "reports/paper/PROVENANCE.md").write_text("Made at commit `abc1234`.\n")
+    (tmp_path / "reports/paper/PROVENANCE.md").write_text("- **Commit** `abc1234def` (clone).\n")
     (tmp_path / "params.yaml").write_text("reports_dir: reports\nseeds: [0]\n")
     return tmp_path
 
@@ -101,7 +101,7 @@ def profile(tmp_path: Path) -> Path:
 def test_a_fresh_profile_passes(profile):
     assert profile_folders(profile) == [Path("reports/paper")]
     check = check_profile(profile, Path("reports/paper"), PROFILE_PARAMS, ("collect",))
-    assert (check.problems, check.drift, check.commit) == ([], [], "abc1234")
+    assert (check.problems, check.drift, check.commit) == ([], [], "abc1234def")
 
 
 def test_an_edited_or_deleted_profile_report_fails(profile):
