@@ -48,6 +48,7 @@ def winners_figure(counts: dict[str, pd.DataFrame], target: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     from fussbench.atomic import atomic_path
 
@@ -73,8 +74,9 @@ def winners_figure(counts: dict[str, pd.DataFrame], target: Path) -> None:
         axis.set_xlabel("round")
         axis.set_xticks(list(shares.index))
     axes[0][0].set_ylabel("share of runs")
-    axes[0][-1].legend(fontsize="small", loc="lower right")
-    figure.tight_layout()
+    handles = [Patch(color=colours[name], label=name) for name in candidates]
+    figure.legend(handles=handles, fontsize="small", loc="center right")
+    figure.tight_layout(rect=(0, 0, 0.8, 1))
     with atomic_path(target) as path:
         figure.savefig(path, format="png", dpi=120)
     plt.close(figure)
