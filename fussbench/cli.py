@@ -400,7 +400,8 @@ def k_sweep(
                 target = run_dir(out, k, seed)
                 if (target / "metrics.json").is_file():
                     continue
-                extra = [f"seed={seed}", *_method_overrides(method), f"model.n_clusters={k}"]
+                # at setup level, so it also wins over a setup's own K (the tile's 2)
+                extra = [f"seed={seed}", *_method_overrides(method)]
                 extra.append(f"setups.{base.setup}.model.n_clusters={k}")
                 jobs.append((params, [*(overrides or []), *extra], target, None))
         typer.echo(f"{len(jobs)} run(s) to go under {out}")
@@ -428,12 +429,12 @@ def cluster_counts(
     """Each client's number of clusters and the global one, per seed and round, from the
     runs' rounds.csv (model.n_clusters: auto records them), as a Markdown table."""
     from fussbench.analysis.cluster_counts import cluster_counts as gather
-    from fussbench.analysis.cluster_counts import counts_markdown
     from fussbench.atomic import write_text
+    from fussbench.reporting.results import markdown_table
 
     counts = gather(runs / setup / method)
     table = f"# Number of clusters per client and round: {setup}, {method}\n\n"
-    table += counts_markdown(counts)
+    table += markdown_table(counts)
     if out is not None:
         write_text(out.with_suffix(".md"), table)
         write_text(out.with_suffix(".csv"), counts.to_csv(index=False))

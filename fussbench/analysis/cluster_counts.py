@@ -45,13 +45,3 @@ def cluster_counts(method_dir: Path) -> pd.DataFrame:
             f"{method_dir}: no seed*/rounds.csv with cluster counts; run the method first"
         )
     return pd.concat(frames, ignore_index=True).sort_values(["seed", "round"], ignore_index=True)
-
-
-def counts_markdown(counts: pd.DataFrame) -> str:
-    """The table as Markdown, numbers without decimals, a dash where a value is missing."""
-    columns = list(counts.columns)
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---:" for _ in columns) + " |"]
-    for row in counts.itertuples(index=False):
-        cells = ["—" if pd.isna(value) else f"{value:g}" for value in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
