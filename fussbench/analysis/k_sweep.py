@@ -114,6 +114,7 @@ def sweep_figure(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from fussbench.atomic import atomic_path
 
@@ -138,6 +139,7 @@ def sweep_figure(
                 label=f"auto K, {label}", zorder=3,
             )  # fmt: skip
     axis.axvline(n_classes, linestyle="--", color="grey", label=f"classes ({n_classes})")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("number of clusters K")
     axis.set_ylabel("mIoU (%)")
     axis.set_title(title)
