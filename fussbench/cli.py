@@ -457,7 +457,8 @@ def crf_effect(
     """mIoU with and without dense-CRF refinement of the final predictions, from the runs'
     saved models: no training is repeated (needs pydensecrf2: pip install 'fussbench[crf]').
     Each run is first scored as trained and must give its recorded mIoU. Reference rows
-    (no model.npz) are skipped with a notice."""
+    (no model.npz) are skipped with a notice. OUT is rewritten after every run, so a
+    stopped command keeps the rows it finished."""
     import pandas as pd
 
     from fussbench.analysis.crf_effect import effect_table, rescore
@@ -468,16 +469,17 @@ def crf_effect(
         if not (run / "model.npz").is_file():
             _warn(f"{run}: no model.npz (a reference row or an unfinished run), skipped")
             continue
-        setup = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["setup"]
-        rows.append(rescore(run, load_params(params, [*(overrides or []), f"setup={setup}"])))
+        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+        setup_params = load_params(params, [*(overrides or []), f"setup={metrics['setup']}"])
+        rows.append(rescore(run, metrics, setup_params))
         typer.echo(json.dumps(rows[-1]))
+        if out is not None:
+            table = effect_table(pd.DataFrame(rows))
+            write_text(out.with_suffix(".md"), "# Dense CRF on the final predictions\n\n" + table)
+            write_text(out.with_suffix(".csv"), pd.DataFrame(rows).to_csv(index=False))
     if not rows:
         raise FussbenchError("no finished trained run among the folders given")
-    table = effect_table(pd.DataFrame(rows))
-    if out is not None:
-        write_text(out.with_suffix(".md"), "# Dense CRF on the final predictions\n\n" + table)
-        write_text(out.with_suffix(".csv"), pd.DataFrame(rows).to_csv(index=False))
-    typer.echo(table)
+    typer.echo(effect_table(pd.DataFrame(rows)))
 
 
 @app.command()

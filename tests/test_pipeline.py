@@ -367,10 +367,15 @@ def test_crf_effect_rescores_saved_models_and_checks_the_record(workspace):
     assert row["miou"] == pytest.approx(row["miou_recorded"], abs=0.01)
     assert 0.0 <= row["miou_crf"] <= 100.0
     assert "| camvid_domain | fedavg | 1 |" in out.with_suffix(".md").read_text()
-    metrics = json.loads((run / "metrics.json").read_text())
-    (run / "metrics.json").write_text(json.dumps({**metrics, "miou": metrics["miou"] + 5}))
-    wrong = invoke("crf-effect", str(run))
+    edited = workspace / "runs/edited"
+    shutil.copytree(run, edited)
+    metrics = json.loads((edited / "metrics.json").read_text())
+    (edited / "metrics.json").write_text(json.dumps({**metrics, "miou": metrics["miou"] + 5}))
+    out.with_suffix(".csv").unlink()
+    wrong = invoke("crf-effect", str(run), str(edited), "--out", str(out))
     assert wrong.exit_code == 2 and "differs from the recorded" in wrong.output
+    kept = pd.read_csv(out.with_suffix(".csv"))
+    assert kept["run"].tolist() == [str(run)]  # the rows finished before the error stay
 
 
 def test_recomputed_features_are_the_cached_ones(workspace):

@@ -10,9 +10,9 @@ over its models, as in ``metrics.json``.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,11 +45,12 @@ def load_models(path: Path) -> list[ModelArrays]:
     return [models[index] for index in sorted(models)]
 
 
-def rescore(run: Path, params: Params) -> dict[str, object]:
+def rescore(run: Path, metrics: dict[str, Any], params: Params) -> dict[str, object]:
     """One run's mIoU without and with the CRF.
 
     Args:
-        run: a finished run folder (``metrics.json`` and ``model.npz``).
+        run: a finished run folder (``model.npz``).
+        metrics: the run's ``metrics.json``.
         params: the params with the run's setup selected (dataset, backbone, caches).
 
     Returns:
@@ -59,7 +60,6 @@ def rescore(run: Path, params: Params) -> dict[str, object]:
         FussbenchError: when the rescored mIoU differs from the recorded one: the run was
             made from another feature cache or matching than these params give.
     """
-    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     spec = params.dataset_spec()
     split = metrics["eval_split"]
     config = params.backbone_config()
