@@ -401,8 +401,11 @@ def k_sweep(
                 if (target / "metrics.json").is_file():
                     continue
                 # at setup level, so it also wins over a setup's own K (the tile's 2)
-                extra = [f"seed={seed}", *_method_overrides(method)]
-                extra.append(f"setups.{base.setup}.model.n_clusters={k}")
+                extra = [
+                    f"seed={seed}",
+                    *_method_overrides(method),
+                    f"setups.{base.setup}.model.n_clusters={k}",
+                ]
                 jobs.append((params, [*(overrides or []), *extra], target, None))
         typer.echo(f"{len(jobs)} run(s) to go under {out}")
         _federate_all(jobs, base.runtime.workers)
@@ -473,13 +476,14 @@ def crf_effect(
         setup_params = load_params(params, [*(overrides or []), f"setup={metrics['setup']}"])
         rows.append(rescore(run, metrics, setup_params))
         typer.echo(json.dumps(rows[-1]))
+        frame = pd.DataFrame(rows)
+        table = effect_table(frame)
         if out is not None:
-            table = effect_table(pd.DataFrame(rows))
             write_text(out.with_suffix(".md"), "# Dense CRF on the final predictions\n\n" + table)
-            write_text(out.with_suffix(".csv"), pd.DataFrame(rows).to_csv(index=False))
+            write_text(out.with_suffix(".csv"), frame.to_csv(index=False))
     if not rows:
         raise FussbenchError("no finished trained run among the folders given")
-    typer.echo(effect_table(pd.DataFrame(rows)))
+    typer.echo(table)
 
 
 @app.command()
