@@ -317,13 +317,18 @@ def convergence(
     params: ParamsOption = Path("params.yaml"),
     overrides: SetOption = None,
     report_only: Annotated[
-        bool, typer.Option("--report-only", help="Only rebuild the report from finished runs.")
+        bool,
+        typer.Option(
+            "--report-only", help="Only record the runs there are and rebuild the report."
+        ),
     ] = False,
 ) -> None:
     """Measure global mIoU against local steps: every setup × method × seed × steps of
     `convergence:` runs `convergence.rounds` rounds of that many local steps per client,
-    evaluated after every round, into `convergence.out` (finished runs are kept, so an
-    interrupted study resumes), plus the kmeans reference of each setup and seed. Then
+    evaluated after every round, into `convergence.out`, plus the kmeans reference of each
+    setup and seed. Every run's per-round mIoU is recorded in
+    `<reports_dir>/convergence_runs.csv`: commit it with the report, and the study resumes
+    from it on any machine (a run it holds finished is not redone). Then
     `<reports_dir>/convergence.{md,csv,png}` show the curves and the paper and default
     budgets the rules of `convergence:` choose."""
     from stages import convergence as stage
@@ -331,10 +336,8 @@ def convergence(
     base = load_params(params, overrides)
     if not report_only:
         jobs: list[FederateJob] = []
-        for setup, method, seed, steps in stage.jobs(base):
+        for setup, method, seed, steps in stage.pending(base, stage.collect_records(base)):
             out = stage.run_dir(base, setup, method, seed, steps)
-            if (out / "metrics.json").is_file():
-                continue
             extra = [f"setup={setup}", f"seed={seed}", *_method_overrides(method)]
             extra.append(f"federation.rounds={base.convergence.rounds}")
             if steps is not None:
@@ -358,7 +361,7 @@ def k_sweep(
     ),
     seeds: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0,1,2",
     out: Annotated[Path, typer.Option(help="Folder for the runs: OUT/k<K>/seed<s>/.")] = Path(
-        "runs/k_sweep"
+        "studies/k_sweep"
     ),
     report: Annotated[
         Path, typer.Option(help="Write REPORT.md, REPORT.csv and REPORT.png.")

@@ -57,35 +57,115 @@ def jobs(params: Params) -> list[tuple[str, str, int, int | None]]:
     return [*references, *trained]
 
 
-def _curves(params: Params) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Per-round mIoU of every finished trained run (columns ``CURVE_COLUMNS``) and the
-    mean kmeans mIoU of each setup."""
-    frames, references = [], {}
-    for setup, method, seed, steps in jobs(params):
-        folder = run_dir(params, setup, method, seed, steps)
-        if steps is None:
-            metrics = folder / "metrics.json"
-            if metrics.is_file():
-                references.setdefault(setup, []).append(json.loads(metrics.read_text())["miou"])
-            continue
-        rounds = folder / "rounds.csv"
-        if not rounds.is_file():
-            continue
-        frame = pd.read_csv(rounds)[["round", "miou"]]
-        frames.append(frame.assign(setup=setup, method=method, local_steps=steps, seed=seed))
-    if not frames:
+RECORD_DTYPES = {
+    "setup": str,
+    "method": str,
+    "local_steps": int,
+    "seed": int,
+    "round": int,
+    "miou": float,
+    "finished": bool,
+}
+RECORD_COLUMNS = tuple(RECORD_DTYPES)
+"""One row per evaluated round of one run; a kmeans reference is one row with local_steps
+and round 0; ``finished``: the run wrote its final metrics (an interrupted run is redone)."""
+
+
+def records_path(params: Params) -> Path:
+    """The study's per-round records, ``<reports_dir>/convergence_runs.csv``: committed with
+    the report, so that a study resumes on another machine from what it has recorded."""
+    return Path(params.reports_dir) / "convergence_runs.csv"
+
+
+def _run_records(params: Params, job: tuple[str, str, int, int | None]) -> pd.DataFrame | None:
+    """The records of one run read from its folder (None: it has not evaluated a round)."""
+    setup, method, seed, steps = job
+    folder = run_dir(params, *job)
+    finished = (folder / "metrics.json").is_file()
+    if steps is None:
+        if not finished:
+            return None
+        miou = json.loads((folder / "metrics.json").read_text())["miou"]
+        rounds = pd.DataFrame({"round": [0], "miou": [miou]})
+    elif (folder / "rounds.csv").is_file():
+        rounds = pd.read_csv(folder / "rounds.csv")[["round", "miou"]]
+    else:
+        return None
+    frame = rounds.assign(
+        setup=setup, method=method, local_steps=steps or 0, seed=seed, finished=finished
+    )
+    return frame[list(RECORD_COLUMNS)]
+
+
+def _key(frame: pd.DataFrame) -> pd.Series:
+    """(setup, method, local_steps, seed) of each row, as one comparable value."""
+    keys = frame[list(RECORD_COLUMNS[:4])].itertuples(index=False, name=None)
+    return pd.Series(list(keys), index=frame.index, dtype=object)
+
+
+def _job_key(job: tuple[str, str, int, int | None]) -> tuple[str, str, int, int]:
+    """The :func:`_key` of a job of :func:`jobs`."""
+    setup, method, seed, steps = job
+    return setup, method, steps or 0, seed
+
+
+def collect_records(params: Params) -> pd.DataFrame:
+    """Merge the runs under ``convergence.out`` into the recorded runs and write them back.
+
+    A run's folder replaces its recorded rows unless the record is finished and the folder
+    is not (a rerun interrupted after the record was made).
+
+    Returns:
+        columns :data:`RECORD_COLUMNS`, one row per evaluated round of every known run.
+    """
+    path = records_path(params)
+    recorded = (
+        pd.read_csv(path, dtype=RECORD_DTYPES)
+        if path.is_file()
+        else pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in RECORD_DTYPES.items()})
+    )
+    done = set(_key(recorded[recorded["finished"]]))
+    fresh = []
+    for job in jobs(params):
+        run = _run_records(params, job)
+        if run is not None and (run["finished"].all() or _job_key(job) not in done):
+            fresh.append(run)
+    if fresh:
+        replaced = set().union(*(set(_key(run)) for run in fresh))
+        kept = recorded[~_key(recorded).isin(replaced)] if len(recorded) else recorded
+        recorded = pd.concat([kept, *fresh], ignore_index=True).astype(RECORD_DTYPES)
+        recorded = recorded.sort_values(list(RECORD_COLUMNS[:5]), ignore_index=True)
+        write_text(path, recorded.to_csv(index=False, float_format="%.4f"))
+    return recorded
+
+
+def pending(params: Params, records: pd.DataFrame) -> list[tuple[str, str, int, int | None]]:
+    """The study's runs (as :func:`jobs`) that ``records`` (from :func:`collect_records`)
+    do not hold finished."""
+    done = set(_key(records[records["finished"]]))
+    return [job for job in jobs(params) if _job_key(job) not in done]
+
+
+def _curves(params: Params, records: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per-round mIoU of the study's trained runs in ``records`` (columns
+    ``CURVE_COLUMNS``) and the mean kmeans mIoU of each setup."""
+    records = records[_key(records).isin({_job_key(job) for job in jobs(params)})]
+    trained = records[records["method"] != REFERENCE]
+    if trained.empty:
         raise FussbenchError(
-            f"no finished run under {params.convergence.out}: run `fussbench convergence` first"
+            f"no run of the study recorded in {records_path(params)} or under "
+            f"{params.convergence.out}: run `fussbench convergence` first"
         )
-    curves = pd.concat(frames, ignore_index=True)[list(CURVE_COLUMNS)]
-    means = {setup: float(pd.Series(values).mean()) for setup, values in references.items()}
-    return curves, means
+    reference = records[records["method"] == REFERENCE]
+    means = reference.groupby("setup")["miou"].mean()
+    return trained[list(CURVE_COLUMNS)], {setup: float(m) for setup, m in means.items()}
 
 
 def report(params: Params) -> dict[str, dict[str, str | None]]:
     """Write the convergence report; return the chosen budgets per setup."""
     study = params.convergence
-    curves, references = _curves(params)
+    records = collect_records(params)
+    curves, references = _curves(params, records)
     table = budget_table(curves)
     setups = [setup for setup in study.setups if setup in set(curves["setup"])]
     chosen: dict[str, dict[str, Budget | None]] = {}
@@ -109,7 +189,7 @@ def report(params: Params) -> dict[str, dict[str, str | None]]:
             "default budget": default,
         }
     expected = [job for job in jobs(params) if job[3] is not None]
-    unfinished = [job for job in expected if not (run_dir(params, *job) / "metrics.json").is_file()]
+    unfinished = [job for job in pending(params, records) if job[3] is not None]
     status = (
         f"**Incomplete: {len(unfinished)} of {len(expected)} runs have not finished** (their "
         "finished rounds are shown); the budgets below are provisional until they do."
@@ -132,6 +212,8 @@ def report(params: Params) -> dict[str, dict[str, str | None]]:
         f"both beat the kmeans reference by at least {study.margin} mIoU.",
         "- Cost = rounds × steps per round (local steps per client); ties go to fewer rounds. "
         "Cells: mean ± std over seeds (number of seeds).",
+        f"- Every run's mIoU after every round: [{records_path(params).name}]"
+        f"({records_path(params).name}); `fussbench convergence` resumes from it.",
         "",
         "![convergence](convergence.png)",
     ]

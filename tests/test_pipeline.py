@@ -320,8 +320,41 @@ def test_convergence_runs_every_cell_once_and_reports_budgets(workspace):
     assert "Paper budget" in (workspace / "reports/convergence.md").read_text()
     again = invoke("convergence", *args)
     assert again.exit_code == 0 and "0 run(s) to go" in again.output
-    run = workspace / "runs/convergence/camvid_domain/centralized/steps2/seed0"
+    run = workspace / "studies/convergence/camvid_domain/centralized/steps2/seed0"
     assert read_metrics(run)["steps_per_round"] == 4
+
+
+def test_convergence_resumes_from_its_records_without_the_runs(workspace):
+    prepare()
+    study = [
+        "convergence.setups=[camvid_domain]",
+        "convergence.methods=[fedavg]",
+        "convergence.seeds=[0]",
+        "convergence.local_steps=[1]",
+        "convergence.rounds=2",
+        "train.batch_size=2",
+        "train.knn_k=1",
+        "runtime.workers=1",
+    ]
+    args = [arg for item in study for arg in ("-S", item)]
+    assert invoke("convergence", *args).exit_code == 0
+    records_file = workspace / "reports/convergence_runs.csv"
+    records = pd.read_csv(records_file)
+    original = records.copy()
+    trained = records[records["method"] == "fedavg"]
+    assert list(trained["round"]) == [1, 2] and trained["finished"].all()
+    assert list(records.loc[records["method"] == "kmeans", "round"]) == [0]
+    report = (workspace / "reports/convergence.md").read_text()
+    shutil.rmtree(workspace / "studies/convergence")  # a new machine: only the records travel
+    again = invoke("convergence", *args)
+    assert again.exit_code == 0 and "0 run(s) to go" in again.output, again.output
+    assert (workspace / "reports/convergence.md").read_text() == report
+    # a run recorded as stopped after round 1 is redone, and only that one
+    records.loc[records["method"] == "fedavg", "finished"] = False
+    records[records["round"] < 2].to_csv(records_file, index=False)
+    partial = invoke("convergence", *args)
+    assert partial.exit_code == 0 and "1 run(s) to go" in partial.output, partial.output
+    assert pd.read_csv(records_file).equals(original)  # same seed, same numbers
 
 
 def test_k_sweep_trains_each_k_once_and_marks_the_auto_runs(workspace):
@@ -338,7 +371,7 @@ def test_k_sweep_trains_each_k_once_and_marks_the_auto_runs(workspace):
     assert result.exit_code == 0, result.output
     assert "2 run(s) to go" in result.output
     for k in (2, 3):
-        assert read_metrics(workspace / f"runs/k_sweep/k{k}/seed0")["n_clusters"] == k
+        assert read_metrics(workspace / f"studies/k_sweep/k{k}/seed0")["n_clusters"] == k
     table = pd.read_csv(workspace / "reports/k_sweep.csv")
     assert table["k"].tolist() == [2, 3] and table["miou"].notna().all()
     assert (
