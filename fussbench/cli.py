@@ -20,7 +20,7 @@ import typer
 
 from fussbench.errors import FussbenchError
 from fussbench.params import load_params
-from fussbench.paths import seed_dir
+from fussbench.paths import features_dir, partition_dir, raw_dir, seed_dir
 
 if TYPE_CHECKING:
     from fussbench.engines.flower.launcher import Connection
@@ -306,6 +306,22 @@ def _superlink_connection(
     return Connection(address, insecure, root_certificates)
 
 
+def _prepare_setups(params: Path, overrides: list[str], setups: list[str]) -> None:
+    """Download, cache the features of and partition each of ``setups`` that lacks them
+    (the studies train setups the pipeline has not prepared)."""
+    from stages import download, features, partition
+
+    for setup in setups:
+        settings = load_params(params, [*overrides, f"setup={setup}"])
+        dataset = settings.dataset_spec().name
+        if not raw_dir(dataset).is_dir():
+            typer.echo(f"dataset ready at {download.run(settings)}")
+        if not features_dir(dataset, settings.backbone).is_dir():
+            typer.echo(f"features cached in {features.run(settings)}")
+        if not partition_dir(setup).is_dir():
+            typer.echo(f"partition written to {partition.run(settings)}")
+
+
 def _echo_summary(metrics: dict[str, object]) -> None:
     summary = {key: metrics[key] for key in ("setup", "method", "seed", "miou", "accuracy")}
     typer.echo(json.dumps(summary))
@@ -330,13 +346,16 @@ def convergence(
     `<reports_dir>/convergence_runs.csv`: commit it with the report, and the study resumes
     from it on any machine (a run it holds finished is not redone). Then
     `<reports_dir>/convergence.{md,csv,png}` show the curves and the paper and default
-    budgets the rules of `convergence:` choose."""
+    budgets the rules of `convergence:` choose. A setup whose dataset, features or
+    partition is missing is prepared first."""
     from stages import convergence as stage
 
     base = load_params(params, overrides)
     if not report_only:
+        todo = stage.pending(base, stage.collect_records(base))
+        _prepare_setups(params, overrides or [], sorted({job[0] for job in todo}))
         jobs: list[FederateJob] = []
-        for setup, method, seed, steps in stage.pending(base, stage.collect_records(base)):
+        for setup, method, seed, steps in todo:
             out = stage.run_dir(base, setup, method, seed, steps)
             extra = [f"setup={setup}", f"seed={seed}", *_method_overrides(method)]
             extra.append(f"federation.rounds={base.convergence.rounds}")
@@ -410,6 +429,8 @@ def k_sweep(
                     f"setups.{base.setup}.model.n_clusters={k}",
                 ]
                 jobs.append((params, [*(overrides or []), *extra], target, None))
+        if jobs:
+            _prepare_setups(params, overrides or [], [base.setup])
         typer.echo(f"{len(jobs)} run(s) to go under {out}")
         _federate_all(jobs, base.runtime.workers)
     sweep = collect_sweep(out, ks, seed_list)

@@ -324,8 +324,7 @@ def test_convergence_runs_every_cell_once_and_reports_budgets(workspace):
     assert read_metrics(run)["steps_per_round"] == 4
 
 
-def test_convergence_resumes_from_its_records_without_the_runs(workspace):
-    prepare()
+def test_convergence_prepares_its_setup_and_resumes_from_its_records(workspace):
     study = [
         "convergence.setups=[camvid_domain]",
         "convergence.methods=[fedavg]",
@@ -337,7 +336,9 @@ def test_convergence_resumes_from_its_records_without_the_runs(workspace):
         "runtime.workers=1",
     ]
     args = [arg for item in study for arg in ("-S", item)]
-    assert invoke("convergence", *args).exit_code == 0
+    first = invoke("convergence", *args)  # nothing downloaded, cached or partitioned yet
+    assert first.exit_code == 0, first.output
+    assert "partition written to data/partitions/camvid_domain" in first.output
     records_file = workspace / "reports/convergence_runs.csv"
     records = pd.read_csv(records_file)
     original = records.copy()
