@@ -132,7 +132,7 @@ def collect_records(params: Params) -> pd.DataFrame:
             fresh.append(run)
     if fresh:
         replaced = set().union(*(set(_key(run)) for run in fresh))
-        kept = recorded[~_key(recorded).isin(replaced)] if len(recorded) else recorded
+        kept = recorded[~_key(recorded).isin(replaced)]
         recorded = pd.concat([kept, *fresh], ignore_index=True).astype(RECORD_DTYPES)
         recorded = recorded.sort_values(list(RECORD_COLUMNS[:5]), ignore_index=True)
         write_text(path, recorded.to_csv(index=False, float_format="%.4f"))
