@@ -103,6 +103,11 @@ def _key(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(list(keys), index=frame.index, dtype=object)
 
 
+def _finished_keys(records: pd.DataFrame) -> set[tuple[str, str, int, int]]:
+    """The :func:`_key` of every run that ``records`` hold finished."""
+    return set(_key(records[records["finished"]]))
+
+
 def _job_key(job: tuple[str, str, int, int | None]) -> tuple[str, str, int, int]:
     """The :func:`_key` of a job of :func:`jobs`."""
     setup, method, seed, steps = job
@@ -124,7 +129,7 @@ def collect_records(params: Params) -> pd.DataFrame:
         if path.is_file()
         else pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in RECORD_DTYPES.items()})
     )
-    done = set(_key(recorded[recorded["finished"]]))
+    done = _finished_keys(recorded)
     fresh = []
     for job in jobs(params):
         run = _run_records(params, job)
@@ -142,7 +147,7 @@ def collect_records(params: Params) -> pd.DataFrame:
 def pending(params: Params, records: pd.DataFrame) -> list[tuple[str, str, int, int | None]]:
     """The study's runs (as :func:`jobs`) that ``records`` (from :func:`collect_records`)
     do not hold finished."""
-    done = set(_key(records[records["finished"]]))
+    done = _finished_keys(records)
     return [job for job in jobs(params) if _job_key(job) not in done]
 
 
