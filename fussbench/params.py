@@ -322,7 +322,7 @@ class ConvergenceParams:
     rounds: int = 5
     tolerance: float = 0.5
     margin: float = 2.0
-    out: str = "runs/convergence"
+    out: str = "studies/convergence"
 
 
 @dataclass(frozen=True)
@@ -674,7 +674,7 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a params mapping.
 
     Raises:
-        FussbenchError: for an override without ``=``.
+        FussbenchError: for an override without ``=``, or whose value is not valid YAML.
     """
     for override in overrides:
         key, sep, raw = override.partition("=")
@@ -686,7 +686,14 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise FussbenchError(f"override '{override}': '{part}' is not a section")
-        node[leaf] = yaml.safe_load(raw)
+        try:
+            node[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or "not valid YAML"
+            raise FussbenchError(
+                f"override '{override}': the value is not valid YAML ({problem}); quote a "
+                "list or mapping for the shell, e.g. -S 'compare=[local,fedavg]'"
+            ) from error
     return values
 
 

@@ -50,6 +50,9 @@ def test_missing_file_and_bad_override(tmp_path):
     (tmp_path / "p.yaml").write_text("seed: 1\n")
     with pytest.raises(FussbenchError, match="key.sub=value"):
         load_params(tmp_path / "p.yaml", ["seed"])
+    # what an unquoted -S federation={rounds: 5} leaves after the shell splits it
+    with pytest.raises(FussbenchError, match=r"override 'federation=\{rounds'.*not valid YAML"):
+        load_params(tmp_path / "p.yaml", ["federation={rounds"])
 
 
 def test_setup_values_merge_over_the_top_level_and_overrides_win(tmp_path):
