@@ -73,6 +73,42 @@ DatasetOption = Annotated[
 
 @app.command()
 @_friendly
+def check(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    marker: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write this file, whose text never changes (the DVC stage `check` "
+            "writes it so that every later stage waits for the check without rerunning)."
+        ),
+    ] = None,
+) -> None:
+    """Check every param, the method names and knobs against the method registry, in
+    seconds: the pipeline's first stage, so a bad `dvc exp run -S` fails before any work."""
+    from fussbench.atomic import write_text
+    from fussbench.methods.check import load_checked_params
+
+    settings = load_checked_params(params, overrides)
+    settings.setups_in_use()
+    if marker is not None:
+        write_text(marker, "params checked by `fussbench check`\n")
+    typer.echo(f"{params}: ok")
+
+
+@app.command()
+@_friendly
+def methods() -> None:
+    """List every method params may name (`aggregator`, `compare`), from the method
+    registry: family, modes, knobs under `federation:` with their defaults and ranges, what
+    each declares (baseline, auto K, client term, what the server needs) and what it is."""
+    from fussbench.methods.listing import methods_table
+
+    typer.echo(methods_table(), nl=False)
+
+
+@app.command()
+@_friendly
 def download(
     params: ParamsOption = Path("params.yaml"),
     overrides: SetOption = None,
@@ -217,16 +253,17 @@ def federate(
         ),
     ] = None,
 ) -> None:
-    """Train with the aggregator from params (local, centralized, fedavg, fedprox, fedmoon,
-    fedcc_kmeans, fedcc_maximin, fedcc_matched, fedcc_auto), or score a reference (kmeans,
-    kmeans_local, majority), for federation.rounds rounds of train.local_steps steps per
-    client, evaluating every round. An interrupted run with the same params resumes from
-    its last completed round."""
+    """Train with the aggregator from params, or score a reference, for federation.rounds
+    rounds of train.local_steps steps per client, evaluating every round. An interrupted
+    run with the same params resumes from its last completed round. The methods (from the
+    registry, `fussbench methods` describes each):"""
+    from fussbench.methods.check import load_checked_params
+
     extra = _method_overrides(method) if method is not None else []
     if engine is not None:
         extra.append(f"engine={engine}")
     overrides = [*extra, *(overrides or [])]
-    base = load_params(params, overrides)
+    base = load_checked_params(params, overrides)
     connection = _superlink_connection(base.engine, superlink, root_certificates, insecure)
     if all_seeds and summary is not None:
         raise FussbenchError("--summary records one run: leave it out with --all-seeds")
@@ -247,7 +284,7 @@ def federate(
 
 def _method_overrides(method: str) -> list[str]:
     """The params overrides of a comparison cell AGGREGATOR[.MODE][.WEIGHTING]."""
-    from fussbench.federation.registry import parse_method
+    from fussbench.methods import parse_method
 
     cell = parse_method(method)
     mode = cell.mode if cell.mode is not None else "null"
@@ -279,9 +316,10 @@ def _federate_one(
     params: Path, overrides: list[str], out: Path, superlink: Connection | None = None
 ) -> dict[str, object]:
     """One run of the federate stage (also the unit of work of ``--all-seeds``)."""
+    from fussbench.methods.check import load_checked_params
     from stages import federate as stage
 
-    return stage.run(load_params(params, overrides), out, superlink)
+    return stage.run(load_checked_params(params, overrides), out, superlink)
 
 
 def _superlink_connection(
@@ -348,9 +386,10 @@ def convergence(
     `<reports_dir>/convergence.{md,csv,png}` show the curves and the paper and default
     budgets the rules of `convergence:` choose. A setup whose dataset, features or
     partition is missing is prepared first."""
+    from fussbench.methods.check import load_checked_params
     from stages import convergence as stage
 
-    base = load_params(params, overrides)
+    base = load_checked_params(params, overrides)
     if not report_only:
         todo = stage.pending(base, stage.collect_records(base))
         _prepare_setups(params, overrides or [], sorted({job[0] for job in todo}))
@@ -516,9 +555,10 @@ def collect(params: ParamsOption = Path("params.yaml"), overrides: SetOption = N
     """Gather the final numbers of every comparison run (runs_on × compare × seeds) into
     `<reports_dir>/results.csv`, and their mean ± std over seeds into
     `<reports_dir>/results_summary.md`."""
+    from fussbench.methods.check import load_checked_params
     from stages import collect as stage
 
-    settings = load_params(params, overrides)
+    settings = load_checked_params(params, overrides)
     missing = stage.run(settings)
     if missing:
         _warn(f"{len(missing)} run(s) missing, marked in results.csv: " + ", ".join(missing[:5]))
@@ -534,10 +574,11 @@ def stats(params: ParamsOption = Path("params.yaml"), overrides: SetOption = Non
     paired t-test with Holm correction, mean difference with a bootstrap 95% CI. Reads
     `<reports_dir>/results.csv` and the runs' `images.csv`; writes
     `<reports_dir>/significance.csv` and `significance.md`."""
+    from fussbench.methods.check import load_checked_params
     from fussbench.paths import RUNS
     from stages import stats as stage
 
-    settings = load_params(params, overrides)
+    settings = load_checked_params(params, overrides)
     reports = Path(settings.reports_dir)
     frame = stage.run(
         reports / "results.csv",
@@ -584,7 +625,9 @@ def report(
     from stages import report as stage
 
     overrides = overrides or []
-    settings = load_params(params, overrides)
+    from fussbench.methods.check import load_checked_params
+
+    settings = load_checked_params(params, overrides)
     reports = Path(settings.reports_dir)
     identity = json.dumps(dataclasses.asdict(settings), sort_keys=True).encode()
     loader = None
@@ -855,7 +898,9 @@ def preset(
             typer.echo(f"{known}: {load_preset(known).description}")
         return
     chosen = [*load_preset(name).overrides(), *(overrides or [])]
-    load_params(params, chosen).setups_in_use()  # a bad preset or -S fails here, named
+    from fussbench.methods.check import load_checked_params
+
+    load_checked_params(params, chosen).setups_in_use()  # a bad preset or -S fails here, named
     command = ["dvc", "exp", "run", *(arg for item in chosen for arg in ("-S", item))]
     if not run:
         typer.echo(shlex.join(command))

@@ -11,16 +11,25 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from fussbench.data.registry import get_dataset
 from fussbench.data.samples import DatasetSpec
 from fussbench.errors import FussbenchError
-from fussbench.features.config import BackboneConfig
-from fussbench.features.views import Preprocessing
+from fussbench.features.config import STORES, BackboneConfig
+from fussbench.features.views import PREPROCESSINGS, Preprocessing
 from fussbench.model.config import PRECISIONS, CorrespondenceWeights, TrainConfig
+from fussbench.rules import RULE, Check, Each, Interval, OneOf, OrNone, enforce, rule
+
+POSITIVE = rule(Interval(int, 1))
+"""Metadata of an integer field that must be >= 1."""
+
+IMAGE_SIZE = rule(
+    Check(lambda size: len(size) == 2 and min(size) >= 1, "be [height, width] in pixels, both >= 1")
+)
+"""Metadata of an ``image_size`` field."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ class CityscapesParams:
     """``cityscapes:``: ``image_size`` [height, width] the 1024x2048 frames and their labels
     are resized to before features are cached."""
 
-    image_size: list[int] = field(default_factory=lambda: [160, 320])
+    image_size: list[int] = field(default_factory=lambda: [160, 320], metadata=IMAGE_SIZE)
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ class CocoStuffParams:
     and centre-cropped to before features are cached; ``train_list``: the training images,
     IIC's curated list ("iic") or the FUSS authors' shorter one ("fuss")."""
 
-    image_size: list[int] = field(default_factory=lambda: [224, 224])
+    image_size: list[int] = field(default_factory=lambda: [224, 224], metadata=IMAGE_SIZE)
     train_list: str = "iic"
 
 
@@ -105,7 +114,12 @@ class FolderParams:
 
     root: str | None = None
     class_names: list[str] = field(default_factory=list)
-    masks: str | None = "masks"
+    masks: str | None = field(
+        default="masks",
+        metadata=rule(
+            OrNone(Check(lambda masks: bool(masks.strip("/")), "name a folder below folder.root"))
+        ),
+    )
     mask_suffix: str = ""
     mask_mode: str = "exact"
     label_values: list[int] | None = None
@@ -113,10 +127,10 @@ class FolderParams:
     mask_threshold: int = 128
     palette: list[list[int]] | None = None
     split_file: str | None = None
-    test_fraction: float = 0.2
-    image_size: list[int] = field(default_factory=lambda: [224, 224])
-    collapse_share: float = 0.95
-    preview_images: int = 4
+    test_fraction: float = field(default=0.2, metadata=rule(Interval(float, 0, 1, "neither")))
+    image_size: list[int] = field(default_factory=lambda: [224, 224], metadata=IMAGE_SIZE)
+    collapse_share: float = field(default=0.95, metadata=rule(Interval(float, 0, 1, "right")))
+    preview_images: int = field(default=4, metadata=POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -144,14 +158,14 @@ class FeatureParams:
     layers: str = "16+32"
     pretrained: bool = True
     checkpoint: str | None = None
-    batch_size: int = 16
+    batch_size: int = field(default=16, metadata=POSITIVE)
     device: str = "auto"
     precision: str = "auto"
-    loader_workers: int = 0
-    preprocess: str = "resize"
-    train_size: int = 224
-    eval_size: int = 320
-    store: str = "cache"
+    loader_workers: int = field(default=0, metadata=rule(Interval(int, 0)))
+    preprocess: str = field(default="resize", metadata=rule(OneOf(PREPROCESSINGS)))
+    train_size: int = field(default=224, metadata=POSITIVE)
+    eval_size: int = field(default=320, metadata=POSITIVE)
+    store: str = field(default="cache", metadata=rule(OneOf(STORES)))
 
 
 AUTO_CLUSTERS = "auto"
@@ -170,9 +184,29 @@ class ModelParams:
         k_range: [low, high], the K that ``auto`` may choose.
     """
 
-    dim: int = 70
-    n_clusters: int | str | None = None
-    k_range: list[int] = field(default_factory=lambda: [2, 30])
+    dim: int = field(default=70, metadata=POSITIVE)
+    n_clusters: int | str | None = field(
+        default=None,
+        metadata=rule(
+            Check(
+                lambda value: (
+                    value is None
+                    or value == AUTO_CLUSTERS
+                    or (isinstance(value, int) and value >= 2)
+                ),
+                f"be an integer >= 2, null (the number of classes) or {AUTO_CLUSTERS}",
+            )
+        ),
+    )
+    k_range: list[int] = field(
+        default_factory=lambda: [2, 30],
+        metadata=rule(
+            Check(
+                lambda pair: len(pair) == 2 and 2 <= pair[0] <= pair[1],
+                "be [low, high] with 2 <= low <= high",
+            )
+        ),
+    )
 
     @property
     def auto(self) -> bool:
@@ -196,15 +230,15 @@ class CorrespondenceParams:
 class TrainParams:
     """``train:``: local training on cached features (see TrainConfig)."""
 
-    local_steps: int = 200
-    batch_size: int = 8
+    local_steps: int = field(default=200, metadata=POSITIVE)
+    batch_size: int = field(default=8, metadata=POSITIVE)
     lr_head: float = 5.0e-4
     lr_centroids: float = 5.0e-3
-    feature_samples: int = 11
-    knn_k: int = 5
-    n_negatives: int = 5
-    dropout: float = 0.1
-    precision: str = "fp32"
+    feature_samples: int = field(default=11, metadata=POSITIVE)
+    knn_k: int = field(default=5, metadata=POSITIVE)
+    n_negatives: int = field(default=5, metadata=rule(Interval(int, 0)))
+    dropout: float = field(default=0.1, metadata=rule(Interval(float, 0, 1, "left")))
+    precision: str = field(default="fp32", metadata=rule(OneOf(PRECISIONS)))
     corr: CorrespondenceParams = field(default_factory=CorrespondenceParams)
 
 
@@ -212,29 +246,28 @@ class TrainParams:
 class FederationParams:
     """``federation:``: the round structure and the aggregator's settings.
 
+    The method-related values (``weighting``, ``mode`` and every knob) are checked against
+    the method registry (:func:`fussbench.methods.check.check_methods`), which owns them;
+    this module knows no method.
+
     Attributes:
         rounds: R, rounds of local training + aggregation.
         weighting: "samples" (weight clients by image count) or "uniform".
-        mode: FedCC mode ("cosine" default, "faithful" = the authors' code) or
-            FedCC-Matched variant ("hungarian" default, "pooled_counts"); null = default.
+        mode: the aggregator's mode (its registry entry lists them; null = its default).
         min_clients: the run stops when fewer clients finish a round.
-        mu: FedProx proximal weight.
-        moon_temperature, moon_weight: FedMOON's τ and weight.
-        candidates: FedCC-Auto's candidate aggregations, ``<aggregator>[.<mode>]``.
-        score_images: FedCC-Auto: at most this many of its images each client scores on.
+        knobs: every other key of ``federation:``: the methods' own settings, each declared
+            by the registry entry of its method (``mu`` of FedProx, ...), flat in
+            params.yaml (``federation.mu``).
     """
 
-    rounds: int = 5
+    EXTRA: ClassVar[str] = "knobs"
+    """The field that collects the keys not declared here."""
+
+    rounds: int = field(default=5, metadata=POSITIVE)
     weighting: str = "samples"
     mode: str | None = None
-    min_clients: int = 1
-    mu: float = 0.001
-    moon_temperature: float = 0.5
-    moon_weight: float = 1.0
-    candidates: list[str] = field(
-        default_factory=lambda: ["fedcc_kmeans", "fedcc_maximin", "fedcc_matched", "fedavg"]
-    )
-    score_images: int = 32
+    min_clients: int = field(default=1, metadata=POSITIVE)
+    knobs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -255,8 +288,8 @@ class EvaluationParams:
     """
 
     split: str | None = None
-    local_max_images: int | None = 32
-    matching: str = "hungarian"
+    local_max_images: int | None = field(default=32, metadata=rule(OrNone(Interval(int, 1))))
+    matching: str = field(default="hungarian", metadata=rule(OneOf(("hungarian", "majority"))))
     crf: bool = False
 
 
@@ -272,8 +305,8 @@ class RuntimeParams:
             on it. threads × workers should not exceed the cores.
     """
 
-    threads: int = 1
-    workers: int = 2
+    threads: int = field(default=1, metadata=POSITIVE)
+    workers: int = field(default=2, metadata=POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -289,7 +322,7 @@ class StatsParams:
             :func:`fussbench.stats.primary.parse_primary`).
     """
 
-    n_resamples: int = 10_000
+    n_resamples: int = field(default=10_000, metadata=POSITIVE)
     seed: int = 0
     alpha: float = 0.05
     primary_test: str = "wilcoxon"
@@ -333,7 +366,7 @@ class ReportParams:
         qualitative_images: evaluation images in the qualitative grid (evenly spaced).
     """
 
-    qualitative_images: int = 4
+    qualitative_images: int = field(default=4, metadata=POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -351,12 +384,19 @@ class Params:
     dataset: str = "camvid"
     backbone: str = "effnet_lite0"
     aggregator: str = "local"
-    seed: int = 0
+    seed: int = field(default=0, metadata=rule(Interval(int, 0)))
     engine: str = "inprocess"
-    datasets: list[str] = field(default_factory=lambda: ["camvid"])
+    datasets: list[str] = field(
+        default_factory=lambda: ["camvid"], metadata=rule(Each(Check(bool, "name"), True))
+    )
     runs_on: list[str] = field(default_factory=lambda: ["camvid_domain"])
-    compare: list[str] = field(default_factory=lambda: ["local", "centralized"])
-    seeds: list[int] = field(default_factory=lambda: [0])
+    compare: list[str] = field(
+        default_factory=lambda: ["local", "centralized"],
+        metadata=rule(Each(Check(bool, "name a method"), True)),
+    )
+    seeds: list[int] = field(
+        default_factory=lambda: [0], metadata=rule(Each(Interval(int, 0), True))
+    )
     reports_dir: str = "reports"
     setups: dict[str, dict] = field(
         default_factory=lambda: {"camvid_domain": {"dataset": "camvid"}}
@@ -423,26 +463,6 @@ class Params:
         return TrainConfig(weights=weights, **values)
 
 
-_POSITIVE_INTS = (
-    "seed",
-    "features.batch_size",
-    "model.dim",
-    "train.local_steps",
-    "train.batch_size",
-    "train.feature_samples",
-    "train.knn_k",
-    "federation.rounds",
-    "federation.min_clients",
-    "runtime.threads",
-    "runtime.workers",
-    "stats.n_resamples",
-    "features.train_size",
-    "features.eval_size",
-    "report.qualitative_images",
-    "folder.preview_images",
-)
-
-
 def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
     """Return ``value`` if it fits ``annotation`` (an int may stand for a float or str)."""
     origin = typing.get_origin(annotation)
@@ -481,13 +501,18 @@ def _build(cls: type, values: Any, prefix: str, source: str) -> Any:
         raise FussbenchError(f"{source}: {prefix or 'the file'} must be a mapping of keys")
     hints = typing.get_type_hints(cls)
     names = {item.name for item in dataclasses.fields(cls)}
+    extra = getattr(cls, "EXTRA", None)
     unknown = sorted(set(values) - names)
-    if unknown:
+    if unknown and extra is None:
         raise FussbenchError(
             f"{source}: unknown key '{prefix}{unknown[0]}'; valid keys here: "
             + ", ".join(sorted(names))
         )
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
+    if extra is not None:  # the keys not declared here, as one mapping (checked elsewhere)
+        names.discard(extra)
+        kwargs[extra] = {key: value for key, value in values.items() if key not in names}
+        values = {key: value for key, value in values.items() if key in names}
     for name, value in values.items():
         annotation = hints[name]
         if dataclasses.is_dataclass(annotation):
@@ -522,94 +547,27 @@ def dataset_settings(params: Params) -> dict[str, dict[str, Any]]:
     }
 
 
-def lookup(params: Params, dotted: str) -> Any:
-    """The value of a dotted key such as ``train.local_steps``."""
-    value: Any = params
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
+def _check_rules(section: Any, prefix: str, source: str) -> None:
+    """Check every field of dataclass ``section`` against the rule in its metadata,
+    recursing into nested sections.
+
+    Raises:
+        FussbenchError: the first broken rule, naming the dotted key and the bad value.
+    """
+    for item in dataclasses.fields(section):
+        value = getattr(section, item.name)
+        if RULE in item.metadata:
+            enforce(value, item.metadata[RULE], prefix + item.name, source)
+        if dataclasses.is_dataclass(value):
+            _check_rules(value, f"{prefix}{item.name}.", source)
 
 
-def _validate(params: Params, source: str) -> None:
-    for key in _POSITIVE_INTS:
-        minimum = 0 if key == "seed" else 1
-        if lookup(params, key) < minimum:
-            raise FussbenchError(f"{source}: {key} must be >= {minimum}, got {lookup(params, key)}")
-    if not 0.0 <= params.train.dropout < 1.0:
-        raise FussbenchError(
-            f"{source}: train.dropout must be in [0, 1), got {params.train.dropout}"
-        )
-    if params.train.n_negatives < 0:
-        raise FussbenchError(f"{source}: train.n_negatives must be >= 0")
-    if params.train.precision not in PRECISIONS:
-        raise FussbenchError(
-            f"{source}: train.precision must be one of {', '.join(PRECISIONS)}, "
-            f"got '{params.train.precision}'"
-        )
-    _validate_clusters(params.model, source)
-    if params.evaluation.local_max_images is not None and params.evaluation.local_max_images < 1:
-        raise FussbenchError(f"{source}: evaluation.local_max_images must be >= 1 or null")
-    if params.features.preprocess not in ("resize", "stego"):
-        raise FussbenchError(
-            f"{source}: features.preprocess must be resize or stego, "
-            f"got '{params.features.preprocess}'"
-        )
-    if params.features.loader_workers < 0:
-        raise FussbenchError(f"{source}: features.loader_workers must be >= 0")
-    if params.features.store not in ("cache", "online"):
-        raise FussbenchError(
-            f"{source}: features.store must be cache or online, got '{params.features.store}'"
-        )
-    if params.evaluation.matching not in ("hungarian", "majority"):
-        raise FussbenchError(
-            f"{source}: evaluation.matching must be hungarian or majority, "
-            f"got '{params.evaluation.matching}'"
-        )
-    for key in DATASET_SECTIONS:
-        size = lookup(params, f"{key}.image_size")
-        if len(size) != 2 or min(size) < 1:
-            raise FussbenchError(
-                f"{source}: {key}.image_size must be [height, width] in pixels, got {size}"
-            )
-    if not 0.0 < params.folder.test_fraction < 1.0:
-        raise FussbenchError(
-            f"{source}: folder.test_fraction must be in (0, 1), got {params.folder.test_fraction}"
-        )
-    if not 0.0 < params.folder.collapse_share <= 1.0:
-        raise FussbenchError(
-            f"{source}: folder.collapse_share must be in (0, 1], got {params.folder.collapse_share}"
-        )
-    if params.folder.masks is not None and not params.folder.masks.strip("/"):
-        raise FussbenchError(
-            f"{source}: folder.masks must name a folder below folder.root, or be null"
-        )
-    if not params.seeds:
-        raise FussbenchError(f"{source}: seeds must list at least one seed")
-    if not params.datasets:
-        raise FussbenchError(f"{source}: datasets must list at least one dataset")
-    if not params.compare:
-        raise FussbenchError(f"{source}: compare must list at least one aggregator")
-
-
-def _validate_clusters(model: ModelParams, source: str) -> None:
-    """``model.n_clusters`` is >= 2, null or ``auto``; ``model.k_range`` is [low, high] with
-    2 <= low <= high."""
-    n_clusters = model.n_clusters
-    if isinstance(n_clusters, str) and not model.auto:
-        raise FussbenchError(
-            f"{source}: model.n_clusters must be an integer >= 2, null (the number of "
-            f"classes) or {AUTO_CLUSTERS}, got '{n_clusters}'"
-        )
-    if isinstance(n_clusters, int) and n_clusters < 2:
-        raise FussbenchError(
-            f"{source}: model.n_clusters must be >= 2 (or null for the number of classes), "
-            f"got {n_clusters}"
-        )
-    k_range = model.k_range
-    if len(k_range) != 2 or k_range[0] < 2 or k_range[0] > k_range[1]:
-        raise FussbenchError(
-            f"{source}: model.k_range must be [low, high] with 2 <= low <= high, got {k_range}"
-        )
+def params_mapping(params: Params) -> dict[str, Any]:
+    """``params`` as the nested mapping params.yaml would hold (the federation knobs flat
+    under ``federation:`` again), which :func:`parse_params` turns back into equal params."""
+    values = dataclasses.asdict(params)
+    values["federation"].update(values["federation"].pop(FederationParams.EXTRA))
+    return values
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -666,7 +624,7 @@ def parse_params(values: Any, source: str = "params", overrides: list[str] | Non
     overrides = overrides or []
     merged = _with_setup(apply_overrides(values, overrides), source)
     params = _build(Params, apply_overrides(merged, overrides), "", source)
-    _validate(params, source)
+    _check_rules(params, "", source)
     return params
 
 

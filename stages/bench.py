@@ -19,7 +19,7 @@ from fussbench.errors import FussbenchError
 from fussbench.features.backbones import build_backbone
 from fussbench.features.benchmark import benchmark_caching, decoded_images
 from fussbench.features.device import resolve_placement
-from fussbench.federation.build import FederationSettings, build_method
+from fussbench.federation.build import build_method
 from fussbench.model.config import PRECISIONS
 from fussbench.model.precision import native_bf16
 from fussbench.model.throughput import training_throughput
@@ -61,9 +61,7 @@ def run(params: Params, images: int) -> dict[str, object]:
             np.load(cache / "features.npy"),
             np.load(cache / "pooled.npy"),
             params.train_config(),
-            build_method(
-                params.aggregator, FederationSettings.from_params(params.federation), params.seed
-            )[1],
+            build_method(params.aggregator, params.federation, params.seed)[1],
             params.model.dim,
             _timed_clusters(params, spec),
             params.seed,

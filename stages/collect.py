@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fussbench.atomic import write_text
-from fussbench.federation.registry import names
+from fussbench.methods import names
 from fussbench.params import Params
 from fussbench.paths import RUNS
 from fussbench.reporting.results import budget_line, collect_runs, markdown_table, seed_summary

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from functools import partial
@@ -28,13 +27,14 @@ from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
 from fussbench.features.rows import FileRows, RowView
 from fussbench.features.skew import feature_skew
 from fussbench.federation.aggregators import centroid_diagnostics
-from fussbench.federation.build import FederationSettings, build_method
+from fussbench.federation.build import build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient
 from fussbench.federation.cluster_count import check_clients
+from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import model_nbytes
-from fussbench.federation.registry import Method, get_spec
 from fussbench.federation.rounds import RoundRecord, RunState, run_rounds
+from fussbench.methods import Method, get_spec
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, initial_arrays
 from fussbench.model.training import ClientData
 from fussbench.params import Params
@@ -49,42 +49,25 @@ if TYPE_CHECKING:
 CHECKPOINT = "checkpoint.npz"
 
 
-def run_fingerprint(params: Params) -> str:
-    """Hash of every param that changes a run's numbers (not the comparison lists; the
-    chosen setup is already merged into the sections)."""
-    relevant = dataclasses.asdict(params)
-    not_in_a_run = ("datasets", "runs_on", "compare", "seeds", "setups", "download", "reports_dir")
-    for key in (*not_in_a_run, "stats", "report", "convergence"):
-        relevant.pop(key)
-    relevant["runtime"].pop("workers")
-    if not params.model.auto:  # k_range changes nothing then (and old checkpoints stay valid)
-        relevant["model"].pop("k_range")
-    if not params.evaluation.crf:  # likewise
-        relevant["evaluation"].pop("crf")
-    if params.features.store == "cache":  # the default: the fingerprint of earlier runs
-        relevant["features"].pop("store")
-    if params.aggregator != "fedcc_auto":  # FedCC-Auto's own knobs change no other run
-        for key in ("candidates", "score_images"):
-            relevant["federation"].pop(key)
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _partition_rows(params: Params, train: FeatureSplit) -> list[np.ndarray]:
     """Training-cache rows of each client of the setup's partition."""
     return [train.rows(names) for names in read_partition(partition_dir(params.setup))]
 
 
 def _client_rows(params: Params, partition: list[np.ndarray]) -> list[np.ndarray]:
-    """Training-cache rows of each trained client (one holding all for ``centralized``)."""
-    return [np.concatenate(partition)] if params.aggregator == "centralized" else partition
+    """Training-cache rows of each trained client (one holding all for a method whose
+    registry entry ``pools_clients``, i.e. ``centralized``)."""
+    pooled = get_spec(params.aggregator).pools_clients
+    return [np.concatenate(partition)] if pooled else partition
 
 
 def _at_equal_compute(params: Params, n_clients: int) -> Params:
-    """``centralized`` trains as many steps per round as the whole federation of
-    ``n_clients``: its one model takes ``n_clients × train.local_steps`` steps per round,
-    so that the upper bound gets the same number of gradient steps as the federated
-    methods it bounds. Every other method keeps ``train.local_steps`` per client."""
-    if params.aggregator != "centralized":
+    """A method that ``pools_clients`` (``centralized``) trains as many steps per round as
+    the whole federation of ``n_clients``: its one model takes ``n_clients ×
+    train.local_steps`` steps per round, so that the upper bound gets the same number of
+    gradient steps as the federated methods it bounds. Every other method keeps
+    ``train.local_steps`` per client."""
+    if not get_spec(params.aggregator).pools_clients:
         return params
     train = dataclasses.replace(params.train, local_steps=params.train.local_steps * n_clients)
     return dataclasses.replace(params, train=train)
@@ -233,9 +216,7 @@ def run(params: Params, out_dir: Path, superlink: Connection | None = None) -> d
     spec = params.dataset_spec()
     federation = params.federation
     k_range = tuple(params.model.k_range) if params.model.auto else None
-    aggregator, objective = build_method(
-        params.aggregator, FederationSettings.from_params(federation), params.seed, k_range
-    )
+    aggregator, objective = build_method(params.aggregator, federation, params.seed, k_range)
     method = Method(params.aggregator, federation.mode, federation.weighting)
     train = _open_cache(spec, params, spec.train_split)
     eval_name = params.evaluation.split or spec.eval_split

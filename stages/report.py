@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
-from fussbench.federation.registry import parse_method
+from fussbench.methods import parse_method
 from fussbench.reporting import figures, heterogeneity, tables
 from fussbench.reporting.class_table import class_table
 from fussbench.reporting.palettes import palette

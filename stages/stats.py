@@ -25,7 +25,7 @@ import pandas as pd
 
 from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
-from fussbench.federation.registry import names
+from fussbench.methods import names
 from fussbench.paths import run_dir
 from fussbench.reporting.results import budget_line
 from fussbench.stats.comparisons import comparisons

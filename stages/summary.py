@@ -13,7 +13,7 @@ import io
 from pathlib import Path
 
 from fussbench.atomic import write_json, write_text
-from fussbench.federation.registry import get_spec
+from fussbench.methods import get_spec
 
 SCORES = ("method", "miou", "accuracy", "collapsed", "failed_client_rounds")
 """Keys of a run's ``metrics.json`` copied into the summary (those the run has)."""

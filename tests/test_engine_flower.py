@@ -24,9 +24,9 @@ from fussbench.data.camvid import CamVid
 from fussbench.errors import FussbenchError
 from fussbench.features.cache import open_split
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
+from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import ClientUpdate
 from fussbench.params import load_params
-from stages.federate import run_fingerprint
 
 pytest.importorskip("flwr")
 

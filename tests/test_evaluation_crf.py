@@ -15,9 +15,9 @@ from fussbench.cli import app
 from fussbench.data.camvid import CamVid
 from fussbench.errors import FussbenchError
 from fussbench.evaluation import crf
+from fussbench.federation.identity import run_fingerprint
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
 from fussbench.params import load_params
-from stages.federate import run_fingerprint
 
 
 def _has_densecrf() -> bool:

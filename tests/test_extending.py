@@ -20,7 +20,7 @@ from fussbench.data.samples import DatasetSpec, Sample
 from fussbench.errors import FussbenchError
 from fussbench.federation.aggregators import FedAvg
 from fussbench.federation.messages import ClientUpdate
-from fussbench.federation.registry import AggregatorSpec, get_spec, register, unregister
+from fussbench.methods import AggregatorSpec, get_spec, register, unregister
 from fussbench.reporting.palettes import palette
 from fussbench.reporting.tables import aggregation_rows
 

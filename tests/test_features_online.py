@@ -131,7 +131,7 @@ def test_a_backbone_that_cannot_be_built_is_one_line(workspace: Path, monkeypatc
 
 
 def test_online_runs_have_their_own_fingerprint() -> None:
-    from stages.federate import run_fingerprint
+    from fussbench.federation.identity import run_fingerprint
 
     cache = load_params(REPO / "params.yaml", [])
     online = load_params(REPO / "params.yaml", ["features.store=online"])

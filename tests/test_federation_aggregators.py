@@ -16,7 +16,7 @@ from fussbench.federation.aggregators import (
 )
 from fussbench.federation.auto import FedCCAuto
 from fussbench.federation.messages import ClientUpdate
-from fussbench.federation.registry import names
+from fussbench.methods import names
 
 ALL_CONFIGS = [
     ("fedavg", None),
@@ -187,13 +187,13 @@ def test_registry_builds_configured_aggregators():
     assert list(dict.fromkeys(name for name, _ in ALL_CONFIGS)) == [
         name for name in names("aggregator") if name not in scored
     ]
-    assert make_aggregator("fedcc_auto", seed=7, candidates=["fedavg"]) == FedCCAuto(
+    assert make_aggregator("fedcc_auto", seed=7, knobs={"candidates": ["fedavg"]}) == FedCCAuto(
         candidates=("fedavg",), seed=7
     )
-    assert make_aggregator("fedprox", mu=0.5, weighting="uniform") == FedProx(
+    assert make_aggregator("fedprox", weighting="uniform", knobs={"mu": 0.5}) == FedProx(
         weighting="uniform", mu=0.5
     )
-    assert make_aggregator("fedmoon", moon_temperature=0.2) == FedMoon(temperature=0.2)
+    assert make_aggregator("fedmoon", knobs={"moon_temperature": 0.2}) == FedMoon(temperature=0.2)
     assert make_aggregator("fedcc_kmeans", seed=7) == FedCCKMeans(mode="cosine", seed=7)
     assert make_aggregator("fedcc_maximin", mode="faithful") == FedCCMaximin(mode="faithful")
     assert make_aggregator("fedcc_matched") == FedCCMatched(variant="hungarian")
@@ -245,4 +245,4 @@ def test_degenerate_settings_warn():
     with pytest.warns(UserWarning, match="plain FedAvg"):
         FedProx(mu=0.0)
     with pytest.warns(UserWarning, match="plain FedAvg"):
-        make_aggregator("fedmoon", moon_weight=0.0)
+        make_aggregator("fedmoon", knobs={"moon_weight": 0.0})

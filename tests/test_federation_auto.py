@@ -16,15 +16,16 @@ from fussbench.cli import app
 from fussbench.data.camvid import CamVid
 from fussbench.errors import FussbenchError
 from fussbench.federation.aggregators import FedAvg, FedCCKMeans, FedCCMatched, FedCCMaximin
-from fussbench.federation.auto import DEFAULT_CANDIDATES, FedCCAuto, candidate_names
-from fussbench.federation.build import FederationSettings, build_method
+from fussbench.federation.auto import FedCCAuto
+from fussbench.federation.build import build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient
+from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import ClientUpdate, model_nbytes
-from fussbench.federation.registry import get_spec, parse_method
+from fussbench.methods import candidate_names, get_spec, parse_method
+from fussbench.methods.catalog import DEFAULT_CANDIDATES
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
-from fussbench.params import load_params
-from stages.federate import run_fingerprint
+from fussbench.params import FederationParams, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,7 +103,9 @@ def test_unknown_or_unusable_candidates_name_the_param_and_list_the_valid_names(
     assert "fedcc_auto" not in valid and "fedprox" not in valid
     assert set(DEFAULT_CANDIDATES) <= set(valid)
     with pytest.raises(FussbenchError) as error:
-        build_method("fedcc_auto", FederationSettings(candidates=("fedavg", "nope")), seed=0)
+        build_method(
+            "fedcc_auto", FederationParams(knobs={"candidates": ["fedavg", "nope"]}), seed=0
+        )
     message = str(error.value)
     assert "\n" not in message and "'nope'" in message and "federation.candidates" in message
     assert all(name in message for name in valid)
@@ -129,9 +132,7 @@ def test_the_method_parses_and_has_a_table_label():
 def test_candidates_params_reach_the_aggregator_and_change_only_auto_fingerprints():
     overrides = ["aggregator=fedcc_auto", "federation.candidates=[fedavg,fedcc_maximin.faithful]"]
     params = load_params(REPO / "params.yaml", [*overrides, "federation.score_images=5"])
-    aggregator, objective = build_method(
-        params.aggregator, FederationSettings.from_params(params.federation), params.seed
-    )
+    aggregator, objective = build_method(params.aggregator, params.federation, params.seed)
     assert aggregator.candidates == ("fedavg", "fedcc_maximin.faithful")
     assert aggregator.score_images == 5 and objective.cluster_counts is False
     base = load_params(REPO / "params.yaml", ["aggregator=fedcc_kmeans"])
@@ -148,7 +149,7 @@ def test_candidates_params_reach_the_aggregator_and_change_only_auto_fingerprint
 def test_a_client_returns_one_float_per_candidate_and_nothing_else():
     """Privacy: the scores are the only new field leaving a client: a (J,) float64 array
     (no per-image or per-pixel values), and the update itself keeps its fields."""
-    auto, objective = build_method("fedcc_auto", FederationSettings(), seed=0)
+    auto, objective = build_method("fedcc_auto", FederationParams(), seed=0)
     clients = make_clients(objective)
     start = initial_arrays(8, 6, 3, seed=0)
     updates = [client.fit(start, seed=1)[0] for client in clients]
@@ -170,7 +171,7 @@ class NanScorer(FederatedClient):
 
 
 def test_rounds_record_the_winner_scores_bytes_and_a_client_with_bad_scores(tmp_path):
-    auto, objective = build_method("fedcc_auto", FederationSettings(), seed=0)
+    auto, objective = build_method("fedcc_auto", FederationParams(), seed=0)
     good = make_clients(objective)
     clients = [NanScorer(good[0]._data, CONFIG, objective), good[1]]
     saved = []
@@ -194,7 +195,7 @@ def test_rounds_record_the_winner_scores_bytes_and_a_client_with_bad_scores(tmp_
 
 
 def test_too_few_usable_scores_stop_the_run():
-    auto, objective = build_method("fedcc_auto", FederationSettings(), seed=0)
+    auto, objective = build_method("fedcc_auto", FederationParams(), seed=0)
     good = make_clients(objective)
     clients = [NanScorer(client._data, CONFIG, objective) for client in good]
     with pytest.raises(FussbenchError, match="only 0 of 2 clients sent usable scores"):

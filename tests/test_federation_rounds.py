@@ -9,14 +9,15 @@ from synthetic import ROUND_CONFIG
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import evaluate_model
 from fussbench.federation.aggregators import FedAvg
-from fussbench.federation.build import FederationSettings, build_method
+from fussbench.federation.build import build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient, LocalObjective
 from fussbench.federation.messages import ClientUpdate
-from fussbench.federation.registry import get_spec, parse_method
 from fussbench.federation.rounds import run_rounds
+from fussbench.methods import get_spec, parse_method
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
 from fussbench.model.training import ClientData
+from fussbench.params import FederationParams
 
 CONFIG = ROUND_CONFIG
 RNG = np.random.default_rng(0)
@@ -87,7 +88,7 @@ def test_a_client_sends_only_head_weights_centroids_and_counts():
 )
 def test_clients_count_pixels_only_for_an_aggregator_that_uses_counts(method, counts):
     cell = parse_method(method)
-    settings = FederationSettings(mode=cell.mode)
+    settings = FederationParams(mode=cell.mode)
     aggregator, objective = build_method(cell.aggregator, settings, seed=0)
     assert get_spec(cell.aggregator).reads_cluster_counts(cell.mode) is counts
     assert objective.cluster_counts is counts
@@ -159,7 +160,7 @@ def test_too_few_clients_stop_the_run_but_keep_completed_rounds():
 
 @pytest.mark.parametrize("method", ["fedavg", "fedmoon", "local"])
 def test_resumed_run_gives_identical_numbers(tmp_path, method):
-    aggregator, objective = build_method(method, FederationSettings(), seed=0)
+    aggregator, objective = build_method(method, FederationParams(), seed=0)
     federated = aggregator is not None
     full = run(aggregator, make_clients(objective), rounds=3, federated=federated)
     saved = []

@@ -27,8 +27,8 @@ def test_overrides_apply_like_dvc_set(tmp_path):
     [
         ({"train": {"local_stepz": 3}}, "train.local_stepz"),
         ({"train": {"local_steps": "many"}}, "train.local_steps"),
-        ({"train": {"local_steps": 0}}, "train.local_steps must be >= 1"),
-        ({"federation": {"rounds": 0}}, "federation.rounds must be >= 1"),
+        ({"train": {"local_steps": 0}}, "train.local_steps must be an integer >= 1, got 0"),
+        ({"federation": {"rounds": 0}}, "federation.rounds must be an integer >= 1, got 0"),
         ({"model": {"n_clusters": 1}}, "model.n_clusters"),
         ({"train": {"dropout": 1.5}}, "train.dropout"),
         ({"seeds": []}, "seeds"),

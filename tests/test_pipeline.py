@@ -218,8 +218,8 @@ def test_a_killed_run_resumes_with_identical_numbers(workspace):
     """A run stopped after round 2 of 3 (its checkpoint re-labelled for the 3-round params,
     which is what a kill leaves) resumes and ends with the uninterrupted run's numbers."""
     from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
+    from fussbench.federation.identity import run_fingerprint
     from fussbench.params import load_params
-    from stages.federate import run_fingerprint
 
     prepare()
 
@@ -244,8 +244,8 @@ def test_a_killed_run_resumes_with_identical_numbers(workspace):
 
 
 def test_run_fingerprint_ignores_what_does_not_change_a_run():
+    from fussbench.federation.identity import run_fingerprint
     from fussbench.params import load_params
-    from stages.federate import run_fingerprint
 
     base = run_fingerprint(load_params("params.yaml"))
     for override in ("compare=[fedavg]", "seeds=[7]", "reports_dir=elsewhere", "stats.seed=3"):

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 
 from fussbench.features.views import Preprocessing
 
+STORES = ("cache", "online")
+"""Valid ``features.store`` values: train on the feature cache, or run the backbone on the
+images during federate (:mod:`fussbench.features.online`)."""
+
 
 @dataclass(frozen=True)
 class BackboneConfig:

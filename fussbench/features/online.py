@@ -31,9 +31,6 @@ from fussbench.features.views import Preprocessing
 if TYPE_CHECKING:
     from fussbench.features.backbones import DenseBackbone
 
-STORES = ("cache", "online")
-"""Valid ``features.store`` values."""
-
 
 class _Views:
     """The views of a split's samples, decoded when asked: row r is view r % V of sample

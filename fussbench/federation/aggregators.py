@@ -5,8 +5,11 @@ aggregator takes the clients' :class:`~fussbench.federation.messages.ClientUpdat
 and the global model broadcast at the start of the round, and returns the next global model.
 Nothing here touches torch, files or the network.
 
-Every aggregator averages the segmentation head (``head.*``) as FedAvg does; they differ only
-in how they merge the cluster centroids (``centroids``, shape (n_clusters, dim)).
+An aggregator has two rules: one for the segmentation head (``head.*``;
+:meth:`Aggregator.aggregate_head`, FedAvg unless a subclass overrides it) and one for the
+cluster centroids (``centroids``, shape (n_clusters, dim); :meth:`Aggregator.
+aggregate_centroids`). What a method *means* beyond its rules (its knobs, family and
+capabilities) is its registry entry (:mod:`fussbench.methods.catalog`).
 
 Papers:
     - FedAvg: McMahan et al., "Communication-Efficient Learning of Deep Networks from
@@ -23,9 +26,9 @@ Papers:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -34,14 +37,8 @@ from sklearn.cluster import KMeans
 from fussbench.errors import FussbenchError
 from fussbench.federation.cluster_count import global_cluster_count
 from fussbench.federation.messages import ClientUpdate
-from fussbench.federation.registry import (
-    FEDCC_MODES,
-    MATCHED_VARIANTS,
-    WEIGHTINGS,
-    AggregatorSpec,
-    names,
-    specs,
-)
+from fussbench.methods import WEIGHTINGS, get_spec, specs
+from fussbench.methods.catalog import FEDCC_MODES, MATCHED_VARIANTS
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 
 _EPS = 1e-12
@@ -105,16 +102,19 @@ def average_arrays(arrays: Sequence[ModelArrays], weights: np.ndarray) -> ModelA
 
 @dataclass(frozen=True)
 class Aggregator:
-    """Base aggregator: FedAvg of the head, centroids merged by :meth:`aggregate_centroids`.
+    """Base aggregator: the head by :meth:`aggregate_head` (FedAvg), the centroids by
+    :meth:`aggregate_centroids`.
 
     Contract of :meth:`aggregate`: every update has the keys and shapes of ``previous``
     (in particular the same n_clusters); the result has them too, float32. Subclasses
-    override only :meth:`aggregate_centroids`.
+    override :meth:`aggregate_centroids`, and :meth:`aggregate_head` for a head rule of
+    their own.
 
     With ``model.n_clusters: auto`` the first global model has no centroids (0, dim): each
-    client then sends its own K_k centroids, and an aggregator whose ``any_k`` is true
-    chooses the global K from them (:func:`~fussbench.federation.cluster_count.
-    global_cluster_count`, within ``k_range``); from then on every client holds that K.
+    client then sends its own K_k centroids, and an aggregator built with ``k_range`` (its
+    registry entry declares ``any_k``) chooses the global K from them
+    (:func:`~fussbench.federation.cluster_count.global_cluster_count`, within ``k_range``);
+    from then on every client holds that K.
 
     Attributes:
         weighting: how clients are weighted (``federation.weighting``): ``"samples"``
@@ -123,20 +123,11 @@ class Aggregator:
             (default): the number of clusters is fixed.
     """
 
-    any_k: ClassVar[bool] = False
-    """Whether the centroid merge accepts client sets of different sizes (auto K)."""
-
     weighting: str = "samples"
     k_range: tuple[int, int] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_choice(self.weighting, WEIGHTINGS, "weighting", "federation.weighting")
-        if self.k_range is not None and not self.any_k:
-            raise FussbenchError(
-                f"{type(self).__name__} averages centroids index by index and needs the same "
-                "K on every client (params: model.n_clusters: auto, aggregator); use "
-                "fedcc_kmeans, fedcc_maximin or fedcc_matched, or an integer model.n_clusters"
-            )
 
     def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
         """The next global model from this round's updates.
@@ -160,14 +151,31 @@ class Aggregator:
         for index, update in enumerate(updates):
             _check_same_layout(previous, update.arrays, f"client {index}", any_k=choose_k)
         weights = client_weights(updates, self.weighting)
+        previous_head = {key: value for key, value in previous.items() if key != CENTROIDS_KEY}
+        head = self.aggregate_head(updates, weights, previous_head)
+        if choose_k:
+            previous_centroids = self._first_centroids(updates)
+        centroids = self.aggregate_centroids(updates, weights, previous_centroids)
+        return {**head, CENTROIDS_KEY: centroids.astype(np.float32)}
+
+    def aggregate_head(
+        self, updates: Sequence[ClientUpdate], weights: np.ndarray, previous_head: ModelArrays
+    ) -> ModelArrays:
+        """The global head (every ``head.*`` array, float32) from the clients' heads.
+
+        Math (this default, FedAvg): theta = sum_k w_k theta_k for every head array.
+
+        Args:
+            updates: the K client messages (``head.*`` arrays with the shapes of
+                ``previous_head``).
+            weights: (K,) client weights summing to 1.
+            previous_head: the global head of the previous round.
+        """
         heads = [
             {key: value for key, value in update.arrays.items() if key != CENTROIDS_KEY}
             for update in updates
         ]
-        if choose_k:
-            previous_centroids = self._first_centroids(updates)
-        centroids = self.aggregate_centroids(updates, weights, previous_centroids)
-        return {**average_arrays(heads, weights), CENTROIDS_KEY: centroids.astype(np.float32)}
+        return average_arrays(heads, weights)
 
     def aggregate_centroids(
         self,
@@ -192,7 +200,7 @@ class Aggregator:
             FussbenchError: this aggregator cannot merge sets of different sizes, or no
                 ``k_range`` was given.
         """
-        if not self.any_k or self.k_range is None:
+        if self.k_range is None:
             raise FussbenchError(
                 f"{type(self).__name__} received a global model without centroids; only "
                 "an aggregator built with model.k_range for model.n_clusters: auto can "
@@ -307,8 +315,6 @@ class FedCCKMeans(Aggregator):
         seed: k-means random state, default 0.
     """
 
-    any_k: ClassVar[bool] = True
-
     mode: str = "cosine"
     n_init: int = 10
     seed: int = 0
@@ -352,8 +358,6 @@ class FedCCMaximin(Aggregator):
             centroids, starting from client 0's first centroid, as the authors' code does
             (so the result depends on client order); the outputs are raw centroids.
     """
-
-    any_k: ClassVar[bool] = True
 
     mode: str = "cosine"
 
@@ -408,8 +412,6 @@ class FedCCMatched(Aggregator):
         seed: k-means random state of the pooled_counts variant, default 0.
     """
 
-    any_k: ClassVar[bool] = True
-
     variant: str = "hungarian"
     seed: int = 0
 
@@ -454,80 +456,59 @@ class FedCCMatched(Aggregator):
 def make_aggregator(
     name: str,
     *,
-    weighting: str = "samples",
     mode: str | None = None,
-    mu: float = 0.001,
-    moon_temperature: float = 0.5,
-    moon_weight: float = 1.0,
+    weighting: str = "samples",
     seed: int = 0,
-    candidates: Sequence[str] | None = None,
-    score_images: int = 32,
+    knobs: Mapping[str, Any] | None = None,
     k_range: tuple[int, int] | None = None,
 ) -> Aggregator:
-    """The aggregator called ``name``, configured from the flat parameters as its registry
-    entry (:class:`~fussbench.federation.registry.AggregatorSpec`) declares.
+    """The aggregator called ``name``, built as its registry entry
+    (:class:`~fussbench.methods.registry.MethodSpec`) declares: its class, its mode, its
+    knobs' values and, when the entry is ``seeded``, the run's seed.
 
     Args:
-        name: a registered aggregator of kind ``"aggregator"`` (``aggregator``).
-        weighting: ``"samples"`` (default) or ``"uniform"`` (``federation.weighting``).
+        name: a registered method of kind ``"aggregator"`` (``aggregator``).
         mode: ``federation.mode``; None (default) takes the entry's default mode. Must be
             None for an aggregator without modes.
-        mu: FedProx proximal coefficient, default 0.001 (``federation.mu``).
-        moon_temperature: MOON temperature, default 0.5.
-        moon_weight: MOON contrastive weight, default 1.0.
-        seed: k-means random state of FedCC-kMeans and FedCC-Matched, default 0.
-        candidates: FedCC-Auto's candidate names (``federation.candidates``); None: its
-            default list.
-        score_images: FedCC-Auto's images scored per client (``federation.score_images``).
+        weighting: ``"samples"`` (default) or ``"uniform"`` (``federation.weighting``).
+        seed: the run's seed, for the entries that take one (k-means), default 0.
+        knobs: the ``federation:`` knobs (``FederationParams.knobs``); the entry's knobs
+            missing from it take their defaults. None: every default.
         k_range: (low, high) of ``model.k_range`` when ``model.n_clusters`` is auto; None
             (default): fixed K.
 
     Raises:
         FussbenchError: unknown name, a mode for an aggregator without modes, auto K for
-            an aggregator that needs the same K on every client, or any invalid parameter.
+            an aggregator whose entry does not declare ``any_k``, or a knob that breaks
+            its rule.
     """
-    _check_choice(name, names("aggregator"), "aggregator", "aggregator")
-    spec = next(spec for spec in specs("aggregator") if spec.name == name)
+    aggregators = [spec.name for spec in specs("aggregator")]
+    _check_choice(name, aggregators, "aggregator", "aggregator")
+    spec = get_spec(name)
     arguments: dict[str, object] = {"weighting": weighting}
     if spec.modes:
-        arguments[spec.mode_argument] = _or(mode, spec.modes[0])
+        arguments[spec.mode_argument] = spec.default_mode if mode is None else mode
     elif mode is not None:
         with_modes = [other.name for other in specs("aggregator") if other.modes]
         raise FussbenchError(
             f"aggregator '{name}' has no modes, got mode '{mode}' (params: federation.mode);"
             f" modes exist for {', '.join(with_modes)}"
         )
-    settings: dict[str, object] = {
-        "mu": mu,
-        "moon_temperature": moon_temperature,
-        "moon_weight": moon_weight,
-        "seed": seed,
-        "score_images": score_images,
-    }
-    if candidates is not None:
-        settings["candidates"] = tuple(candidates)
-    for argument, setting in spec.options.items():
-        if setting in settings:
-            arguments[argument] = settings[setting]
-    factory = spec.load_factory()
+    values = spec.knob_values(knobs or {})
+    for knob in spec.knobs:
+        arguments[knob.argument or knob.name] = knob.handed_on(values[knob.name])
+    if spec.seeded:
+        arguments["seed"] = seed
     if k_range is not None:
-        if not getattr(factory, "any_k", False):
-            accepting = [other.name for other in specs("aggregator") if _accepts_any_k(other)]
+        if not spec.any_k:
+            accepting = [other.name for other in specs("aggregator") if other.any_k]
             raise FussbenchError(
                 f"aggregator '{name}' needs the same K on every client, so it cannot run with "
                 f"model.n_clusters: auto; use aggregator {', '.join(accepting)} (or local, "
                 "centralized), or set model.n_clusters to an integer or null"
             )
         arguments["k_range"] = tuple(k_range)
-    return factory(**arguments)
-
-
-def _accepts_any_k(spec: AggregatorSpec) -> bool:
-    """Whether ``spec``'s aggregator merges client centroid sets of different sizes."""
-    try:
-        return bool(getattr(spec.load_factory(), "any_k", False))
-    except (ImportError, AttributeError):
-        return False
+    return spec.load_factory()(**arguments)
 
 
 def centroid_diagnostics(centroids: np.ndarray) -> dict:
@@ -543,11 +524,6 @@ def centroid_diagnostics(centroids: np.ndarray) -> dict:
     offdiagonal = distance[~np.eye(len(unit), dtype=bool)]
     minimum = float(offdiagonal.min()) if offdiagonal.size else float("nan")
     return {"pairwise_cosine_distance": distance.tolist(), "min_offdiagonal": minimum}
-
-
-def _or(mode: str | None, default: str) -> str:
-    """``mode`` unless it is None, else ``default``."""
-    return default if mode is None else mode
 
 
 def _check_choice(value: str, valid: Sequence[str], what: str, param: str) -> None:

@@ -20,56 +20,12 @@ import numpy as np
 from fussbench.errors import FussbenchError
 from fussbench.federation.aggregators import Aggregator, client_weights, make_aggregator
 from fussbench.federation.messages import ClientUpdate, model_nbytes
-from fussbench.federation.registry import WEIGHTINGS, get_spec, specs
+from fussbench.methods import parse_candidate
+from fussbench.methods.catalog import DEFAULT_CANDIDATES
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
-
-DEFAULT_CANDIDATES = ("fedcc_kmeans", "fedcc_maximin", "fedcc_matched", "fedavg")
-"""``federation.candidates`` by default: the three FedCC variants and FedAvg."""
 
 SCORE_BYTES = np.dtype(np.float64).itemsize
 """Bytes of one score on the wire (float64)."""
-
-
-def candidate_names() -> list[str]:
-    """Aggregators that may be candidates: server-side only (no client term), not this one."""
-    return [
-        spec.name
-        for spec in specs("aggregator")
-        if spec.client_term is None and spec.name != "fedcc_auto"
-    ]
-
-
-def parse_candidate(text: str) -> tuple[str, str | None]:
-    """``<aggregator>[.<mode>]`` -> (aggregator, mode or None).
-
-    Raises:
-        FussbenchError: an unknown or unusable aggregator, an unknown mode, a weighting
-            (it comes from ``federation.weighting``), or a mode that needs the clients'
-            cluster counts (FedCC-Auto sends no more than its scores); the message lists
-            the valid names.
-    """
-    name, *rest = text.split(".")
-    valid = candidate_names()
-    if name not in valid or len(rest) > 1:
-        raise FussbenchError(
-            f"unknown candidate '{text}' (params: federation.candidates); valid: "
-            + ", ".join(valid)
-            + " (optionally .<mode>)"
-        )
-    spec = get_spec(name)
-    mode = rest[0] if rest else None
-    if mode is not None and mode not in spec.modes:
-        extra = "; the weighting comes from federation.weighting" if mode in WEIGHTINGS else ""
-        raise FussbenchError(
-            f"candidate '{text}' (params: federation.candidates): '{mode}' is not a mode of "
-            f"{name}; valid: {', '.join(spec.modes) or 'none'}{extra}"
-        )
-    if spec.reads_cluster_counts(mode):
-        raise FussbenchError(
-            f"candidate '{text}' (params: federation.candidates) needs the clients' cluster "
-            "counts, which fedcc_auto does not ask for; choose another mode"
-        )
-    return name, mode
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fussbench.federation.registry import names
+from fussbench.methods import names
 from fussbench.reporting.results import budget_line
 from fussbench.reporting.runs import read_metrics
 from fussbench.reporting.tables import (

@@ -9,9 +9,9 @@ s), evaluated after every round.
 Two budgets are chosen per setup, by rules fixed before the runs:
 - the **paper budget**: the cheapest budget at which every method's mean mIoU over seeds
   is no more than ``tolerance`` below its mean at the longest budget (R, max s);
-- the **default budget**: the cheapest budget at which ``centralized`` and the better FedCC
-  (the higher mean of the ``fedcc_*`` methods) both beat the ``kmeans`` reference by at
-  least ``margin``.
+- the **default budget**: the cheapest budget at which ``centralized`` (the bound that pools
+  the clients' data) and the better FedCC (the higher mean of the methods of the registry's
+  family ``fedcc``) both beat the ``kmeans`` reference by at least ``margin``.
 Ties in cost go to fewer rounds (less communication).
 """
 
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from fussbench.methods import parse_method
 
 CURVE_COLUMNS = ("setup", "method", "local_steps", "seed", "round", "miou")
 """One row per evaluated round of one run."""
@@ -98,14 +100,17 @@ def paper_budget(
 def default_budget(
     table: pd.DataFrame, setup: str, reference: float, margin: float
 ) -> Budget | None:
-    """The cheapest budget at which ``centralized`` and the better ``fedcc_*`` method both
+    """The cheapest budget at which the pooled bound (``centralized``, the registry's
+    ``pools_clients``) and the better method of family ``fedcc`` both
     reach ``reference + margin`` mean mIoU; None when no budget does."""
     means = _means(table, setup)
-    fedcc = [method for method in means.columns if method.startswith("fedcc_")]
-    if "centralized" not in means.columns or not fedcc:
+    specs = {method: parse_method(method).spec for method in means.columns}
+    fedcc = [method for method, spec in specs.items() if spec.family == "fedcc"]
+    pooled = [method for method, spec in specs.items() if spec.pools_clients]
+    if not pooled or not fedcc:
         return None
     for (rounds, steps), row in means.iterrows():
-        if min(row["centralized"], row[fedcc].max()) >= reference + margin:
+        if min(row[pooled].min(), row[fedcc].max()) >= reference + margin:
             return Budget(int(rounds), int(steps))
     return None
 

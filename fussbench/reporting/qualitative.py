@@ -18,6 +18,7 @@ from fussbench.evaluation.predict import evaluate_clusters, predict_clusters
 from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.features.cache import cache_fingerprint, open_split
 from fussbench.features.config import BackboneConfig
+from fussbench.methods import parse_method
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 from fussbench.params import Params
 from fussbench.paths import features_dir, raw_dir, run_dir
@@ -69,7 +70,8 @@ def load_qualitative(
             clusters, labels, n_clusters, spec.n_classes, params.evaluation.matching
         ).mapping
         classes = np.where(mapping >= 0, mapping, IGNORE_INDEX).astype(np.uint8)
-        label = f"{method} (client 0)" if method == "local" else method
+        own = parse_method(method).spec.keeps_client_models  # local: one model per client
+        label = f"{method} (client 0)" if own else method
         predictions[label] = classes[clusters[rows].astype(np.int64)]
     samples = {sample.name: sample for sample in spec.samples(raw_dir(spec.name), split)}
     grid_rows = [

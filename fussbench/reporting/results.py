@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fussbench.methods import parse_method
 from fussbench.paths import run_dir
 
 RESULT_COLUMNS = [
@@ -165,7 +166,8 @@ def _setup_budget(rows: pd.DataFrame) -> str:
     text = f"{_numbers(rows['rounds'])} rounds × {_numbers(rows['local_steps'])} local steps"
     text += " per client"
     if "steps_per_round" in rows:
-        centralized = rows.loc[rows["method"] == "centralized", "steps_per_round"]
+        pooled = rows["method"].map(lambda method: parse_method(method).spec.pools_clients)
+        centralized = rows.loc[pooled, "steps_per_round"]
         if centralized.notna().any():
             text += f" (centralized: {_numbers(centralized)} steps per round on the pooled data)"
     return text

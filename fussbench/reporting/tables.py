@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fussbench.federation.registry import WEIGHTINGS, names, parse_method, specs
+from fussbench.methods import WEIGHTINGS, names, parse_method, specs
 from fussbench.reporting.flags import (
     COLLAPSED_MARK,
     collapsed_runs,

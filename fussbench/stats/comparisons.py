@@ -1,11 +1,11 @@
 """Which pairs of methods to test against each other within one setup.
 
 A method is named ``aggregator[.mode][.weighting]``. The family of comparisons is every
-federated method against ``local``, every federated method against ``fedavg``, and every
-FedCC variant (an aggregator starting with ``fedcc_``) against every other FedCC variant.
-The bounds and reference rows (``centralized``, ``kmeans``, ``kmeans_local``,
-``majority``) are shown in the tables but not tested: they would only widen the Holm
-family.
+trained method against each baseline (the registry entries declared ``baseline``:
+``local`` and ``fedavg``), and every FedCC-style method (family ``fedcc``) against every
+other. The other bounds and the reference rows (``centralized``, ``kmeans``,
+``kmeans_local``, ``majority``) are shown in the tables but not tested: they would only
+widen the Holm family.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from itertools import combinations
 
-from fussbench.federation.registry import specs
+from fussbench.methods import get_spec, specs
 
-BASELINES = ("local", "fedavg")
-"""Methods every other method is compared against, when the setup has them."""
 
-FEDCC_PREFIX = "fedcc_"
+def baselines() -> list[str]:
+    """Methods every other method is compared against, when the setup has them (the
+    registry's ``baseline`` entries, in registration order)."""
+    return [spec.name for spec in specs() if spec.baseline]
 
 
 def not_tested() -> set[str]:
-    """Aggregators outside the family: the bounds other than :data:`BASELINES` and the rows
+    """Aggregators outside the family: the bounds other than the baselines and the rows
     that need no training (the method registry's kinds ``bound`` and ``reference``)."""
-    return {spec.name for spec in specs() if spec.kind != "aggregator"} - set(BASELINES)
+    return {spec.name for spec in specs() if spec.kind != "aggregator" and not spec.baseline}
 
 
 def aggregator(method: str) -> str:
@@ -41,19 +42,18 @@ def comparisons(methods: Sequence[str]) -> list[tuple[str, str]]:
     """The (treatment, reference) pairs to test among the ``methods`` of one setup.
 
     The order follows ``methods``: first everything against ``local``, then against
-    ``fedavg``, then the FedCC variants pairwise. A pair already listed in the other order
-    is not repeated, a method is never compared with itself, and a baseline that is not
-    among ``methods`` is skipped; so are the methods of :func:`not_tested`. ``fedavg`` against
-    ``local`` comes out as
-    ``("fedavg", "local")``.
+    ``fedavg`` (the baselines in registry order), then the FedCC-style methods pairwise. A
+    pair already listed in the other order is not repeated, a method is never compared with
+    itself, and a baseline that is not among ``methods`` is skipped; so are the methods of
+    :func:`not_tested`. ``fedavg`` against ``local`` comes out as ``("fedavg", "local")``.
     """
     skipped = not_tested()
     present = [method for method in _unique(methods) if aggregator(method) not in skipped]
     pairs: list[tuple[str, str]] = []
-    for baseline in BASELINES:
+    for baseline in baselines():
         if baseline in present:
             pairs.extend((method, baseline) for method in present if method != baseline)
-    fedcc = [method for method in present if aggregator(method).startswith(FEDCC_PREFIX)]
+    fedcc = [method for method in present if get_spec(aggregator(method)).family == "fedcc"]
     pairs.extend(combinations(fedcc, 2))
     seen: set[frozenset[str]] = set()
     family = []

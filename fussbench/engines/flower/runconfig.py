@@ -22,7 +22,7 @@ from fussbench.federation.aggregators import Aggregator
 from fussbench.federation.client import LocalObjective
 from fussbench.federation.rounds import RunState
 from fussbench.model.head import ModelArrays
-from fussbench.params import Params, parse_params
+from fussbench.params import Params, params_mapping, parse_params
 
 PARAMS = "params"
 OBJECTIVE = "objective"
@@ -36,7 +36,7 @@ def params_to_json(params: Params) -> str:
     The chosen setup is already merged into the sections, so it travels as a setup that
     changes nothing but the dataset.
     """
-    values = dataclasses.asdict(params)
+    values = params_mapping(params)
     values["setups"] = {params.setup: {"dataset": values.pop("dataset")}}
     values["runs_on"] = [params.setup]
     return json.dumps(values, sort_keys=True)
@@ -83,7 +83,7 @@ class ServerJob:
         params: the run's params.
         aggregator: the server aggregator (``build_method``).
         objective: the clients' local objective (``build_method``).
-        fingerprint: the run's fingerprint (``stages.federate.run_fingerprint``).
+        fingerprint: the run's fingerprint (:func:`fussbench.federation.identity.run_fingerprint`).
         n_clients: K, the SuperNodes (partition ids 0..K-1) the server waits for.
         initial: the initial global model.
         resume: the state after the completed rounds of an interrupted run, or None.

@@ -1,0 +1,56 @@
+"""A run's identity: the hash of every param that changes its numbers.
+
+A checkpoint (:mod:`fussbench.federation.checkpoint`) carries it, so a run resumes only
+from a checkpoint of the same params; whatever leaves the numbers alone (the comparison
+lists, the seeds of other runs, reports, workers) is left out, so changing it keeps the
+checkpoints valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from fussbench.methods import get_spec
+from fussbench.params import Params, params_mapping
+
+NOT_IN_A_RUN = (
+    "datasets",
+    "runs_on",
+    "compare",
+    "seeds",
+    "setups",
+    "download",
+    "reports_dir",
+    "stats",
+    "report",
+    "convergence",
+)
+"""Top-level params that change no run's numbers (the chosen setup is already merged into
+the sections)."""
+
+
+def run_fingerprint(params: Params) -> str:
+    """16 hex digits of the SHA-256 of every param that changes the run's numbers.
+
+    Besides :data:`NOT_IN_A_RUN` and ``runtime.workers``, a param that is inert in this run
+    is left out, so that adding or changing it keeps other runs' checkpoints: a method's
+    knobs enter only the runs of the method whose registry entry declares them,
+    ``model.k_range`` only with ``model.n_clusters: auto``, ``evaluation.crf`` only when
+    on, and ``features.store`` only when not the default ``cache``.
+    """
+    relevant = params_mapping(params)
+    for key in NOT_IN_A_RUN:
+        relevant.pop(key)
+    relevant["runtime"].pop("workers")
+    if not params.model.auto:
+        relevant["model"].pop("k_range")
+    if not params.evaluation.crf:
+        relevant["evaluation"].pop("crf")
+    if params.features.store == "cache":
+        relevant["features"].pop("store")
+    own = {knob.name for knob in get_spec(params.aggregator).knobs}
+    for key in params.federation.knobs:
+        if key not in own:
+            relevant["federation"].pop(key)
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,85 @@
+"""Params that name methods, checked against the registry when they load.
+
+:mod:`fussbench.params` checks every field it owns; the fields whose valid values the
+registry owns are checked here: ``aggregator``, every ``compare`` and
+``convergence.methods`` entry, ``federation.weighting`` and ``federation.mode``, and every
+method knob under ``federation:`` (its name and its rule). Each error is one line naming the
+param, the bad value and the valid ones. ``fussbench check`` (the pipeline's first stage)
+and every command that trains, collects or reports call :func:`check_methods`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fussbench.errors import FussbenchError
+from fussbench.methods import WEIGHTINGS, get_spec, knobs, names, parse_method
+from fussbench.methods.registry import STRUCTURAL_KEYS
+from fussbench.params import Params, load_params
+from fussbench.rules import OneOf, enforce
+
+
+def load_checked_params(
+    path: Path | str = "params.yaml", overrides: list[str] | None = None
+) -> Params:
+    """:func:`~fussbench.params.load_params`, then :func:`check_methods`: params whose
+    every value is checked, the method-related ones against the registry.
+
+    Raises:
+        FussbenchError: naming the file, the param, the bad value and the valid ones.
+    """
+    params = load_params(path, overrides)
+    check_methods(params, str(path))
+    return params
+
+
+def check_methods(params: Params, source: str = "params") -> None:
+    """Check every method-related param of ``params`` against the registry.
+
+    Raises:
+        FussbenchError: one line naming the param, the bad value and the valid ones.
+    """
+    if params.aggregator not in names():
+        raise FussbenchError(
+            f"{source}: aggregator must be one of {', '.join(names())}, got {params.aggregator!r}"
+        )
+    for key, entries in (
+        ("compare", params.compare),
+        ("convergence.methods", params.convergence.methods),
+    ):
+        for index, text in enumerate(entries):
+            _check_cell(text, f"{key}[{index}]", source)
+    federation = params.federation
+    enforce(federation.weighting, OneOf(WEIGHTINGS), "federation.weighting", source)
+    spec = get_spec(params.aggregator)
+    if federation.mode is not None and spec.federated:
+        valid = ", ".join(spec.modes) or f"null ({params.aggregator} has no modes)"
+        if federation.mode not in spec.modes:
+            raise FussbenchError(
+                f"{source}: federation.mode must be one of {valid} for aggregator "
+                f"{params.aggregator}, got {federation.mode!r}"
+            )
+    _check_knobs(federation.knobs, source)
+
+
+def _check_cell(text: str, param: str, source: str) -> None:
+    """``text`` parses as ``<aggregator>[.<mode>][.<weighting>]``; the error names ``param``."""
+    try:
+        parse_method(text)
+    except FussbenchError as error:
+        raise FussbenchError(f"{source}: {param} = {text!r} is not a method: {error}") from None
+
+
+def _check_knobs(settings: dict[str, Any], source: str) -> None:
+    """Every key is a registered knob and every registered knob's value keeps its rule."""
+    declared = knobs()
+    for key in settings:
+        if key not in declared:
+            valid = ", ".join([*STRUCTURAL_KEYS, *declared])
+            raise FussbenchError(
+                f"{source}: unknown key 'federation.{key}'; valid keys here: {valid} "
+                "(a method's knob is declared in its registry entry)"
+            )
+    for knob in declared.values():
+        knob.value(settings, source)
