@@ -1,4 +1,4 @@
-"""Extending fussbench as README's "Extending fussbench" says: a toy aggregator and a toy
+"""Extending fussbench as docs/extending.md says: a toy aggregator and a toy
 dataset, each one class plus one registration made here at test time, run one round end to
 end through the CLI (download from the mirror, partition, features, federate, report rows).
 """
