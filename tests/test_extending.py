@@ -6,40 +6,25 @@ end through the CLI (download from the mirror, partition, features, federate, re
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from cli_workspace import REPO, TINY, cycle, invoke, png_bytes, rgb
+from toy_methods import ToyMedian
 
 from fussbench.data.registry import register_dataset, unregister_dataset
 from fussbench.data.samples import DatasetSpec, Sample
 from fussbench.errors import FussbenchError
-from fussbench.federation.aggregators import FedAvg
+from fussbench.federation.aggregators import make_aggregator
 from fussbench.federation.messages import ClientUpdate
-from fussbench.methods import AggregatorSpec, get_spec, register, unregister
+from fussbench.methods import Knob, MethodSpec, get_spec, register, unregister
+from fussbench.methods.listing import methods_table
 from fussbench.reporting.palettes import palette
 from fussbench.reporting.tables import aggregation_rows
-
-
-@dataclass(frozen=True)
-class ToyMedian(FedAvg):
-    """FedAvg of the head; centroids: the element-wise median over clients.
-
-    Math: mu_c = median_k mu_{k,c} for every centroid index c (weights ignored).
-    """
-
-    def aggregate_centroids(
-        self,
-        updates: Sequence[ClientUpdate],
-        weights: np.ndarray,
-        previous_centroids: np.ndarray,
-    ) -> np.ndarray:
-        """(n_clusters, dim) median of the clients' (n_clusters, dim) centroids."""
-        return np.median(np.stack([update.arrays["centroids"] for update in updates]), axis=0)
+from fussbench.rules import Interval
+from fussbench.stats.comparisons import comparisons
 
 
 class ToySet(DatasetSpec):
@@ -70,18 +55,31 @@ class ToySet(DatasetSpec):
         return raw.astype(np.uint8)
 
 
+TOY = MethodSpec(
+    "toy_median",
+    "head and centroids by the element-wise median",
+    family="fedcc",
+    label="Toy median",
+    factory=ToyMedian,
+    knobs=(
+        Knob(
+            "toy_blend",
+            1.0,
+            Interval(float, 0.0, 1.0),
+            "toy_median: the median's share of the new centroids",
+            argument="blend",
+        ),
+    ),
+    server_needs="individual",
+    aggregation_table=True,
+)
+"""The toy aggregator's whole registration: its name, family, class and one knob."""
+
+
 @pytest.fixture
 def toys():
     """The toy aggregator and dataset, registered for one test."""
-    register(
-        AggregatorSpec(
-            "toy_median",
-            "head by FedAvg, centroids by the element-wise median",
-            label="Toy median",
-            factory=ToyMedian,
-            aggregation_table=True,
-        )
-    )
+    register(TOY)
     register_dataset(ToySet)
     yield
     unregister("toy_median")
@@ -112,11 +110,32 @@ def test_a_toy_aggregator_and_dataset_run_one_round_end_to_end(toys, tmp_path, m
     for stage in ("download", "partition", "features"):
         result = invoke(stage, "-S", "backbone=effnet_lite0")
         assert result.exit_code == 0, result.output
-    tiny = [arg for item in TINY for arg in ("-S", item)]
-    result = invoke("federate", *tiny, "-S", "aggregator=toy_median", "--out", "runs/toy")
+    tiny = [arg for item in (*TINY, "aggregator=toy_median") for arg in ("-S", item)]
+    result = invoke("federate", *tiny, "-S", "federation.toy_blend=0.5", "--out", "runs/toy")
     assert result.exit_code == 0, result.output
     metrics = json.loads(Path("runs/toy/metrics.json").read_text())
     assert metrics["aggregator"] == "toy_median" and 0.0 <= metrics["miou"] <= 100.0
+    refused = invoke("federate", *tiny, "-S", "federation.toy_blend=2", "--out", "runs/bad")
+    assert refused.exit_code == 2 and "federation.toy_blend must be a number in [0, 1]" in (
+        refused.output
+    )
     assert ("toy_median", None, "Toy median") in aggregation_rows()
+    assert ("fedcc_kmeans", "toy_median") in comparisons(["local", "fedcc_kmeans", "toy_median"])
+    assert "federation.toy_blend = 1.0" in methods_table()
     assert palette("toyset", 3).tolist() == [[0, 0, 0], [255, 255, 255], [255, 0, 0]]
     assert get_spec("toy_median").reads_cluster_counts(None) is False
+
+
+def test_the_toy_head_rule_and_knob_reach_the_global_model(toys):
+    rng = np.random.default_rng(0)
+    updates = [
+        ClientUpdate({"head.w": rng.normal(size=(3, 2)), "centroids": rng.normal(size=(4, 5))}, n)
+        for n in (1, 1, 100)
+    ]
+    previous = {"head.w": np.zeros((3, 2)), "centroids": np.ones((4, 5))}
+    built = make_aggregator("toy_median", knobs={"toy_blend": 0.25})
+    merged = built.aggregate(updates, previous)
+    heads = np.stack([update.arrays["head.w"] for update in updates])
+    np.testing.assert_allclose(merged["head.w"], np.median(heads, axis=0), rtol=1e-6)
+    median = np.median(np.stack([update.centroids for update in updates]), axis=0)
+    np.testing.assert_allclose(merged["centroids"], 0.25 * median + 0.75, rtol=1e-6)
