@@ -270,7 +270,7 @@ def federate(
     if not all_seeds:
         metrics = _federate_one(params, overrides, out, connection)
         if summary is not None:
-            from stages.summary import write_summary
+            from fussbench.run.summary import write_summary
 
             write_summary(summary, metrics, out)
         _echo_summary(metrics)

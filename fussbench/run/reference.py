@@ -15,7 +15,7 @@ from fussbench.features.cache import FeatureSplit
 from fussbench.features.rows import RowView
 from fussbench.federation.cluster_count import client_cluster_count
 from fussbench.params import Params
-from stages.outputs import images_csv, matching_scores
+from fussbench.run.outputs import images_csv, matching_scores
 
 
 def _evaluations(

@@ -1,0 +1,380 @@
+"""A federation run (one method, one seed) on cached features: the federate stage's work."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from fussbench.atomic import write_json, write_text
+from fussbench.data.partition import read_partition
+from fussbench.data.samples import DatasetSpec
+from fussbench.engines import check_engine, flower_engine
+from fussbench.errors import FussbenchError
+from fussbench.evaluation.collapse import collapse_with_labels, collapse_without_labels
+from fussbench.evaluation.crf import evaluate_with_crf, evaluation_images
+from fussbench.evaluation.predict import Evaluation, evaluate_model
+from fussbench.evaluation.subsets import evenly_spaced
+from fussbench.evaluation.unlabelled import has_labels
+from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
+from fussbench.features.rows import FileRows, RowView
+from fussbench.features.skew import feature_skew
+from fussbench.federation.aggregators import centroid_diagnostics
+from fussbench.federation.build import build_method
+from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
+from fussbench.federation.client import FederatedClient
+from fussbench.federation.cluster_count import check_clients
+from fussbench.federation.identity import run_fingerprint
+from fussbench.federation.messages import model_nbytes
+from fussbench.federation.rounds import RoundRecord, RunState, run_rounds
+from fussbench.methods import Method, get_spec
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays, initial_arrays
+from fussbench.model.training import ClientData
+from fussbench.params import Params
+from fussbench.paths import features_dir, partition_dir, raw_dir
+from fussbench.run import reference
+from fussbench.run.outputs import cluster_count_metrics, images_csv, rounds_csv, save_models
+from fussbench.run.unlabelled import write_unlabelled
+
+if TYPE_CHECKING:
+    from fussbench.engines.flower.launcher import Connection
+
+CHECKPOINT = "checkpoint.npz"
+
+
+def _partition_rows(params: Params, train: FeatureSplit) -> list[np.ndarray]:
+    """Training-cache rows of each client of the setup's partition."""
+    return [train.rows(names) for names in read_partition(partition_dir(params.setup))]
+
+
+def _client_rows(params: Params, partition: list[np.ndarray]) -> list[np.ndarray]:
+    """Training-cache rows of each trained client (one holding all for a method whose
+    registry entry ``pools_clients``, i.e. ``centralized``)."""
+    pooled = get_spec(params.aggregator).pools_clients
+    return [np.concatenate(partition)] if pooled else partition
+
+
+def _at_equal_compute(params: Params, n_clients: int) -> Params:
+    """A method that ``pools_clients`` (``centralized``) trains as many steps per round as
+    the whole federation of ``n_clients``: its one model takes ``n_clients ×
+    train.local_steps`` steps per round, so that the upper bound gets the same number of
+    gradient steps as the federated methods it bounds. Every other method keeps
+    ``train.local_steps`` per client."""
+    if not get_spec(params.aggregator).pools_clients:
+        return params
+    train = dataclasses.replace(params.train, local_steps=params.train.local_steps * n_clients)
+    return dataclasses.replace(params, train=train)
+
+
+def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
+    """A split's cached features, or under ``features.store: online`` the same split with
+    its features computed from the images when read."""
+    if split not in spec.split_counts:
+        raise FussbenchError(
+            f"evaluation.split '{split}' is not a split of {spec.name}; "
+            f"valid: {', '.join(spec.split_counts)}"
+        )
+    if params.features.store == "online":
+        from fussbench.features.online import open_online  # imports timm: only here
+
+        source, settings = raw_dir(spec.name), params.features
+        return open_online(
+            spec,
+            source,
+            spec.samples(source, split),
+            split,
+            params.backbone_config(),
+            settings.device,
+            settings.precision,
+            settings.batch_size,
+            with_pooled=split == spec.train_split,
+        )
+    directory = features_dir(spec.name, params.backbone) / split
+    split_cache = open_split(directory, cache_fingerprint(spec, split, params.backbone_config()))
+    # read with file reads, not through the memory maps (see FileRows): same values
+    return dataclasses.replace(
+        split_cache, features=FileRows(split_cache.features), labels=FileRows(split_cache.labels)
+    )
+
+
+def _model_entries(
+    models: list[ModelArrays],
+    final: list[Evaluation],
+    sizes: list[int],
+    class_names: tuple[str, ...],
+) -> list[dict[str, object]]:
+    """Scores of each evaluated model: one per client without aggregation, else the global."""
+    owners = [f"client{n}" for n in range(len(final))] if len(final) > 1 else ["global"]
+    counts = sizes if len(final) > 1 else [sum(sizes)]
+    return [
+        {
+            "model": owner,
+            "n_images": count,
+            **item.scores.as_dict(class_names),
+            "centroids": centroid_diagnostics(model[CENTROIDS_KEY]),
+        }
+        for owner, count, item, model in zip(owners, counts, final, models, strict=True)
+    ]
+
+
+def _communication(records: list[RoundRecord], backbone_nbytes: int) -> dict[str, object]:
+    """Mean payload per client per round, and its ratio to shipping the backbone once."""
+    up = [b for record in records for b in record.bytes_up if b]
+    down = [b for record in records for b in record.bytes_down if b]
+    per_round = (float(np.mean(up)) if up else 0.0) + (float(np.mean(down)) if down else 0.0)
+    return {
+        "bytes_up_per_client_round": round(float(np.mean(up)), 1) if up else 0,
+        "bytes_down_per_client_round": round(float(np.mean(down)), 1) if down else 0,
+        "backbone_bytes": backbone_nbytes,
+        "backbone_to_round_ratio": round(backbone_nbytes / per_round, 2) if per_round else None,
+    }
+
+
+def _selections(records: list[RoundRecord]) -> dict[str, object]:
+    """FedCC-Auto's choice of every round (``auto_selection``); nothing for other methods."""
+    if not any(record.selection for record in records):
+        return {}
+    return {
+        "auto_selection": [
+            {
+                "round": record.round,
+                "winner": record.selection["winner"],
+                "scores": dict(
+                    zip(record.selection["candidates"], record.selection["scores"], strict=True)
+                ),
+                "voters": record.selection["voters"],
+            }
+            for record in records
+            if record.selection
+        ]
+    }
+
+
+def _label_skew(setup: str) -> float | None:
+    summary = json.loads((partition_dir(setup) / "partition.json").read_text())
+    return summary["label_skew"]["js_mean"]
+
+
+def _describe_run(
+    params: Params,
+    spec: DatasetSpec,
+    method: Method,
+    n_clients: int,
+    eval_name: str,
+    skew: dict[str, object],
+) -> dict[str, object]:
+    """The identifying fields every ``metrics.json`` starts with (``skew``: the
+    partition's :func:`~fussbench.features.skew.feature_skew`)."""
+    return {
+        "setup": params.setup,
+        "dataset": spec.name,
+        "partition": params.partition.method,
+        "label_skew_js": _label_skew(params.setup),
+        "feature_skew_cosine": skew["cosine_mean"],
+        "method": method.name,
+        "aggregator": params.aggregator,
+        "mode": params.federation.mode,
+        "weighting": params.federation.weighting,
+        "backbone": params.backbone,
+        "pretrained": params.features.pretrained,
+        "seed": params.seed,
+        "rounds": params.federation.rounds,
+        "local_steps": params.train.local_steps,
+        "steps_per_round": _at_equal_compute(params, skew["n_clients"]).train.local_steps,
+        "n_clients": n_clients,
+        "n_clusters": params.model.n_clusters or spec.n_classes,
+        "eval_split": eval_name,
+        "matching": params.evaluation.matching,
+        "crf": params.evaluation.crf and get_spec(params.aggregator).kind != "reference",
+    }
+
+
+def run_federation(
+    params: Params, out_dir: Path, superlink: Connection | None = None
+) -> dict[str, object]:
+    """Train, evaluate every round, and write ``metrics.json``, ``rounds.csv``,
+    ``images.csv``, ``model.npz`` into ``out_dir``. A ``checkpoint.npz`` from an
+    interrupted run with the same params is resumed. Reference methods (``kmeans``,
+    ``kmeans_local``, ``majority``) are scored without training. Returns the metrics.
+
+    The rounds run where ``params.engine`` says: in this process, or on Flower (a local
+    SuperLink and SuperNodes, or the running SuperLink of ``superlink``)."""
+    check_engine(params.engine)
+    if params.features.store == "online" and params.engine != "inprocess":
+        raise FussbenchError(
+            f"features.store: online runs the backbone in this process; engine "
+            f"'{params.engine}' reads per-site feature caches: use features.store: cache"
+        )
+    started = time.perf_counter()
+    torch.set_num_threads(params.runtime.threads)
+    threadpool_limits(params.runtime.threads)  # scikit-learn's OpenMP / BLAS pools too
+    spec = params.dataset_spec()
+    federation = params.federation
+    k_range = tuple(params.model.k_range) if params.model.auto else None
+    aggregator, objective = build_method(params.aggregator, federation, params.seed, k_range)
+    method = Method(params.aggregator, federation.mode, federation.weighting)
+    train = _open_cache(spec, params, spec.train_split)
+    eval_name = params.evaluation.split or spec.eval_split
+    evaluation_split = _open_cache(spec, params, eval_name)
+    labelled = has_labels(evaluation_split.labels)
+    partition = _partition_rows(params, train)
+    client_rows = _client_rows(params, partition)
+    if k_range is not None:  # each client can estimate a K in k_range from its pixels
+        image_pixels = int(np.prod(train.features.shape[2:]))
+        check_clients(k_range, [len(rows) for rows in client_rows], image_pixels)
+    skew = feature_skew(train.pooled, partition)
+    common = _describe_run(params, spec, method, len(client_rows), eval_name, skew)
+    if get_spec(params.aggregator).kind == "reference" and not labelled:
+        raise FussbenchError(
+            f"the reference row '{params.aggregator}' needs labels to score, and the "
+            f"{eval_name} split of {spec.name} has none (no masks); leave it out of `compare`"
+        )
+    if get_spec(params.aggregator).kind == "reference":
+        return reference.run(params, out_dir, train, evaluation_split, client_rows, common)
+    # auto: no centroids yet; each client adds its own K_k in round 1
+    initial_clusters = 0 if params.model.auto else int(common["n_clusters"])
+    initial = initial_arrays(
+        train.features.shape[1], params.model.dim, initial_clusters, params.seed
+    )
+
+    def evaluate(arrays: ModelArrays) -> Evaluation:
+        return evaluate_model(
+            arrays, evaluation_split.features, evaluation_split.labels, spec.n_classes, matching
+        )
+
+    matching = params.evaluation.matching
+    local_rows = [
+        rows[evenly_spaced(len(rows), params.evaluation.local_max_images)] for rows in client_rows
+    ]
+
+    def evaluate_local(client: int, arrays: ModelArrays) -> Evaluation:
+        rows = local_rows[client]
+        return evaluate_model(
+            arrays,
+            RowView(train.features, rows),
+            RowView(train.labels, rows),
+            spec.n_classes,
+            matching,
+        )
+
+    fingerprint = run_fingerprint(params)
+    params = _at_equal_compute(params, len(partition))
+    checkpoint_path = out_dir / CHECKPOINT
+    resume = load_checkpoint(checkpoint_path, fingerprint)
+    if resume is not None:
+        print(f"resuming {out_dir} after round {resume.round}", flush=True)
+
+    def after_round(state: RunState) -> None:
+        save_checkpoint(checkpoint_path, state, fingerprint)
+        write_text(out_dir / "rounds.csv", rounds_csv(state.records))
+        record = state.records[-1]
+        failed = f", {len(record.failures)} client(s) failed" if record.failures else ""
+        scores = f"mIoU {record.miou:.2f}  acc {record.accuracy:.2f}" if labelled else "no labels"
+        print(f"round {record.round}: {scores}  ({record.seconds:.1f} s{failed})", flush=True)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if params.engine == "flower":
+        result = flower_engine()(
+            params,
+            aggregator,
+            objective,
+            train,
+            client_rows,
+            evaluation_split,
+            spec.n_classes,
+            initial,
+            evaluate,
+            fingerprint,
+            after_round,
+            resume,
+            out_dir / "flower_logs",
+            superlink,
+        )
+    else:
+        config = params.train_config()
+        clients = [
+            FederatedClient(
+                ClientData.from_cache(train.features, train.pooled, config.knn_k, rows),
+                config,
+                objective,
+                k_range,
+            )
+            for rows in client_rows
+        ]
+        result = run_rounds(
+            clients,
+            initial,
+            federation.rounds,
+            params.seed,
+            evaluate,
+            evaluate_local,
+            aggregator,
+            federation.min_clients,
+            after_round,
+            resume,
+        )
+    state, final = result.state, result.evaluations
+    if params.evaluation.crf and labelled:  # the final predictions refined (rounds are not)
+        images = partial(
+            evaluation_images,
+            spec,
+            params.backbone_config(),
+            eval_name,
+            evaluation_split.names,
+            evaluation_split.labels.shape[1:],
+        )
+        final = [
+            evaluate_with_crf(
+                model,
+                evaluation_split.features,
+                evaluation_split.labels,
+                images(),
+                spec.n_classes,
+                matching,
+            )
+            for model in state.models
+        ]
+    # a resumed run also counts the rounds it inherited (their wall time is in the records)
+    inherited = sum(record.seconds for record in resume.records) if resume is not None else 0.0
+    metrics = {
+        **common,
+        "miou": round(float(np.mean([item.scores.miou for item in final])), 4),
+        "accuracy": round(float(np.mean([item.scores.accuracy for item in final])), 4),
+        "failed_client_rounds": sum(len(record.failures) for record in state.records),
+        "communication": _communication(state.records, train.backbone_nbytes),
+        **_selections(state.records),
+        "model_bytes": model_nbytes(initial),
+        "models": _model_entries(
+            state.models, final, [len(rows) for rows in client_rows], spec.class_names
+        ),
+        **cluster_count_metrics(state.records, state.models, final),
+        "seconds": round(inherited + time.perf_counter() - started, 2),
+    }
+    collapse = [
+        collapse_with_labels(item)
+        if labelled
+        else collapse_without_labels(item.cluster_pixels, params.folder.collapse_share)
+        for item in final
+    ]
+    for entry, flag in zip(metrics["models"], collapse, strict=True):
+        entry["collapse"] = flag
+        if not labelled:
+            entry.update(miou=None, accuracy=None)
+    metrics["labels"] = labelled
+    metrics["collapsed"] = any(flag["collapsed"] for flag in collapse)
+    if labelled:
+        image_miou = np.mean([item.image_miou for item in final], axis=0)
+        write_text(out_dir / "images.csv", images_csv(evaluation_split.names, image_miou))
+    else:  # no scores: what the model predicts on each client's own images instead
+        metrics.update(miou=None, accuracy=None)
+        metrics.update(write_unlabelled(params, spec, out_dir, state.models, train, client_rows))
+    save_models(out_dir / "model.npz", state.models)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
