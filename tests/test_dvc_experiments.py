@@ -168,3 +168,49 @@ def test_a_fresh_clone_shows_and_verifies_the_committed_main_run(project, tmp_pa
     assert stale_reports(clone, ("federate",)) == []  # runs/main is ignored, not missing
     (clone / METRICS).write_text(json.dumps({**committed, "miou": 99.0}))
     assert stale_reports(clone, ("federate",)) == [f"federate: {METRICS} modified"]
+
+
+def _changed_stages(run) -> set[str]:
+    """Names of the stages ``dvc status`` reports as changed."""
+    return set(json.loads(run("dvc", "status", "--json")))
+
+
+def test_a_knob_or_a_new_aggregator_leaves_downloads_and_feature_caches_up_to_date(project):
+    run = _runner(project)
+    catalog = project / "fussbench/methods/catalog.py"
+    params_file = project / "params.yaml"
+    kept = catalog.read_text(), params_file.read_text()
+    try:
+        params = yaml.safe_load(kept[1])
+        params["federation"]["mu"] = 0.01
+        params["federation"]["toy_trim"] = 1
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        catalog.write_text(
+            kept[0] + "\nregister(MethodSpec('toy_trim', 'a toy', family='fedcc', "
+            "factory=f'{_AGGREGATORS}:FedCCKMeans', server_needs='individual', "
+            "knobs=(Knob('toy_trim', 1, Interval(int, 0), 'a toy knob'),)))\n"
+        )
+        changed = _changed_stages(run)
+        assert "check" in changed and "federate" in changed
+        assert not [name for name in changed if name.startswith(("download", "features"))]
+    finally:
+        catalog.write_text(kept[0])
+        params_file.write_text(kept[1])
+
+
+def test_a_bad_method_in_exp_run_fails_at_the_first_stage(project):
+    env_run = subprocess.run(
+        ["dvc", "exp", "run", "-S", "compare=[fedavgg]"],
+        cwd=project,
+        env={
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": str(project),
+        },
+        capture_output=True,
+        text=True,
+    )
+    output = env_run.stdout + env_run.stderr
+    assert env_run.returncode != 0
+    assert "compare[0] = 'fedavgg' is not a method" in output
+    assert "Running stage 'download" not in output and "Running stage 'check'" in output
