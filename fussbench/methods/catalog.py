@@ -14,6 +14,7 @@ from fussbench.methods.registry import Knob, MethodSpec, candidate_names, parse_
 from fussbench.rules import Interval
 
 _AGGREGATORS = "fussbench.federation.aggregators"
+_ROBUST = "fussbench.federation.robust"
 
 FEDCC_MODES = ("cosine", "faithful")
 """Valid modes of FedCC-kMeans and FedCC-Maximin: cosine (default), or the authors' code."""
@@ -197,6 +198,66 @@ register(
             ),
         ),
         seeded=True,
+        server_needs="individual",
+        aggregation_table=True,
+        centroid_heatmap=True,
+    )
+)
+register(
+    MethodSpec(
+        "fedmedian",
+        "coordinate-wise median of heads and of centroids, index by index (robust)",
+        family="averaging",
+        label="FedMedian",
+        factory=f"{_ROBUST}:FedMedian",
+        server_needs="individual",
+        aggregation_table=True,
+    )
+)
+register(
+    MethodSpec(
+        "fedtrimmedavg",
+        "coordinate-wise trimmed mean of heads and of centroids, index by index (robust)",
+        family="averaging",
+        label="FedTrimmedAvg",
+        factory=f"{_ROBUST}:FedTrimmedAvg",
+        knobs=(
+            Knob(
+                "trim_beta",
+                0.2,
+                Interval(float, 0.0, 0.5, "left"),
+                "fedtrimmedavg: share trimmed at each end (with 3 clients, < 1/3 trims none)",
+                argument="beta",
+            ),
+        ),
+        server_needs="individual",
+    )
+)
+register(
+    MethodSpec(
+        "fedcc_screened",
+        "FedCC over the clients whose centroids the others share (robust, ours)",
+        family="fedcc",
+        label="FedCC-Screened",
+        factory=f"{_ROBUST}:FedCCScreened",
+        modes=("kmeans", "maximin"),
+        knobs=(
+            Knob(
+                "screen_factor",
+                2.0,
+                Interval(float, 1.0, closed="neither"),
+                "fedcc_screened: drop a client scoring above this multiple of the median score",
+                argument="factor",
+            ),
+            Knob(
+                "max_bad",
+                1,
+                Interval(int, 0),
+                "fedcc_screened: bad clients the suspicion score allows for (Krum's f)",
+            ),
+        ),
+        seeded=True,
+        any_k=True,
         server_needs="individual",
         aggregation_table=True,
         centroid_heatmap=True,
