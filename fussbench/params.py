@@ -271,6 +271,26 @@ class FederationParams:
 
 
 @dataclass(frozen=True)
+class FaultParams:
+    """``faults:``: a faulty or hostile client scenario, an experiment's property (never a
+    method's), off by default (:mod:`fussbench.federation.faults` states each one's math;
+    the registry-side check names the valid scenarios).
+
+    Attributes:
+        scenario: ``none`` (default: every client honest) or a scenario name.
+        clients: which clients misbehave: client numbers, or ``largest`` / ``smallest``
+            (by training images).
+        from_round: the first round (1-based) in which they misbehave.
+        strength: ``poisoned_head``: the flipped update's scale (1: a sign flip).
+    """
+
+    scenario: str = "none"
+    clients: list[int | str] = field(default_factory=list)
+    from_round: int = field(default=1, metadata=POSITIVE)
+    strength: float = field(default=1.0, metadata=rule(Interval(float, 0.0, closed="neither")))
+
+
+@dataclass(frozen=True)
 class EvaluationParams:
     """``evaluation:``: where models are scored.
 
@@ -410,6 +430,7 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     federation: FederationParams = field(default_factory=FederationParams)
+    faults: FaultParams = field(default_factory=FaultParams)
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     convergence: ConvergenceParams = field(default_factory=ConvergenceParams)

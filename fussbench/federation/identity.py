@@ -37,7 +37,8 @@ def run_fingerprint(params: Params) -> str:
     is left out, so that adding or changing it keeps other runs' checkpoints: a method's
     knobs enter only the runs of the method whose registry entry declares them,
     ``model.k_range`` only with ``model.n_clusters: auto``, ``evaluation.crf`` only when
-    on, and ``features.store`` only when not the default ``cache``.
+    on, ``features.store`` only when not the default ``cache``, and ``faults`` only when
+    a scenario is on.
     """
     relevant = params_mapping(params)
     for key in NOT_IN_A_RUN:
@@ -49,6 +50,8 @@ def run_fingerprint(params: Params) -> str:
         relevant["evaluation"].pop("crf")
     if params.features.store == "cache":
         relevant["features"].pop("store")
+    if params.faults.scenario == "none":  # an honest run: the fingerprint of earlier runs
+        relevant.pop("faults")
     own = {knob.name for knob in get_spec(params.aggregator).knobs}
     for key in params.federation.knobs:
         if key not in own:

@@ -2,8 +2,8 @@
 
 :mod:`fussbench.params` checks every field it owns; the fields whose valid values the
 registry owns are checked here: ``aggregator``, every ``compare`` and
-``convergence.methods`` entry, ``federation.weighting`` and ``federation.mode``, and every
-method knob under ``federation:`` (its name and its rule). Each error is one line naming the
+``convergence.methods`` entry, ``federation.weighting`` and ``federation.mode``, every
+method knob under ``federation:`` (its name and its rule), and the fault scenario. Each error is one line naming the
 param, the bad value and the valid ones. ``fussbench check`` (the pipeline's first stage)
 and every command that trains, collects or reports call :func:`check_methods`.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fussbench.errors import FussbenchError
+from fussbench.federation.faults import SCENARIOS
 from fussbench.methods import WEIGHTINGS, get_spec, knobs, names, parse_method
 from fussbench.methods.registry import STRUCTURAL_KEYS
 from fussbench.params import Params, load_params
@@ -61,6 +62,12 @@ def check_methods(params: Params, source: str = "params") -> None:
                 f"{params.aggregator}, got {federation.mode!r}"
             )
     _check_knobs(federation.knobs, source)
+    enforce(params.faults.scenario, OneOf(SCENARIOS), "faults.scenario", source)
+    if params.faults.scenario != "none" and not params.faults.clients:
+        raise FussbenchError(
+            f"{source}: faults.clients must name at least one client (a number, largest or "
+            f"smallest) for faults.scenario {params.faults.scenario}"
+        )
 
 
 def _check_cell(text: str, param: str, source: str) -> None:
