@@ -1,11 +1,12 @@
-"""Params that name methods, checked against the registry when they load.
+"""Params that name what other modules own, checked when they load.
 
 :mod:`fussbench.params` checks every field it owns; the fields whose valid values the
 registry owns are checked here: ``aggregator``, every ``compare`` and
 ``convergence.methods`` entry, ``federation.weighting`` and ``federation.mode``, every
-method knob under ``federation:`` (its name and its rule), and the fault scenario. Each error is one line naming the
-param, the bad value and the valid ones. ``fussbench check`` (the pipeline's first stage)
-and every command that trains, collects or reports call :func:`check_methods`.
+method knob under ``federation:`` (its name and its rule), and the fault scenario. Each
+error is one line naming the param, the bad value and the valid ones. ``fussbench check``
+(the pipeline's first stage) and every command that trains, collects or reports call
+:func:`check_methods`.
 """
 
 from __future__ import annotations
