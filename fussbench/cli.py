@@ -534,21 +534,11 @@ def stats(params: ParamsOption = Path("params.yaml"), overrides: SetOption = Non
     paired t-test with Holm correction, mean difference with a bootstrap 95% CI. Reads
     `<reports_dir>/results.csv` and the runs' `images.csv`; writes
     `<reports_dir>/significance.csv` and `significance.md`."""
-    from fussbench.paths import RUNS
     from stages import stats as stage
 
     settings = load_params(params, overrides)
     reports = Path(settings.reports_dir)
-    frame = stage.run(
-        reports / "results.csv",
-        RUNS,
-        reports,
-        settings.stats.n_resamples,
-        settings.stats.seed,
-        settings.stats.primary,
-        settings.stats.primary_test,
-        settings.stats.alpha,
-    )
+    frame = stage.run(settings)
     by_seeds = frame[frame["pairing"] == "seeds"]
     if len(by_seeds) and by_seeds["p_value"].isna().all():
         _warn(
