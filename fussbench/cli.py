@@ -485,38 +485,12 @@ def report(
     figures (mIoU per round, centroid distance heatmaps, qualitative grid, client class
     histograms) and an index `README.md`, all under `<reports_dir>/`, recomputed from the
     runs. Missing runs are named in the index; what exists is still rendered."""
-    import dataclasses
-    import hashlib
-
-    from fussbench.paths import DATA, RUNS
-    from fussbench.reporting.qualitative import qualitative_loader
     from stages import report as stage
 
     overrides = overrides or []
     settings = load_params(params, overrides)
     reports = Path(settings.reports_dir)
-    identity = json.dumps(dataclasses.asdict(settings), sort_keys=True).encode()
-    loader = None
-    if qualitative:
-        loader = qualitative_loader(
-            lambda setup: load_params(params, [*overrides, f"setup={setup}"]),
-            RUNS,
-            settings.compare,
-            settings.report.qualitative_images,
-            settings.seeds[0],
-        )
-    missing = stage.run(
-        reports / "results.csv",
-        RUNS,
-        DATA / "partitions",
-        reports,
-        settings.compare,
-        settings.runs_on,
-        settings.seeds,
-        hashlib.sha256(identity).hexdigest()[:12],
-        reports / "significance.csv",
-        loader,
-    )
+    missing = stage.run(settings, _setup_params(params, overrides) if qualitative else None)
     if missing:
         _warn(
             f"rendered without {len(missing)} item(s), listed in {reports}/README.md: "
@@ -547,36 +521,16 @@ def verify(
     (`reports/paper/lock.yaml`): an output that differs fails; code or params changed since
     it ran are listed as a warning, with the command that reruns it. Exit status 1 lists
     each difference."""
-    from fussbench.paths import RUNS
     from stages import verify as stage
 
-    settings = load_params(params, overrides)
-    if tables:
-        reports = Path(settings.reports_dir)
-        problems = stage.table_mismatches(
-            reports, RUNS, settings.compare, settings.runs_on, settings.seeds
-        )
-        checked = f"the tables in {reports}/ against {RUNS}/"
-    else:
-        problems = stage.stale_reports(Path.cwd())
-        checked = "the reports against dvc.lock"
-        for folder in stage.profile_folders(Path.cwd()):
-            profile = stage.check_profile(Path.cwd(), folder, stage.profile_values(params, folder))
-            problems += profile.problems
-            checked += f"; {folder}/ against its {stage.PROFILE_LOCK}"
-            if profile.drift:
-                _warn(
-                    f"{folder}/ was made at commit {profile.commit or '(unknown)'}; since then "
-                    f"{len(profile.drift)} of its dependencies changed ("
-                    + "; ".join(profile.drift[:4])
-                    + f"): its numbers are that commit's. Rerun the profile to refresh them: "
-                    f"fussbench preset {folder.name} --run"
-                )
-    for problem in problems:
+    result = stage.run(params, load_params(params, overrides), tables)
+    for warning in result.warnings:
+        _warn(warning)
+    for problem in result.problems:
         typer.secho(problem, err=True, fg=typer.colors.RED)
-    if problems:
+    if result.problems:
         raise typer.Exit(code=1)
-    typer.echo(f"ok: {checked}")
+    typer.echo(f"ok: {result.checked}")
 
 
 @app.command()
@@ -662,12 +616,10 @@ def probe(
     """Diagnostic, uses labels, never a benchmark row: fit a supervised linear probe on the
     training split's frozen features and print, as JSON, its per-class IoU on the
     evaluation split beside the k-means reference and the feature grid's own ceiling."""
-    from fussbench.atomic import write_json
     from stages import probe as stage
 
-    record = stage.run(load_params(params, overrides), dataset, cache, image_size, regularisation)
-    if out is not None:
-        write_json(out, record)
+    settings = load_params(params, overrides)
+    record = stage.run(settings, dataset, cache, image_size, regularisation, out)
     typer.echo(json.dumps(record, indent=2))
 
 
@@ -697,14 +649,7 @@ def bench(
     from stages import bench as stage
 
     loaded = load_params(params, overrides)
-    if scale:
-        result = stage.run_scale(loaded, scale_images, out)
-    else:
-        result = stage.run(loaded, images)
-        if out is not None:
-            from fussbench.atomic import write_json
-
-            write_json(out, result)
+    result = stage.run_scale(loaded, scale_images, out) if scale else stage.run(loaded, images, out)
     typer.echo(json.dumps(result, indent=2))
 
 
