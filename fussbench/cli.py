@@ -7,11 +7,9 @@ like ``dvc exp run -S``. Bad input ends with one line on stderr and exit status 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shlex
 import subprocess
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,10 +18,13 @@ import typer
 
 from fussbench.errors import FussbenchError
 from fussbench.params import load_params
-from fussbench.paths import features_dir, partition_dir, raw_dir, seed_dir
+from fussbench.paths import seed_dir
 
 if TYPE_CHECKING:
     from fussbench.engines.flower.launcher import Connection
+    from fussbench.params import Params
+    from fussbench.studies.scheduler import FederateJob
+    from fussbench.studies.trainer import Trainer
 
 app = typer.Typer(
     help="Federated Unsupervised Semantic Segmentation benchmark. Stages run in order: "
@@ -284,32 +285,16 @@ def federate(
 
 def _method_overrides(method: str) -> list[str]:
     """The params overrides of a comparison cell AGGREGATOR[.MODE][.WEIGHTING]."""
-    from fussbench.methods import parse_method
+    from fussbench.studies.overrides import method_overrides
 
-    cell = parse_method(method)
-    mode = cell.mode if cell.mode is not None else "null"
-    return [
-        f"aggregator={cell.aggregator}",
-        f"federation.weighting={cell.weighting}",
-        f"federation.mode={mode}",
-    ]
-
-
-FederateJob = tuple[Path, list[str], Path, "Connection | None"]
-"""Arguments of one :func:`_federate_one` call: params file, overrides, out folder, link."""
+    return method_overrides(method)
 
 
 def _federate_all(jobs: list[FederateJob], workers: int) -> None:
     """Run ``jobs`` ``workers`` at a time (separate processes), echoing each summary."""
-    workers = min(workers, len(jobs))
-    if workers <= 1:
-        for job in jobs:
-            _echo_summary(_federate_one(*job))
-        return
-    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for metrics in pool.map(_federate_one, *zip(*jobs, strict=True)):
-            _echo_summary(metrics)
+    from fussbench.studies.scheduler import run_jobs
+
+    run_jobs(jobs, workers, _federate_one, _echo_summary)
 
 
 def _federate_one(
@@ -344,23 +329,24 @@ def _superlink_connection(
     return Connection(address, insecure, root_certificates)
 
 
-def _prepare_setups(params: Path, overrides: list[str], setups: list[str]) -> None:
-    """Download, cache the features of and partition each of ``setups`` that lacks them
-    (the studies train setups the pipeline has not prepared)."""
+def _trainer(params: Path, overrides: list[str], workers: int) -> Trainer:
+    """How the studies train their runs: the pipeline's download, features, partition and
+    federate stages, ``workers`` runs at a time, each run's summary echoed."""
+    from fussbench.studies.prepare import SetupSteps
+    from fussbench.studies.trainer import Trainer
     from stages import download, features, partition
 
-    for setup in setups:
-        settings = load_params(params, [*overrides, f"setup={setup}"])
-        dataset = settings.dataset_spec().name
-        if not raw_dir(dataset).is_dir():
-            typer.echo(f"dataset ready at {download.run(settings)}")
-        if not features_dir(dataset, settings.backbone).is_dir():
-            typer.echo(f"features cached in {features.run(settings)}")
-        if not partition_dir(setup).is_dir():
-            typer.echo(f"partition written to {partition.run(settings)}")
+    steps = SetupSteps(download.run, features.run, partition.run)
+    return Trainer(params, overrides, workers, _federate_one, _echo_summary, steps, typer.echo)
+
+
+def _setup_params(params: Path, overrides: list[str]) -> Callable[[str], Params]:
+    """The params of ``params`` with ``overrides``, then a setup chosen, per setup name."""
+    return lambda setup: load_params(params, [*overrides, f"setup={setup}"])
 
 
 def _echo_summary(metrics: dict[str, object]) -> None:
+    """One JSON line: the run's setup, method, seed, mIoU and accuracy."""
     summary = {key: metrics[key] for key in ("setup", "method", "seed", "miou", "accuracy")}
     typer.echo(json.dumps(summary))
 
@@ -390,20 +376,8 @@ def convergence(
     from stages import convergence as stage
 
     base = load_checked_params(params, overrides)
-    if not report_only:
-        todo = stage.pending(base, stage.collect_records(base))
-        _prepare_setups(params, overrides or [], sorted({job[0] for job in todo}))
-        jobs: list[FederateJob] = []
-        for setup, method, seed, steps in todo:
-            out = stage.run_dir(base, setup, method, seed, steps)
-            extra = [f"setup={setup}", f"seed={seed}", *_method_overrides(method)]
-            extra.append(f"federation.rounds={base.convergence.rounds}")
-            if steps is not None:
-                extra.append(f"train.local_steps={steps}")
-            jobs.append((params, [*(overrides or []), *extra], out, None))
-        typer.echo(f"{len(jobs)} run(s) to go under {base.convergence.out}")
-        _federate_all(jobs, base.runtime.workers)
-    typer.echo(json.dumps(stage.report(base), indent=2))
+    trainer = None if report_only else _trainer(params, overrides or [], base.runtime.workers)
+    typer.echo(json.dumps(stage.run(base, trainer), indent=2))
 
 
 @app.command(name="k-sweep")
@@ -440,46 +414,17 @@ def k_sweep(
     and workers from params; finished runs are kept, so an interrupted sweep resumes), then
     tabulate and draw mean ± std over seeds against K, Hungarian and majority matching,
     with --auto's runs marked at the K the federation chose."""
-    from fussbench.analysis.k_sweep import (
-        auto_points,
-        collect_sweep,
-        parse_values,
-        run_dir,
-        sweep_figure,
-        sweep_table,
-    )
-    from fussbench.atomic import write_text
+    from fussbench.analysis.k_sweep import parse_values
+    from fussbench.studies.k_sweep import train, write_sweep
 
     base = load_params(params, overrides)
     ks, seed_list = parse_values(values, "values"), parse_values(seeds, "seeds")
     if min(ks) < 2:
         raise FussbenchError(f"--values '{values}': every K must be at least 2")
     if not report_only:
-        jobs: list[FederateJob] = []
-        for k in ks:
-            for seed in seed_list:
-                target = run_dir(out, k, seed)
-                if (target / "metrics.json").is_file():
-                    continue
-                # at setup level, so it also wins over a setup's own K (the tile's 2)
-                extra = [
-                    f"seed={seed}",
-                    *_method_overrides(method),
-                    f"setups.{base.setup}.model.n_clusters={k}",
-                ]
-                jobs.append((params, [*(overrides or []), *extra], target, None))
-        if jobs:
-            _prepare_setups(params, overrides or [], [base.setup])
-        typer.echo(f"{len(jobs)} run(s) to go under {out}")
-        _federate_all(jobs, base.runtime.workers)
-    sweep = collect_sweep(out, ks, seed_list)
-    points = auto_points(auto, base.setup, method) if auto is not None else None
-    title = f"{base.setup}, {method}, {base.federation.rounds} × {base.train.local_steps} steps"
-    table = f"# mIoU against K: {title}\n\n" + sweep_table(sweep, points)
-    write_text(report.with_suffix(".md"), table)
-    write_text(report.with_suffix(".csv"), sweep.to_csv(index=False))
-    sweep_figure(sweep, points, base.dataset_spec().n_classes, title, report.with_suffix(".png"))
-    typer.echo(table)
+        trainer = _trainer(params, overrides or [], base.runtime.workers)
+        train(base, ks, seed_list, method, out, trainer)
+    typer.echo(write_sweep(base, ks, seed_list, method, out, report, auto))
 
 
 @app.command(name="cluster-counts")
@@ -494,17 +439,9 @@ def cluster_counts(
 ) -> None:
     """Each client's number of clusters and the global one, per seed and round, from the
     runs' rounds.csv (model.n_clusters: auto records them), as a Markdown table."""
-    from fussbench.analysis.cluster_counts import cluster_counts as gather
-    from fussbench.atomic import write_text
-    from fussbench.reporting.results import markdown_table
+    from fussbench.analysis.cluster_counts import cluster_count_report
 
-    counts = gather(runs / setup / method)
-    table = f"# Number of clusters per client and round: {setup}, {method}\n\n"
-    table += markdown_table(counts)
-    if out is not None:
-        write_text(out.with_suffix(".md"), table)
-        write_text(out.with_suffix(".csv"), counts.to_csv(index=False))
-    typer.echo(table)
+    typer.echo(cluster_count_report(runs, setup, method, out))
 
 
 @app.command(name="crf-effect")
@@ -525,28 +462,10 @@ def crf_effect(
     Each run is first scored as trained and must give its recorded mIoU. Reference rows
     (no model.npz) are skipped with a notice. OUT is rewritten after every run, so a
     stopped command keeps the rows it finished."""
-    import pandas as pd
+    from fussbench.analysis.crf_effect import crf_effect_report
 
-    from fussbench.analysis.crf_effect import effect_table, rescore
-    from fussbench.atomic import write_text
-
-    rows = []
-    for run in runs:
-        if not (run / "model.npz").is_file():
-            _warn(f"{run}: no model.npz (a reference row or an unfinished run), skipped")
-            continue
-        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-        setup_params = load_params(params, [*(overrides or []), f"setup={metrics['setup']}"])
-        rows.append(rescore(run, metrics, setup_params))
-        typer.echo(json.dumps(rows[-1]))
-        frame = pd.DataFrame(rows)
-        table = effect_table(frame)
-        if out is not None:
-            write_text(out.with_suffix(".md"), "# Dense CRF on the final predictions\n\n" + table)
-            write_text(out.with_suffix(".csv"), frame.to_csv(index=False))
-    if not rows:
-        raise FussbenchError("no finished trained run among the folders given")
-    typer.echo(table)
+    params_for = _setup_params(params, overrides or [])
+    typer.echo(crf_effect_report(runs, params_for, out, typer.echo, _warn))
 
 
 @app.command()
@@ -575,21 +494,11 @@ def stats(params: ParamsOption = Path("params.yaml"), overrides: SetOption = Non
     `<reports_dir>/results.csv` and the runs' `images.csv`; writes
     `<reports_dir>/significance.csv` and `significance.md`."""
     from fussbench.methods.check import load_checked_params
-    from fussbench.paths import RUNS
     from stages import stats as stage
 
     settings = load_checked_params(params, overrides)
     reports = Path(settings.reports_dir)
-    frame = stage.run(
-        reports / "results.csv",
-        RUNS,
-        reports,
-        settings.stats.n_resamples,
-        settings.stats.seed,
-        settings.stats.primary,
-        settings.stats.primary_test,
-        settings.stats.alpha,
-    )
+    frame = stage.run(settings)
     by_seeds = frame[frame["pairing"] == "seeds"]
     if len(by_seeds) and by_seeds["p_value"].isna().all():
         _warn(
@@ -617,11 +526,6 @@ def report(
     figures (mIoU per round, centroid distance heatmaps, qualitative grid, client class
     histograms) and an index `README.md`, all under `<reports_dir>/`, recomputed from the
     runs. Missing runs are named in the index; what exists is still rendered."""
-    import dataclasses
-    import hashlib
-
-    from fussbench.paths import DATA, RUNS
-    from fussbench.reporting.qualitative import qualitative_loader
     from stages import report as stage
 
     overrides = overrides or []
@@ -629,28 +533,7 @@ def report(
 
     settings = load_checked_params(params, overrides)
     reports = Path(settings.reports_dir)
-    identity = json.dumps(dataclasses.asdict(settings), sort_keys=True).encode()
-    loader = None
-    if qualitative:
-        loader = qualitative_loader(
-            lambda setup: load_params(params, [*overrides, f"setup={setup}"]),
-            RUNS,
-            settings.compare,
-            settings.report.qualitative_images,
-            settings.seeds[0],
-        )
-    missing = stage.run(
-        reports / "results.csv",
-        RUNS,
-        DATA / "partitions",
-        reports,
-        settings.compare,
-        settings.runs_on,
-        settings.seeds,
-        hashlib.sha256(identity).hexdigest()[:12],
-        reports / "significance.csv",
-        loader,
-    )
+    missing = stage.run(settings, _setup_params(params, overrides) if qualitative else None)
     if missing:
         _warn(
             f"rendered without {len(missing)} item(s), listed in {reports}/README.md: "
@@ -681,36 +564,16 @@ def verify(
     (`reports/paper/lock.yaml`): an output that differs fails; code or params changed since
     it ran are listed as a warning, with the command that reruns it. Exit status 1 lists
     each difference."""
-    from fussbench.paths import RUNS
     from stages import verify as stage
 
-    settings = load_params(params, overrides)
-    if tables:
-        reports = Path(settings.reports_dir)
-        problems = stage.table_mismatches(
-            reports, RUNS, settings.compare, settings.runs_on, settings.seeds
-        )
-        checked = f"the tables in {reports}/ against {RUNS}/"
-    else:
-        problems = stage.stale_reports(Path.cwd())
-        checked = "the reports against dvc.lock"
-        for folder in stage.profile_folders(Path.cwd()):
-            profile = stage.check_profile(Path.cwd(), folder, stage.profile_values(params, folder))
-            problems += profile.problems
-            checked += f"; {folder}/ against its {stage.PROFILE_LOCK}"
-            if profile.drift:
-                _warn(
-                    f"{folder}/ was made at commit {profile.commit or '(unknown)'}; since then "
-                    f"{len(profile.drift)} of its dependencies changed ("
-                    + "; ".join(profile.drift[:4])
-                    + f"): its numbers are that commit's. Rerun the profile to refresh them: "
-                    f"fussbench preset {folder.name} --run"
-                )
-    for problem in problems:
+    result = stage.run(params, load_params(params, overrides), tables)
+    for warning in result.warnings:
+        _warn(warning)
+    for problem in result.problems:
         typer.secho(problem, err=True, fg=typer.colors.RED)
-    if problems:
+    if result.problems:
         raise typer.Exit(code=1)
-    typer.echo(f"ok: {checked}")
+    typer.echo(f"ok: {result.checked}")
 
 
 @app.command()
@@ -738,23 +601,10 @@ def versus(
     Prints a Markdown table: mean mIoU of each side, A − B with a bootstrap CI
     (stats.n_resamples, stats.seed), two-sided Wilcoxon and t-test p-values with Holm over
     the rows (exploratory), and seconds and bytes per round of each side."""
-    from fussbench.analysis.versus import compare_profiles, parse_pair, read_results, to_markdown
-    from fussbench.atomic import write_text
+    from fussbench.analysis.versus import versus_report
 
-    settings = load_params(params, overrides)
-    pairs = [parse_pair(text) for text in pair]
-    table = compare_profiles(
-        read_results(a), read_results(b), pairs, settings.stats.n_resamples, settings.stats.seed
-    )
-    if table.empty:
-        raise FussbenchError(
-            f"no --pair method of {a} ran on a setup of {b}: check the method names"
-        )
-    markdown = to_markdown(table, str(a), str(b))
-    if out is not None:
-        write_text(out.with_suffix(".md"), markdown)
-        write_text(out.with_suffix(".csv"), table.to_csv(index=False))
-    typer.echo(markdown)
+    settings = load_params(params, overrides).stats
+    typer.echo(versus_report(a, b, pair, settings.n_resamples, settings.seed, out))
 
 
 @app.command()
@@ -774,22 +624,9 @@ def winners(
     """Which candidate fedcc_auto chose each round: per setup and round, how many runs
     each candidate won (from the runs' metrics.json), printed as CSV; with --out, also a
     figure of the shares."""
-    import pandas as pd
+    from fussbench.analysis.winners import winners_report
 
-    from fussbench.analysis.winners import winner_counts, winners_figure
-    from fussbench.atomic import write_text
-
-    counts = {
-        name: winner_counts(sorted((runs / name / method).glob("seed*/metrics.json")))
-        for name in setup
-    }
-    table = pd.concat(
-        [frame.assign(setup=name) for name, frame in counts.items()], ignore_index=True
-    )[["setup", "round", "winner", "runs"]]
-    if out is not None:
-        winners_figure(counts, out.with_suffix(".png"))
-        write_text(out.with_suffix(".csv"), table.to_csv(index=False))
-    typer.echo(table.to_csv(index=False), nl=False)
+    typer.echo(winners_report(runs, setup, method, out), nl=False)
 
 
 @app.command()
@@ -822,12 +659,10 @@ def probe(
     """Diagnostic, uses labels, never a benchmark row: fit a supervised linear probe on the
     training split's frozen features and print, as JSON, its per-class IoU on the
     evaluation split beside the k-means reference and the feature grid's own ceiling."""
-    from fussbench.atomic import write_json
     from stages import probe as stage
 
-    record = stage.run(load_params(params, overrides), dataset, cache, image_size, regularisation)
-    if out is not None:
-        write_json(out, record)
+    settings = load_params(params, overrides)
+    record = stage.run(settings, dataset, cache, image_size, regularisation, out)
     typer.echo(json.dumps(record, indent=2))
 
 
@@ -857,14 +692,7 @@ def bench(
     from stages import bench as stage
 
     loaded = load_params(params, overrides)
-    if scale:
-        result = stage.run_scale(loaded, scale_images, out)
-    else:
-        result = stage.run(loaded, images)
-        if out is not None:
-            from fussbench.atomic import write_json
-
-            write_json(out, result)
+    result = stage.run_scale(loaded, scale_images, out) if scale else stage.run(loaded, images, out)
     typer.echo(json.dumps(result, indent=2))
 
 

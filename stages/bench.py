@@ -1,138 +1,36 @@
-"""``fussbench bench``: feature-caching throughput, and one local round on cached features
-against the same round with the backbone recomputed on every batch; with ``--scale``, memory
-and time of a round against the number of cached images."""
+"""``fussbench bench`` (not a DVC stage): feature-caching throughput and the seconds of
+one local round on cached features against recomputed ones; with ``--scale``, memory and
+time of a round against the number of cached images (:mod:`fussbench.benchmarks.speed`)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from fussbench.atomic import write_json
-from fussbench.benchmarks.rounds import benchmark_round
-from fussbench.benchmarks.scale import scale_benchmark
-from fussbench.benchmarks.synthetic_cache import LITE0_SHAPE
-from fussbench.data.samples import DatasetSpec
+from fussbench.benchmarks.speed import scale_record, speed_benchmark
 from fussbench.errors import FussbenchError
-from fussbench.features.backbones import build_backbone
-from fussbench.features.benchmark import benchmark_caching, decoded_images
-from fussbench.features.device import resolve_placement
-from fussbench.federation.build import build_method
-from fussbench.model.config import PRECISIONS
-from fussbench.model.precision import native_bf16
-from fussbench.model.throughput import training_throughput
-from fussbench.model.training import ClientData
 from fussbench.params import Params
-from fussbench.paths import raw_dir
 
 
-def run(params: Params, images: int) -> dict[str, object]:
-    """Time the first ``images`` training images of ``params.dataset``: forward, caching,
-    and one local round (``train.local_steps`` batches, and what else ``aggregator`` asks
-    of a client) of a client holding them."""
-    if images < 1:
-        raise FussbenchError(f"--images must be >= 1, got {images}")
-    spec = params.dataset_spec()
-    samples = spec.samples(raw_dir(spec.name), spec.train_split)[:images]
-    settings = params.features
-    placement = resolve_placement(settings.device, settings.precision)
-    config = params.backbone_config()
-    backbone = build_backbone(config).to(placement.device)
-    decoded = decoded_images(spec, samples, config.preprocessing)
-    with tempfile.TemporaryDirectory() as scratch:
-        caching = benchmark_caching(
-            spec,
-            samples,
-            config,
-            backbone,
-            decoded,
-            settings.batch_size,
-            Path(scratch),
-            placement,
-            settings.loader_workers,
-        )
-        cache = Path(scratch) / "bench"
-        round_times = benchmark_round(
-            backbone,
-            placement,
-            decoded,
-            np.load(cache / "features.npy"),
-            np.load(cache / "pooled.npy"),
-            params.train_config(),
-            build_method(params.aggregator, params.federation, params.seed)[1],
-            params.model.dim,
-            _timed_clusters(params, spec),
-            params.seed,
-        )
-        training = _training_speed(
-            np.load(cache / "features.npy"), np.load(cache / "pooled.npy"), params, spec
-        )
-    return {
-        "dataset": spec.name,
-        "backbone": params.backbone,
-        **caching,
-        **round_times,
-        **training,
-    }
-
-
-def _timed_clusters(params: Params, spec: DatasetSpec) -> int:
-    """The number of centroids the timings use: ``model.n_clusters`` when it is a number,
-    else (null, or ``auto``, whose K is only known once clients estimate it) the dataset's
-    number of classes."""
-    n_clusters = params.model.n_clusters
-    return n_clusters if isinstance(n_clusters, int) else spec.n_classes
-
-
-def _training_speed(
-    features: np.ndarray, pooled: np.ndarray, params: Params, spec: DatasetSpec
-) -> dict[str, object]:
-    """``train_steps_per_s`` and ``train_peak_fraction`` (the steps' FLOP rate against a
-    matrix product of the head's shapes, same run, threads and precision) in fp32 and bf16;
-    bf16 is timed only where the CPU multiplies it natively."""
-    config = params.train_config()
-    data = ClientData.from_cache(features, pooled, config.knn_k)
-    n_clusters = _timed_clusters(params, spec)
-    native = native_bf16()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(params.runtime.threads)  # as a federate run trains
-    result: dict[str, object] = {"train_threads": params.runtime.threads, "bf16_native": native}
-    try:
-        for precision in PRECISIONS:
-            if precision == "bf16" and not native:
-                continue
-            speed = training_throughput(data, config, params.model.dim, n_clusters, precision)
-            result[f"train_steps_per_s_{precision}"] = round(speed.steps_per_s, 2)
-            result[f"train_gflops_{precision}"] = round(speed.gflops, 1)
-            result[f"matmul_gflops_{precision}"] = round(speed.matmul_gflops, 1)
-            result[f"train_peak_fraction_{precision}"] = round(speed.peak_fraction, 3)
-    finally:
-        torch.set_num_threads(threads)
+def run(params: Params, images: int, out: Path | None) -> dict[str, object]:
+    """Time the first ``images`` training images of the setup's dataset; the timings are
+    written to ``out`` (JSON) when given, and returned."""
+    result = speed_benchmark(params, images)
+    if out is not None:
+        write_json(out, result)
     return result
 
 
 def run_scale(params: Params, images: str, out: Path | None) -> dict[str, object]:
-    """Peak RSS and seconds of one local round (``train.local_steps`` batches, one client
-    holding every image) on synthetic lite0-sized caches of each size in ``images``
-    (comma-separated); the result is written to ``out`` (JSON) when given."""
+    """One round on synthetic caches of each size in ``images`` (comma-separated); the
+    result is written to ``out`` (JSON) when given, and returned."""
     try:
         sizes = [int(size) for size in images.split(",") if size.strip()]
     except ValueError:
         raise FussbenchError(
             f"--scale-images must be comma-separated integers, got '{images}'"
         ) from None
-    spec = params.dataset_spec()
-    scale = scale_benchmark(
-        sizes,
-        params.train_config(),
-        params.model.dim,
-        _timed_clusters(params, spec),
-        params.seed,
-        params.runtime.threads,
-    )
-    result: dict[str, object] = {"feature_shape": list(LITE0_SHAPE), "scale": scale}
+    result = scale_record(params, sizes)
     if out is not None:
         write_json(out, result)
     return result

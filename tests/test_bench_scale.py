@@ -61,10 +61,10 @@ def test_scale_refuses_a_cache_that_will_not_fit(tmp_path: Path, monkeypatch) ->
 
 @pytest.mark.parametrize(("value", "expected"), [("auto", 11), ("null", 11), ("16", 16)])
 def test_bench_times_auto_and_null_at_the_number_of_classes(value: str, expected: int) -> None:
+    from fussbench.benchmarks.speed import timed_clusters
     from fussbench.params import load_params
-    from stages.bench import _timed_clusters
 
     params = load_params(
         Path("params.yaml"), [f"model.n_clusters={value}", "aggregator=fedcc_kmeans"]
     )
-    assert _timed_clusters(params, params.dataset_spec()) == expected
+    assert timed_clusters(params, params.dataset_spec()) == expected

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages.verify import stale_reports
+from fussbench.verification.lock import stale_reports
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

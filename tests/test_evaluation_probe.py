@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fussbench.data.samples import IGNORE_INDEX
+from fussbench.diagnostics.probe import probe_record
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.probe import (
     balanced_class_weights,
@@ -20,7 +21,6 @@ from fussbench.evaluation.probe import (
 from fussbench.features.cache import cache_fingerprint
 from fussbench.params import load_params
 from fussbench.paths import features_dir
-from stages import probe as stage
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 GRID = (4, 4)
@@ -113,18 +113,18 @@ def write_cache(root: Path, params, split: str, seed: int) -> None:
     (folder / "index.json").write_text(json.dumps(index), encoding="utf-8")
 
 
-def test_stage_reports_probe_kmeans_and_ceiling(
+def test_probe_record_reports_probe_kmeans_and_ceiling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     params = load_params(PARAMS, ["setup=tile_quantity"])
     for split, seed in (("train", 0), ("test", 1)):
         write_cache(tmp_path, params, split, seed)
     monkeypatch.chdir(tmp_path)
-    record = stage.run(params)
+    record = probe_record(params)
     assert record["feature_grid"] == list(GRID) and record["eval_images"] == 10
     assert "never a benchmark row" in record["note"]
     assert record["probe"]["per_class_iou"]["defect"] > 95.0
     assert record["grid_ceiling"]["per_class_iou"]["defect"] == 100.0
     assert record["kmeans"]["n_clusters"] == 2 and record["kmeans"]["miou"] is not None
     with pytest.raises(FussbenchError, match="--cache"):
-        stage.run(params, image_size=(32, 32))
+        probe_record(params, image_size=(32, 32))

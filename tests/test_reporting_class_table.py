@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fussbench.reporting.class_table import MAX_CLASSES, class_table, read_class_iou
-from stages import report
+from fussbench.reporting.report import write_report
 
 SEEDS = [0, 1, 2]
 METHODS = ["local", "fedavg", "kmeans"]
@@ -116,7 +116,7 @@ def test_class_table_is_none_without_per_class_iou(tmp_path: Path) -> None:
 
 def test_report_writes_and_links_the_class_table(tree: dict[str, Path]) -> None:
     out = tree["out"]
-    report.run(
+    write_report(
         tree["results"], tree["runs"], tree["runs"] / "none", out, METHODS, ["tile"], SEEDS, "h"
     )
     for suffix in ("md", "tex", "csv"):

@@ -20,8 +20,8 @@ from fussbench.reporting.figures import (
     save_png,
 )
 from fussbench.reporting.palettes import colourise, palette
+from fussbench.reporting.report import write_report
 from fussbench.reporting.runs import read_curves
-from stages import report
 
 CAMVID = np.array(CamVid.colours, dtype=np.uint8)
 MAGNETIC_TILE = np.array(MagneticTile.colours, dtype=np.uint8)
@@ -141,7 +141,7 @@ def fake_grid(dataset: str = "magnetic_tile") -> QualitativeGrid:
 
 def test_report_writes_tables_figures_and_an_index(inputs: dict[str, Path]) -> None:
     out = inputs["out"]
-    missing = report.run(
+    missing = write_report(
         inputs["results"],
         inputs["runs"],
         inputs["partitions"],
@@ -194,7 +194,7 @@ def test_report_includes_significance_and_skips_a_failing_qualitative(
     def no_cache(setup: str) -> QualitativeGrid:
         raise FussbenchError(f"no feature cache for {setup}")
 
-    missing = report.run(
+    missing = write_report(
         inputs["results"],
         inputs["runs"],
         inputs["partitions"],
@@ -268,7 +268,7 @@ def test_report_draws_gain_against_skew_when_a_dataset_has_two_setups(
                  "ci_low", "ci_high", "test", "p_value", "p_holm", "note"],
     )  # fmt: skip
     significance.to_csv(out / "significance.csv", index=False)
-    report.run(
+    write_report(
         inputs["results"], inputs["runs"], inputs["partitions"], out, METHODS, SETUPS, SEEDS,
         "hash", out / "significance.csv", None,
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""The ``stats`` stage on a synthetic results table and runs tree."""
+"""The significance tests of the ``stats`` stage (``write_significance``) on a synthetic results
+table and runs tree."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fussbench.errors import FussbenchError
-from stages.stats import run
+from fussbench.stats.significance import write_significance
 
 COLUMNS = [
     "family",
@@ -71,7 +72,9 @@ def make_tree(root: Path, seeds: range, missing: tuple[str, int] | None = None) 
 
 
 def stage(root: Path) -> pd.DataFrame:
-    return run(root / "results.csv", root / "runs", root / "out", n_resamples=200, seed=0)
+    return write_significance(
+        root / "results.csv", root / "runs", root / "out", n_resamples=200, seed=0
+    )
 
 
 def pick(frame: pd.DataFrame, a: str, b: str, pairing: str, test: str) -> pd.Series:

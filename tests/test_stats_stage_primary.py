@@ -1,4 +1,5 @@
-"""The ``stats`` stage's primary family: one-sided tests, one Holm family, verdicts."""
+"""The primary family of the ``stats`` stage (``write_significance``): one-sided tests, one Holm
+family, verdicts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fussbench.errors import FussbenchError
-from stages.stats import run
+from fussbench.stats.significance import write_significance
 
 IMAGES = [f"img_{i:02d}" for i in range(8)]
 SHIFT = np.linspace(-3.0, 3.0, len(IMAGES))
@@ -79,7 +80,9 @@ def make_tree(root: Path, n_seeds: int) -> None:
 
 def stage(root: Path, **options) -> pd.DataFrame:
     options = {"primary": PRIMARY, **options}
-    return run(root / "results.csv", root / "runs", root / "out", n_resamples=200, **options)
+    return write_significance(
+        root / "results.csv", root / "runs", root / "out", n_resamples=200, **options
+    )
 
 
 def decided(frame: pd.DataFrame, hypothesis: str, setup: str, test: str = "wilcoxon"):

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from fussbench import presets
-from stages.verify import check_profile, profile_folders, profile_values, stale_reports
+from fussbench.verification.lock import stale_reports
+from fussbench.verification.profiles import check_profile, profile_folders, profile_values
 
 DVC = str(Path(sys.executable).parent / "dvc")
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
+from fussbench.reporting.results import markdown_table
 
 CLIENT_COLUMN = re.compile(r"client(\d+)_n_clusters$")
 """rounds.csv's column of client c's number of clusters."""
@@ -45,3 +47,15 @@ def cluster_counts(method_dir: Path) -> pd.DataFrame:
             f"{method_dir}: no seed*/rounds.csv with cluster counts; run the method first"
         )
     return pd.concat(frames, ignore_index=True).sort_values(["seed", "round"], ignore_index=True)
+
+
+def cluster_count_report(runs: Path, setup: str, method: str, out: Path | None) -> str:
+    """The :func:`cluster_counts` of ``runs/<setup>/<method>/`` as a titled Markdown table,
+    also written to ``out``.md and ``out``.csv when ``out`` is given; returns the Markdown."""
+    counts = cluster_counts(runs / setup / method)
+    table = f"# Number of clusters per client and round: {setup}, {method}\n\n"
+    table += markdown_table(counts)
+    if out is not None:
+        write_text(out.with_suffix(".md"), table)
+        write_text(out.with_suffix(".csv"), counts.to_csv(index=False))
+    return table

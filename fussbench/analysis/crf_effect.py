@@ -10,6 +10,8 @@ over its models, as in ``metrics.json``.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
 from fussbench.evaluation.crf import evaluate_with_crf, evaluation_images
 from fussbench.evaluation.predict import evaluate_model
@@ -108,3 +111,42 @@ def effect_table(rows: pd.DataFrame) -> str:
             f"| {group['miou_crf'].mean():.2f} | {change.mean():+.2f} ± {spread:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def crf_effect_report(
+    runs: Sequence[Path],
+    params_for: Callable[[str], Params],
+    out: Path | None,
+    say: Callable[[str], None],
+    skip: Callable[[str], None],
+) -> str:
+    """:func:`rescore` each of ``runs`` and return the :func:`effect_table` of them all.
+
+    Args:
+        params_for: the params with a setup chosen (each run's ``metrics.json`` names it).
+        out: when given, ``out``.md (the titled table) and ``out``.csv (one row per run)
+            are rewritten after every run, so a stopped call keeps the rows it finished.
+        say: receives each run's row, as JSON, once it is scored.
+        skip: receives the reason a folder without ``model.npz`` (a reference row or an
+            unfinished run) is skipped.
+
+    Raises:
+        FussbenchError: when no folder holds a finished trained run, or a run's rescored
+            mIoU differs from its record (:func:`rescore`).
+    """
+    rows = []
+    for run in runs:
+        if not (run / "model.npz").is_file():
+            skip(f"{run}: no model.npz (a reference row or an unfinished run), skipped")
+            continue
+        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+        rows.append(rescore(run, metrics, params_for(metrics["setup"])))
+        say(json.dumps(rows[-1]))
+        frame = pd.DataFrame(rows)
+        table = effect_table(frame)
+        if out is not None:
+            write_text(out.with_suffix(".md"), "# Dense CRF on the final predictions\n\n" + table)
+            write_text(out.with_suffix(".csv"), frame.to_csv(index=False))
+    if not rows:
+        raise FussbenchError("no finished trained run among the folders given")
+    return table

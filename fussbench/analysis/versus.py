@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
 from fussbench.stats.formatting import MISSING, format_p
 from fussbench.stats.tests import TWO_SIDED, bootstrap_mean_ci, holm, paired_tests
@@ -255,3 +256,26 @@ def to_markdown(table: pd.DataFrame, a_label: str, b_label: str) -> str:
 def _p(value: object) -> float | None:
     """A p-value cell as a float, ``None`` when empty."""
     return None if value is None or pd.isna(value) else float(value)
+
+
+def versus_report(
+    a: Path, b: Path, pairs: list[str], n_resamples: int, seed: int, out: Path | None
+) -> str:
+    """:func:`compare_profiles` of the reports folders ``a`` and ``b`` (each holds
+    ``results.csv``) over ``pairs`` (each as :func:`parse_pair` reads it), as Markdown,
+    also written to ``out``.md, with the numbers in ``out``.csv, when ``out`` is given.
+
+    Raises:
+        FussbenchError: when no pair's method of ``a`` ran on a setup of ``b``.
+    """
+    parsed = [parse_pair(text) for text in pairs]
+    table = compare_profiles(read_results(a), read_results(b), parsed, n_resamples, seed)
+    if table.empty:
+        raise FussbenchError(
+            f"no --pair method of {a} ran on a setup of {b}: check the method names"
+        )
+    markdown = to_markdown(table, str(a), str(b))
+    if out is not None:
+        write_text(out.with_suffix(".md"), markdown)
+        write_text(out.with_suffix(".csv"), table.to_csv(index=False))
+    return markdown

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
 
 
@@ -80,3 +81,20 @@ def winners_figure(counts: dict[str, pd.DataFrame], target: Path) -> None:
     with atomic_path(target) as path:
         figure.savefig(path, format="png", dpi=120)
     plt.close(figure)
+
+
+def winners_report(runs: Path, setups: list[str], method: str, out: Path | None) -> str:
+    """The :func:`winner_counts` of ``runs/<setup>/<method>/seed*/`` for each of ``setups``
+    as CSV (columns setup, round, winner, runs), also written to ``out``.csv, with the
+    :func:`winners_figure` in ``out``.png, when ``out`` is given; returns the CSV."""
+    counts = {
+        name: winner_counts(sorted((runs / name / method).glob("seed*/metrics.json")))
+        for name in setups
+    }
+    table = pd.concat(
+        [frame.assign(setup=name) for name, frame in counts.items()], ignore_index=True
+    )[["setup", "round", "winner", "runs"]]
+    if out is not None:
+        winners_figure(counts, out.with_suffix(".png"))
+        write_text(out.with_suffix(".csv"), table.to_csv(index=False))
+    return table.to_csv(index=False)

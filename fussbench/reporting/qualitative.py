@@ -100,8 +100,9 @@ def qualitative_loader(
     n_images: int,
     seed: int,
 ) -> QualitativeLoader:
-    """A :data:`QualitativeLoader` for ``stages.report.run``; ``params_for(setup)`` returns the
-    params with that setup chosen (e.g. ``load_params(file, [*overrides, f"setup={s}"])``)."""
+    """A :data:`QualitativeLoader` for :func:`fussbench.reporting.report.write_report`;
+    ``params_for(setup)`` returns the params with that setup chosen (e.g.
+    ``load_params(file, [*overrides, f"setup={s}"])``)."""
 
     def load(setup: str) -> QualitativeGrid:
         return load_qualitative(params_for(setup), runs_dir, methods, n_images, seed)

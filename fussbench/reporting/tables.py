@@ -25,7 +25,7 @@ from fussbench.reporting.flags import (
     unlabelled_setups,
 )
 from fussbench.reporting.results import budget_line, seed_summary
-from fussbench.stats.formatting import MISSING, format_p
+from fussbench.stats.formatting import MISSING, format_difference, format_p
 
 
 def reference_methods() -> list[str]:
@@ -389,15 +389,6 @@ PRIMARY_TITLE = "primary hypotheses: a > b, one-sided, paired over seeds, one Ho
 """Caption of the block of pre-registered hypotheses."""
 
 
-def _difference(row: pd.Series) -> str:
-    if pd.isna(row["mean_diff"]):
-        return MISSING
-    text = f"{row['mean_diff']:+.2f}"
-    if pd.notna(row["ci_low"]) and pd.notna(row["ci_high"]):
-        text += f" [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
-    return text
-
-
 def _text(row: pd.Series, column: str) -> str:
     """A text column of ``significance.csv``, "" where empty or absent (older files)."""
     value = row.get(column)
@@ -408,7 +399,7 @@ def _significance_row(row: pd.Series, label: str) -> list[Cell]:
     return [
         Cell(label),
         Cell(MISSING if pd.isna(row["n_pairs"]) else str(int(row["n_pairs"]))),
-        Cell(_difference(row)),
+        Cell(format_difference(row["mean_diff"], row["ci_low"], row["ci_high"])),
         Cell(_text(row, "test") or MISSING),
         Cell(format_p(row["p_value"])),
         Cell(format_p(row["p_holm"])),

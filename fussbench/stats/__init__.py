@@ -1,1 +1,2 @@
-"""Paired significance tests between methods: the tests, and which comparisons to run."""
+"""Paired significance tests between methods: the tests, which comparisons to run, and the
+``stats`` stage's two families of rows (:mod:`.significance`)."""

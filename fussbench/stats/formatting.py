@@ -17,3 +17,13 @@ def format_p(p: float | None) -> str:
     if p is None or math.isnan(p):
         return MISSING
     return f"< {SMALLEST_SHOWN}" if p < SMALLEST_SHOWN else f"{p:.3g}"
+
+
+def format_difference(mean: float | None, low: float | None, high: float | None) -> str:
+    """A mean difference in mIoU points and its CI, ``"+1.50 [+0.50, +2.50]"``; the CI left
+    out where a bound is missing (``None`` or NaN); :data:`MISSING` without a mean."""
+    if mean is None or math.isnan(mean):
+        return MISSING
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return f"{mean:+.2f}"
+    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"

@@ -1,0 +1,2 @@
+"""Diagnostics that use labels, never benchmark rows: ``probe``, the supervised linear
+probe's ceiling of the frozen features (``fussbench probe``)."""
