@@ -104,7 +104,7 @@ def test_online_federate_round_runs(workspace: Path) -> None:
         "features.store: online" in flower.output and "use features.store: cache" in flower.output
     )
     bogus = invoke("federate", "-S", "features.store=disk", "--out", "runs/bogus")
-    assert bogus.exit_code == 2 and "features.store must be cache or online" in bogus.output
+    assert bogus.exit_code == 2 and "features.store must be one of cache, online" in bogus.output
 
 
 def test_a_backbone_that_cannot_be_built_is_one_line(workspace: Path, monkeypatch) -> None:
