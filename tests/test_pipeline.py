@@ -91,8 +91,8 @@ def test_unknown_aggregator_lists_the_valid_names(workspace):
     prepare()
     result = federate("runs/x", "aggregator=fedsomething")
     assert result.exit_code == 2
-    assert "unknown aggregator 'fedsomething'" in result.output
-    assert "local, centralized" in result.output
+    assert "aggregator must be one of local, centralized" in result.output
+    assert "got 'fedsomething'" in result.output
     assert not (workspace / "runs/x").exists()
 
 
@@ -102,7 +102,7 @@ def test_unknown_aggregator_lists_the_valid_names(workspace):
         ("download", "dataset=cityscrapes", "unknown dataset 'cityscrapes'"),
         ("features", "backbone=resnet", "unknown backbone"),
         ("partition", "partition.method=random", "partition.method 'random' is unknown"),
-        ("federate", "train.local_steps=0", "train.local_steps must be >= 1"),
+        ("federate", "train.local_steps=0", "train.local_steps must be an integer >= 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(workspace, stage, override, fragment):
