@@ -698,6 +698,35 @@ def bench(
 
 @app.command()
 @_friendly
+def study(
+    preset_name: Annotated[
+        str | None,
+        typer.Option("--preset", help="Apply this preset first (e.g. robustness)."),
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Write the report from the records only.")
+    ] = False,
+) -> None:
+    """Run a resumable study (`study:` in params, usually from a preset): every variant ×
+    setup × method × seed is a federate run into `study.out`, recorded in
+    `<reports_dir>/<study.name>/runs.csv` as it finishes (commit it as you go), so that a
+    rerun on any machine does only what is missing; then the study's report is written
+    from the records."""
+    from fussbench.methods.check import load_checked_params
+    from fussbench.presets import load_preset
+    from fussbench.studies.reports import study_report
+    from fussbench.studies.study import run_study
+
+    chosen = [*(load_preset(preset_name).overrides() if preset_name else []), *(overrides or [])]
+    base = load_checked_params(params, chosen)
+    trainer = None if report_only else _trainer(params, chosen, base.runtime.workers)
+    typer.echo(json.dumps(run_study(base, trainer, study_report(base)), indent=2))
+
+
+@app.command()
+@_friendly
 def preset(
     name: Annotated[str | None, typer.Argument(help="A preset; leave it out to list them.")] = None,
     params: ParamsOption = Path("params.yaml"),

@@ -379,6 +379,34 @@ class ConvergenceParams:
 
 
 @dataclass(frozen=True)
+class StudyParams:
+    """``study:``: a resumable study (``fussbench study``): every variant × setup × method ×
+    seed is one federate run, recorded in ``<reports_dir>/<name>/runs.csv`` as it finishes,
+    so that a rerun on any machine does only what is missing.
+
+    Attributes:
+        name: the study's name: its report folder and the report it writes
+            (:mod:`fussbench.studies.reports`); null: no study.
+        setups, methods, seeds: what runs (methods as in ``compare``).
+        variants: variant name -> ``key=value`` params overrides that each of its runs
+            gets (e.g. a fault scenario); one variant with no overrides is the plain study.
+        hypotheses: the study's pre-registered hypotheses, one mapping each (read by its
+            report).
+        out: where the run folders go: ``<out>/<name>/<variant>/<setup>/<method>/seed<k>``.
+    """
+
+    name: str | None = None
+    setups: list[str] = field(default_factory=lambda: ["camvid_domain"])
+    methods: list[str] = field(default_factory=lambda: ["local"])
+    seeds: list[int] = field(
+        default_factory=lambda: [0], metadata=rule(Each(Interval(int, 0), True))
+    )
+    variants: dict[str, list[str]] = field(default_factory=lambda: {"plain": []})
+    hypotheses: list[dict] = field(default_factory=list)
+    out: str = "studies"
+
+
+@dataclass(frozen=True)
 class ReportParams:
     """``report:``: the tables and figures of ``fussbench report``.
 
@@ -434,6 +462,7 @@ class Params:
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     convergence: ConvergenceParams = field(default_factory=ConvergenceParams)
+    study: StudyParams = field(default_factory=StudyParams)
     stats: StatsParams = field(default_factory=StatsParams)
     report: ReportParams = field(default_factory=ReportParams)
 

@@ -60,9 +60,7 @@ def speed_benchmark(params: Params, images: int) -> dict[str, object]:
             np.load(cache / "features.npy"),
             np.load(cache / "pooled.npy"),
             params.train_config(),
-            build_method(
-                params.aggregator, params.federation, params.seed
-            )[1],
+            build_method(params.aggregator, params.federation, params.seed)[1],
             params.model.dim,
             timed_clusters(params, spec),
             params.seed,

@@ -25,6 +25,7 @@ NOT_IN_A_RUN = (
     "stats",
     "report",
     "convergence",
+    "study",
 )
 """Top-level params that change no run's numbers (the chosen setup is already merged into
 the sections)."""

@@ -49,6 +49,7 @@ def check_methods(params: Params, source: str = "params") -> None:
     for key, entries in (
         ("compare", params.compare),
         ("convergence.methods", params.convergence.methods),
+        ("study.methods", params.study.methods),
     ):
         for index, text in enumerate(entries):
             _check_cell(text, f"{key}[{index}]", source)

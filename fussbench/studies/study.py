@@ -1,0 +1,172 @@
+"""A resumable study: ``study:`` in params, every variant × setup × method × seed one run.
+
+Each run is an ordinary federate run into ``<study.out>/<name>/<variant>/<setup>/<method>/
+seed<k>`` with the variant's overrides. As a run finishes, its row (the identifying columns
+and every scalar of its ``metrics.json``) goes into ``<reports_dir>/<name>/runs.csv``,
+which is committed: a study stopped by the end of a session resumes from it on any machine,
+and its report reads the records only, never the (git-ignored) run folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fussbench.atomic import write_text
+from fussbench.errors import FussbenchError
+from fussbench.params import Params, apply_overrides
+from fussbench.studies.overrides import method_overrides
+from fussbench.studies.trainer import Trainer
+
+KEYS = ("variant", "setup", "method", "seed")
+"""The columns that identify a run of a study."""
+
+RECORDS = "runs.csv"
+"""The records' file name in the study's report folder."""
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One run of a study.
+
+    Attributes:
+        variant, setup, method, seed: its place in the study (:data:`KEYS`).
+        overrides: its ``key=value`` params overrides (variant, setup, method, seed).
+        out: its run folder.
+    """
+
+    variant: str
+    setup: str
+    method: str
+    seed: int
+    overrides: tuple[str, ...]
+    out: Path
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        """(variant, setup, method, seed)."""
+        return self.variant, self.setup, self.method, self.seed
+
+
+def report_dir(params: Params) -> Path:
+    """``<reports_dir>/<study.name>``: the records and the report.
+
+    Raises:
+        FussbenchError: no study is named.
+    """
+    if params.study.name is None:
+        raise FussbenchError(
+            "study.name is null: name a study (e.g. fussbench study --preset robustness)"
+        )
+    return Path(params.reports_dir) / params.study.name
+
+
+def study_runs(params: Params) -> list[StudyRun]:
+    """Every run of the study, variant by variant, then setup, method and seed.
+
+    Raises:
+        FussbenchError: a setup that ``setups`` does not define, or a variant override
+            that is not ``key=value``.
+    """
+    study = params.study
+    for setup in study.setups:
+        if setup not in params.setups:
+            raise FussbenchError(
+                f"study.setups names '{setup}', which is not a key of setups; "
+                f"valid: {', '.join(params.setups)}"
+            )
+    for variant, overrides in study.variants.items():
+        apply_overrides({}, list(overrides))  # each must be key=value
+        if "/" in variant or not variant:
+            raise FussbenchError(f"study.variants: '{variant}' must be a plain name")
+    base = Path(study.out) / str(study.name)
+    return [
+        StudyRun(
+            variant,
+            setup,
+            method,
+            seed,
+            (*overrides, f"setup={setup}", f"seed={seed}", *method_overrides(method)),
+            base / variant / setup / method / f"seed{seed}",
+        )
+        for variant, overrides in study.variants.items()
+        for setup in study.setups
+        for method in study.methods
+        for seed in study.seeds
+    ]
+
+
+def read_records(params: Params) -> pd.DataFrame:
+    """The recorded runs (no rows, only :data:`KEYS`, before the first)."""
+    path = report_dir(params) / RECORDS
+    if not path.is_file():
+        return pd.DataFrame({key: pd.Series(dtype=object) for key in KEYS})
+    return pd.read_csv(path, dtype={"variant": str, "setup": str, "method": str})
+
+
+def _row(run: StudyRun, metrics: dict[str, object]) -> dict[str, object]:
+    """The record of a finished run: its keys, then every scalar of its metrics."""
+    scalars = {
+        key: value
+        for key, value in metrics.items()
+        if isinstance(value, str | int | float | bool) or value is None
+    }
+    return {**dict(zip(KEYS, run.key, strict=True)), **scalars}
+
+
+def record_finished(params: Params, runs: list[StudyRun]) -> int:
+    """Add every finished run of ``runs`` (its ``metrics.json`` written) that the records
+    lack; write the records back atomically. Returns how many were added."""
+    records = read_records(params)
+    known = set(records[list(KEYS)].itertuples(index=False, name=None))
+    fresh = [
+        _row(run, json.loads((run.out / "metrics.json").read_text()))
+        for run in runs
+        if run.key not in known and (run.out / "metrics.json").is_file()
+    ]
+    if fresh:
+        merged = pd.concat([records, pd.DataFrame(fresh)], ignore_index=True)
+        merged = merged.sort_values(list(KEYS), kind="stable")
+        write_text(report_dir(params) / RECORDS, merged.to_csv(index=False))
+    return len(fresh)
+
+
+def pending(params: Params) -> list[StudyRun]:
+    """The runs the records lack, in study order."""
+    records = read_records(params)
+    known = set(records[list(KEYS)].itertuples(index=False, name=None))
+    return [run for run in study_runs(params) if run.key not in known]
+
+
+def run_study(
+    params: Params, trainer: Trainer | None, report: Callable[[Params, pd.DataFrame], Path]
+) -> dict[str, object]:
+    """Record what earlier runs left, train the missing runs (recording each as it
+    finishes), then write the study's report from the records.
+
+    Args:
+        params: the params with ``study:`` set.
+        trainer: trains runs; None: report over what is recorded only.
+        report: the study's report, from the params and the records; returns its folder.
+
+    Returns:
+        ``{"recorded": runs recorded, "pending": runs still missing, "report": folder}``.
+    """
+    runs = study_runs(params)
+    record_finished(params, runs)
+    todo = pending(params)
+    if trainer is not None and todo:
+        jobs = [trainer.job(run.out, list(run.overrides)) for run in todo]
+        recording = dataclasses.replace(
+            trainer, done=lambda metrics: (trainer.done(metrics), record_finished(params, todo))
+        )
+        recording.train(jobs, sorted({run.setup for run in todo}), report_dir(params))
+        todo = pending(params)
+    records = read_records(params)
+    folder = report(params, records)
+    return {"recorded": len(records), "pending": len(todo), "report": str(folder)}
