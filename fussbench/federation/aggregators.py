@@ -33,6 +33,7 @@ from sklearn.cluster import KMeans
 
 from fussbench.errors import FussbenchError
 from fussbench.federation.cluster_count import global_cluster_count
+from fussbench.federation.exchange import Exchange, ServerStep
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.registry import (
     FEDCC_MODES,
@@ -109,7 +110,8 @@ class Aggregator:
 
     Contract of :meth:`aggregate`: every update has the keys and shapes of ``previous``
     (in particular the same n_clusters); the result has them too, float32. Subclasses
-    override only :meth:`aggregate_centroids`.
+    override only :meth:`aggregate_centroids`, and :meth:`server_round` when they ask the
+    clients something during the round (FedCC-Auto).
 
     With ``model.n_clusters: auto`` the first global model has no centroids (0, dim): each
     client then sends its own K_k centroids, and an aggregator whose ``any_k`` is true
@@ -168,6 +170,23 @@ class Aggregator:
             previous_centroids = self._first_centroids(updates)
         centroids = self.aggregate_centroids(updates, weights, previous_centroids)
         return {**average_arrays(heads, weights), CENTROIDS_KEY: centroids.astype(np.float32)}
+
+    def server_round(
+        self, updates: Sequence[ClientUpdate], previous: ModelArrays, exchange: Exchange
+    ) -> ServerStep:
+        """The server's half of a round, as both engines run it.
+
+        Args:
+            updates: the updates of the clients that finished the round.
+            previous: the global model broadcast at the start of the round.
+            exchange: the line to those clients: :meth:`Exchange.ask` sends them a
+                :class:`~fussbench.federation.query.Query` and returns each one's answer
+                or failure (``exchange.clients[i]`` is the client of ``updates[i]``).
+
+        Returns:
+            By default, asking nothing: ``ServerStep(self.aggregate(updates, previous))``.
+        """
+        return ServerStep(self.aggregate(updates, previous))
 
     def aggregate_centroids(
         self,
