@@ -38,6 +38,7 @@ from fussbench.federation.cluster_count import (
 )
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.rounds import run_rounds
+from fussbench.federation.run import FederationRun
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
 from fussbench.model.training import ClientData
 from fussbench.params import FederationParams, load_params
@@ -262,15 +263,19 @@ def _clients(k_range=K_RANGE, objective=None):
 
 
 def _run(aggregator, rounds=2, **kwargs):
-    return run_rounds(
-        _clients(),
+    run = FederationRun(
+        aggregator,
+        LocalObjective(),
         initial_arrays(8, 6, 0, seed=0),
         rounds,
         0,
         lambda arrays: evaluate_model(arrays, FEATURES, LABELS, 3),
-        lambda c, arrays: evaluate_model(arrays, FEATURES[SPLITS[c]], LABELS[SPLITS[c]], 3),
-        aggregator,
         **kwargs,
+    )
+    return run_rounds(
+        run,
+        _clients(),
+        lambda c, arrays: evaluate_model(arrays, FEATURES[SPLITS[c]], LABELS[SPLITS[c]], 3),
     )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from synthetic import CAMVID_COUNTS, make_camvid
+from test_federation_rounds import make_clients
 from typer.testing import CliRunner
 
 import fussbench.engines.flower  # noqa: F401  (sets Flower's environment before flwr loads)
@@ -23,18 +24,23 @@ from fussbench.cli import app
 from fussbench.data.camvid import CamVid
 from fussbench.errors import FussbenchError
 from fussbench.features.cache import open_split
+from fussbench.federation.build import build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import ClientUpdate
-from fussbench.params import load_params
+from fussbench.federation.scoring import SCORES, ScoreCandidates
+from fussbench.model.head import initial_arrays
+from fussbench.params import FederationParams, load_params
 
 pytest.importorskip("flwr")
+
+from flwr.app import ConfigRecord  # noqa: E402
 
 from fussbench.engines.flower import codec, engine  # noqa: E402  (needs flwr)
 from fussbench.engines.flower.export import export_sites  # noqa: E402
 from fussbench.engines.flower.runconfig import params_from_json, params_to_json  # noqa: E402
 from fussbench.engines.flower.site import open_site, write_site  # noqa: E402
-from fussbench.engines.flower.strategy import client_round  # noqa: E402
+from fussbench.engines.flower.strategy import client_outcome  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -184,8 +190,8 @@ def test_flower_run_matches_the_in_process_run(workspace, inprocess_run):
 
 
 def test_flower_fedcc_auto_matches_the_in_process_run(workspace):
-    """FedCC-Auto's scoring exchange (query.score through the strategy): the same winner
-    every round, the same weighted scores, bytes and final model as in-process."""
+    """FedCC-Auto's scoring exchange (its query as a query.aggregator message): the same
+    winner every round, the same weighted scores, bytes and final model as in-process."""
     runs = {}
     for engine_name in ("inprocess", "flower"):
         out = f"runs/auto_{engine_name}"
@@ -241,14 +247,32 @@ def test_flower_run_with_auto_k_matches_the_in_process_run(workspace):
     assert_cleaned_up(workspace)
 
 
-def test_a_score_reply_carries_the_scores_only():
-    content = codec.encode_scores(np.array([0.5, 0.25, 0.125]))
-    assert set(content) == {codec.SCORES}
-    np.testing.assert_array_equal(codec.decode_scores(content), [0.5, 0.25, 0.125])
-    assert codec.decode_scores(content).dtype == np.float64
-    content[codec.REPORT] = content[codec.SCORES]
+def test_a_query_arrives_whole_and_fedcc_autos_answer_is_the_scores_only():
+    """Privacy: FedCC-Auto's query is rebuilt on the client from its type, arrays and
+    config; the reply carries one record holding one array, the J float64 scores, and a
+    reply with anything more is malformed. Only fussbench's query classes are rebuilt."""
+    auto, objective = build_method("fedcc_auto", FederationParams(), seed=0)
+    clients = make_clients(objective)
+    start = initial_arrays(8, 6, 3, seed=0)
+    query = auto.propose([client.fit(start, seed=1)[0] for client in clients], start).query()
+    message = codec.encode_query(query)
+    assert set(message) == {codec.QUERY_TYPE, codec.QUERY_ARRAYS, codec.QUERY_CONFIG}
+    rebuilt = codec.decode_query(message)
+    assert isinstance(rebuilt, ScoreCandidates) and rebuilt.max_images == query.max_images
+    assert rebuilt.head.keys() == query.head.keys()
+    np.testing.assert_array_equal(rebuilt.centroids, query.centroids)
+    content = codec.encode_answer(clients[0].answer(rebuilt))
+    assert set(content) == {codec.ANSWER}
+    answer = codec.decode_answer(content)
+    assert set(answer) == {SCORES}
+    assert answer[SCORES].dtype == np.float64 and answer[SCORES].shape == (len(auto.candidates),)
+    np.testing.assert_array_equal(answer[SCORES], clients[0].answer(query)[SCORES])
+    content[codec.REPORT] = content[codec.ANSWER]
     with pytest.raises(FussbenchError, match="unexpected records"):
-        codec.decode_scores(content)
+        codec.decode_answer(content)
+    message[codec.QUERY_TYPE] = ConfigRecord({"type": "os:system"})
+    with pytest.raises(FussbenchError, match="refused"):
+        codec.decode_query(message)
 
 
 def test_a_resumed_flower_run_ends_with_the_uninterrupted_numbers(workspace, inprocess_run):
@@ -380,7 +404,7 @@ def test_a_train_reply_carries_the_client_update_fields_and_the_report_only():
 
 
 def test_a_client_without_reply_is_left_out_naming_the_round_timeout():
-    assert client_round(None, 30.0).failure == "no reply within 30 s"
+    assert client_outcome(None, 30.0).failure == "no reply within 30 s"
 
 
 def test_unknown_engine_lists_the_valid_names(workspace):

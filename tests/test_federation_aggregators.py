@@ -30,6 +30,14 @@ ALL_CONFIGS = [
     ("fedcc_matched", "pooled_counts"),
 ]
 
+OWN_HEAD_RULES = [
+    ("fedmedian", None),
+    ("fedtrimmedavg", None),
+    ("fedcc_screened", "kmeans"),
+    ("fedcc_screened", "maximin"),
+]
+"""Aggregators whose head is not FedAvg's (tests/test_federation_robust.py)."""
+
 
 def update(centroids, n_samples=1, head_value=0.0, counts=None) -> ClientUpdate:
     centroids = np.asarray(centroids, dtype=np.float32)
@@ -88,7 +96,7 @@ def test_every_aggregator_averages_the_head_like_fedavg(name, mode):
     assert result["centroids"].dtype == np.float32
 
 
-@pytest.mark.parametrize(("name", "mode"), ALL_CONFIGS)
+@pytest.mark.parametrize(("name", "mode"), ALL_CONFIGS + OWN_HEAD_RULES)
 def test_aggregation_is_deterministic(name, mode):
     updates = random_updates(seed=1)
     aggregator = make_aggregator(name, mode=mode)
@@ -184,7 +192,8 @@ def test_registry_builds_configured_aggregators():
     # every aggregator but FedCC-Auto, whose choice needs the clients' scores
     # (tests/test_federation_auto.py)
     scored = ["fedcc_auto"]
-    assert list(dict.fromkeys(name for name, _ in ALL_CONFIGS)) == [
+    configured = [name for name, _ in ALL_CONFIGS + OWN_HEAD_RULES]
+    assert list(dict.fromkeys(configured)) == [
         name for name in names("aggregator") if name not in scored
     ]
     assert make_aggregator("fedcc_auto", seed=7, knobs={"candidates": ["fedavg"]}) == FedCCAuto(

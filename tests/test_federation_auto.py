@@ -22,6 +22,7 @@ from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient
 from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import ClientUpdate, model_nbytes
+from fussbench.federation.scoring import SCORES, ScoreCandidates
 from fussbench.methods import candidate_names, get_spec, parse_method
 from fussbench.methods.catalog import DEFAULT_CANDIDATES
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
@@ -62,7 +63,7 @@ def test_each_candidate_is_exactly_what_its_aggregator_alone_returns():
         for key, value in candidates.model(index).items():
             np.testing.assert_array_equal(value, expected[key], err_msg=f"{index} {key}")
     assert candidates.centroids.shape == (4, 3, 4) and candidates.centroids.dtype == np.float32
-    assert candidates.nbytes() == (
+    assert candidates.query().nbytes() == (
         candidates.head["head.linear.weight"].nbytes + candidates.centroids.nbytes + 8
     )
 
@@ -147,27 +148,30 @@ def test_candidates_params_reach_the_aggregator_and_change_only_auto_fingerprint
 
 
 def test_a_client_returns_one_float_per_candidate_and_nothing_else():
-    """Privacy: the scores are the only new field leaving a client: a (J,) float64 array
+    """Privacy: the scores are the only new field leaving a client: one (J,) float64 array
     (no per-image or per-pixel values), and the update itself keeps its fields."""
     auto, objective = build_method("fedcc_auto", FederationParams(), seed=0)
     clients = make_clients(objective)
     start = initial_arrays(8, 6, 3, seed=0)
     updates = [client.fit(start, seed=1)[0] for client in clients]
     assert all(update.cluster_counts is None for update in updates)
-    candidates = auto.propose(updates, start)
-    scores = clients[0].score(candidates.head, candidates.centroids, candidates.max_images)
+    query = auto.propose(updates, start).query()
+    assert ScoreCandidates.answer_keys == (SCORES,)
+    answer = clients[0].answer(query)
+    assert set(answer) == {SCORES}
+    scores = answer[SCORES]
     assert isinstance(scores, np.ndarray) and scores.dtype == np.float64
     assert scores.shape == (len(DEFAULT_CANDIDATES),)
     assert np.all((scores >= -1.0) & (scores <= 1.0))
-    again = clients[0].score(candidates.head, candidates.centroids, candidates.max_images)
+    again = clients[0].answer(query)[SCORES]
     np.testing.assert_array_equal(scores, again)  # a fixed sample of images: deterministic
-    fewer = clients[0].score(candidates.head, candidates.centroids, 1)
+    fewer = clients[0].answer(ScoreCandidates(query.head, query.centroids, 1))[SCORES]
     assert not np.array_equal(scores, fewer)  # max_images picks the images scored
 
 
 class NanScorer(FederatedClient):
-    def score(self, head, centroids, max_images):
-        return np.full(len(centroids), np.nan)
+    def answer(self, query):
+        return {SCORES: np.full(len(query.centroids), np.nan)}
 
 
 def test_rounds_record_the_winner_scores_bytes_and_a_client_with_bad_scores(tmp_path):

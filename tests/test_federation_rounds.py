@@ -14,6 +14,7 @@ from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient, LocalObjective
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.rounds import run_rounds
+from fussbench.federation.run import FederationRun
 from fussbench.methods import get_spec, parse_method
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
 from fussbench.model.training import ClientData
@@ -49,16 +50,10 @@ def evaluate_local(client, arrays):
 def run(aggregator=None, clients=None, rounds=2, federated=True, **kwargs):
     if aggregator is None and federated:
         aggregator = FedAvg()
-    return run_rounds(
-        clients or make_clients(),
-        initial_arrays(8, 6, 3, seed=0),
-        rounds,
-        0,
-        evaluate,
-        evaluate_local,
-        aggregator,
-        **kwargs,
+    spec = FederationRun(
+        aggregator, LocalObjective(), initial_arrays(8, 6, 3, seed=0), rounds, 0, evaluate, **kwargs
     )
+    return run_rounds(spec, clients or make_clients(), evaluate_local)
 
 
 def test_a_client_sends_only_head_weights_centroids_and_counts():

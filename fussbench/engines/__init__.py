@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from fussbench.errors import FussbenchError
 
 if TYPE_CHECKING:
-    from fussbench.federation.rounds import RunResult
+    from fussbench.federation.run import RunResult
 
 ENGINES = ("inprocess", "flower")
 """Valid values of the ``engine`` param."""

@@ -36,6 +36,7 @@ from sklearn.cluster import KMeans
 
 from fussbench.errors import FussbenchError
 from fussbench.federation.cluster_count import global_cluster_count
+from fussbench.federation.exchange import Exchange, ServerStep
 from fussbench.federation.messages import ClientUpdate
 from fussbench.methods import WEIGHTINGS, get_spec, specs
 from fussbench.methods.catalog import FEDCC_MODES, MATCHED_VARIANTS
@@ -107,8 +108,9 @@ class Aggregator:
 
     Contract of :meth:`aggregate`: every update has the keys and shapes of ``previous``
     (in particular the same n_clusters); the result has them too, float32. Subclasses
-    override :meth:`aggregate_centroids`, and :meth:`aggregate_head` for a head rule of
-    their own.
+    override :meth:`aggregate_centroids`, :meth:`aggregate_head` for a head rule of their
+    own, and :meth:`server_round` when they ask the clients something during the round
+    (FedCC-Auto).
 
     With ``model.n_clusters: auto`` the first global model has no centroids (0, dim): each
     client then sends its own K_k centroids, and an aggregator built with ``k_range`` (its
@@ -176,6 +178,23 @@ class Aggregator:
             for update in updates
         ]
         return average_arrays(heads, weights)
+
+    def server_round(
+        self, updates: Sequence[ClientUpdate], previous: ModelArrays, exchange: Exchange
+    ) -> ServerStep:
+        """The server's half of a round, as both engines run it.
+
+        Args:
+            updates: the updates of the clients that finished the round.
+            previous: the global model broadcast at the start of the round.
+            exchange: the line to those clients: :meth:`Exchange.ask` sends them a
+                :class:`~fussbench.federation.query.Query` and returns each one's answer
+                or failure (``exchange.clients[i]`` is the client of ``updates[i]``).
+
+        Returns:
+            By default, asking nothing: ``ServerStep(self.aggregate(updates, previous))``.
+        """
+        return ServerStep(self.aggregate(updates, previous))
 
     def aggregate_centroids(
         self,

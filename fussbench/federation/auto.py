@@ -6,33 +6,33 @@ every candidate global model, lets each client score them on its own images with
 unsupervised score (:mod:`fussbench.federation.scoring`) and keeps the candidate with the
 best client-weighted score.
 
-Server side only: numpy, no torch. The engines run the exchange in between
-(:meth:`FedCCAuto.propose`, then the clients' scores, then :meth:`FedCCAuto.choose`).
+Each round :meth:`FedCCAuto.server_round` proposes the candidates, asks the clients that
+finished to score them (the :class:`~fussbench.federation.scoring.ScoreCandidates` query,
+through the engine's exchange) and chooses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from fussbench.errors import FussbenchError
 from fussbench.federation.aggregators import Aggregator, client_weights, make_aggregator
-from fussbench.federation.messages import ClientUpdate, model_nbytes
+from fussbench.federation.exchange import Exchange, ServerStep
+from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.scoring import SCORES, ScoreCandidates
 from fussbench.methods import parse_candidate
 from fussbench.methods.catalog import DEFAULT_CANDIDATES
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 
-SCORE_BYTES = np.dtype(np.float64).itemsize
-"""Bytes of one score on the wire (float64)."""
-
 
 @dataclass(frozen=True)
 class Candidates:
-    """The candidate global models of one round, as the server sends them to every client.
+    """The candidate global models of one round.
 
-    Every candidate has the same FedAvg head, so the head travels once.
+    Every candidate has the same FedAvg head, so the head travels once (:meth:`query`).
 
     Attributes:
         names: the J candidate names (``federation.candidates``).
@@ -50,9 +50,9 @@ class Candidates:
         """Candidate ``index`` as a full model (head and (n_clusters, dim) centroids)."""
         return {**self.head, CENTROIDS_KEY: self.centroids[index]}
 
-    def nbytes(self) -> int:
-        """Bytes of payload of the message: head, the J centroid matrices, the image count."""
-        return model_nbytes(self.head) + self.centroids.nbytes + np.dtype(np.int64).itemsize
+    def query(self) -> ScoreCandidates:
+        """What the clients are asked: the candidates without their names."""
+        return ScoreCandidates(self.head, self.centroids, self.max_images)
 
 
 @dataclass(frozen=True)
@@ -197,44 +197,37 @@ class FedCCAuto(Aggregator):
         }
         return Choice(candidates.model(winner), selection, failures)
 
+    def server_round(
+        self, updates: Sequence[ClientUpdate], previous: ModelArrays, exchange: Exchange
+    ) -> ServerStep:
+        """Candidates down, scores up, the choice: :meth:`propose`, the
+        :class:`~fussbench.federation.scoring.ScoreCandidates` query to the clients of
+        ``updates``, :meth:`choose`. The selection's voters and the failures are client
+        numbers.
+
+        Raises:
+            FussbenchError: fewer than ``exchange.min_clients`` clients sent usable scores.
+        """
+        candidates = self.propose(updates, previous)
+        replies = exchange.ask(candidates.query())
+        scores = [
+            reply.failure if reply.answer is None else reply.answer[SCORES] for reply in replies
+        ]
+        clients = exchange.clients
+        choice = self.choose(candidates, updates, scores, exchange.min_clients, clients)
+        voters = [clients[index] for index in choice.selection["voters"]]
+        failures = [
+            {"client": clients[index], "reason": reason} for index, reason in choice.failures
+        ]
+        return ServerStep(choice.model, {**choice.selection, "voters": voters}, failures)
+
     def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
-        """Not available: the choice needs the clients' scores (see :func:`exchange`).
+        """Not available: the choice needs the clients' scores (see :meth:`server_round`).
 
         Raises:
             FussbenchError: always.
         """
         raise FussbenchError(
-            "fedcc_auto needs the clients' scores each round; run it through run_rounds or "
-            "the Flower engine (fussbench.federation.auto.exchange)"
+            "fedcc_auto needs the clients' scores each round; run it through an engine, "
+            "which calls FedCCAuto.server_round"
         )
-
-
-def exchange(
-    aggregator: FedCCAuto,
-    updates: Sequence[ClientUpdate],
-    previous: ModelArrays,
-    ask: Callable[[Candidates], list[object]],
-    min_clients: int = 1,
-    numbers: Sequence[int] | None = None,
-) -> tuple[Choice, Candidates, list[object]]:
-    """One round's scoring exchange: candidates down, scores up, the choice.
-
-    Args:
-        ask: sends the candidates to the clients of ``updates`` (same order) and returns,
-            per client, its scores or the reason string of a failure.
-        min_clients, numbers: as in :meth:`FedCCAuto.choose`.
-
-    Returns:
-        The choice, the candidates sent and the raw replies (for byte counting).
-    """
-    candidates = aggregator.propose(updates, previous)
-    replies = ask(candidates)
-    choice = aggregator.choose(candidates, updates, replies, min_clients, numbers)
-    return choice, candidates, replies
-
-
-def scores_nbytes(reply: object) -> int:
-    """Bytes a client's scores took on the way up (0 for a client that failed to score)."""
-    if isinstance(reply, str):
-        return 0
-    return int(np.asarray(reply).size) * SCORE_BYTES

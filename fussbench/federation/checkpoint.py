@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from fussbench.atomic import atomic_path
-from fussbench.federation.rounds import RoundRecord, RunState
+from fussbench.federation.record import RoundRecord
+from fussbench.federation.run import RunState
 from fussbench.model.head import ModelArrays
 
 

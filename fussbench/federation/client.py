@@ -1,4 +1,5 @@
-"""A federated client: private data in, only a :class:`ClientUpdate` out."""
+"""A federated client: private data in, only a :class:`ClientUpdate` (and the answers to
+an aggregator's queries) out."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from fussbench.errors import FussbenchError
 from fussbench.federation.cluster_count import client_cluster_count
 from fussbench.federation.messages import ClientUpdate
-from fussbench.federation.scoring import candidate_scores
+from fussbench.federation.query import Query
 from fussbench.model.config import TrainConfig
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, SegmentationModel
 from fussbench.model.losses import assign_clusters
@@ -60,8 +61,9 @@ def cluster_pixel_counts(model: SegmentationModel, data: ClientData) -> np.ndarr
 class FederatedClient:
     """One client: holds its data (and FedMOON's previous local model) privately.
 
-    The only way out is :meth:`fit`, which returns a :class:`ClientUpdate` — head weights,
-    centroids, the image count and, when the objective asks, per-centroid pixel counts.
+    The only ways out are :meth:`fit`, which returns a :class:`ClientUpdate` — head weights,
+    centroids, the image count and, when the objective asks, per-centroid pixel counts —
+    and :meth:`answer`, an aggregator's query answered with exactly the arrays it declares.
     """
 
     def __init__(
@@ -129,11 +131,11 @@ class FederatedClient:
         centroids = torch.randn(count, dim, generator=generator).numpy()
         return {**global_arrays, CENTROIDS_KEY: centroids}
 
-    def score(self, head: ModelArrays, centroids: np.ndarray, max_images: int) -> np.ndarray:
-        """FedCC-Auto: (J,) float64 scores of J candidates (shared ``head``, (J, n_clusters,
-        dim) ``centroids``) on this client's images; the only thing it sends back
-        (:func:`~fussbench.federation.scoring.candidate_scores`)."""
-        return candidate_scores(head, centroids, self._data, max_images)
+    def answer(self, query: Query) -> ModelArrays:
+        """The answer to an aggregator's ``query`` from this client's data (arrays named
+        as ``query.answer_keys``, e.g. FedCC-Auto's (J,) scores); the only thing it sends
+        back besides its update."""
+        return query.answer(self._data)
 
     def state(self) -> ModelArrays | None:
         """What the client must keep between rounds (FedMOON's previous model), to resume."""

@@ -33,7 +33,9 @@ from fussbench.federation.client import FederatedClient
 from fussbench.federation.cluster_count import check_clients
 from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import model_nbytes
-from fussbench.federation.rounds import RoundRecord, RunState, run_rounds
+from fussbench.federation.record import RoundRecord
+from fussbench.federation.rounds import run_rounds
+from fussbench.federation.run import FederationRun, RunState
 from fussbench.methods import Method, get_spec
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, initial_arrays
 from fussbench.model.training import ClientData
@@ -280,22 +282,27 @@ def run_federation(
         print(f"round {record.round}: {scores}  ({record.seconds:.1f} s{failed})", flush=True)
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    federation_run = FederationRun(
+        aggregator=aggregator,
+        objective=objective,
+        initial=initial,
+        rounds=federation.rounds,
+        seed=params.seed,
+        evaluate=evaluate,
+        min_clients=federation.min_clients,
+        on_round=after_round,
+        resume=resume,
+    )
     if params.engine == "flower":
         result = flower_engine()(
-            params,
-            aggregator,
-            objective,
-            train,
-            client_rows,
-            evaluation_split,
-            spec.n_classes,
-            initial,
-            evaluate,
-            fingerprint,
-            after_round,
-            resume,
-            out_dir / "flower_logs",
-            superlink,
+            federation_run,
+            params=params,
+            train=train,
+            client_rows=client_rows,
+            evaluation=evaluation_split,
+            fingerprint=fingerprint,
+            logs_dir=out_dir / "flower_logs",
+            connection=superlink,
         )
     else:
         config = params.train_config()
@@ -308,18 +315,7 @@ def run_federation(
             )
             for rows in client_rows
         ]
-        result = run_rounds(
-            clients,
-            initial,
-            federation.rounds,
-            params.seed,
-            evaluate,
-            evaluate_local,
-            aggregator,
-            federation.min_clients,
-            after_round,
-            resume,
-        )
+        result = run_rounds(federation_run, clients, evaluate_local)
     state, final = result.state, result.evaluations
     if params.evaluation.crf and labelled:  # the final predictions refined (rounds are not)
         images = partial(

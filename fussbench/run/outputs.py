@@ -10,7 +10,7 @@ import numpy as np
 
 from fussbench.atomic import atomic_path
 from fussbench.evaluation.predict import Evaluation
-from fussbench.federation.rounds import RoundRecord
+from fussbench.federation.record import RoundRecord
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 
 

@@ -4,11 +4,11 @@ The SuperNode's node config names the client and its data folder
 (``--node-config 'partition-id=0 data-dir="/data/site0"'``); the ClientApp reads nothing
 else. A ``train`` message runs :meth:`FederatedClient.fit` from the global model with the
 seed the server sent, scores the trained model on the client's own images and replies
-with the update; a ``query.score`` message (FedCC-Auto) scores the candidate global models
-on the client's own images and replies with the scores only. The client's last model
-(FedMOON's "previous" model) stays in the node's Flower context between rounds. An
-exception becomes an error reply naming it, so the server leaves the client out of the
-round as the in-process engine does.
+with the update; a ``query.aggregator`` message rebuilds the aggregator's query (e.g.
+FedCC-Auto's candidates) and replies with its answer from the client's own images only.
+The client's last model (FedMOON's "previous" model) stays in the node's Flower context
+between rounds. An exception becomes an error reply naming it, so the server leaves the
+client out of the round as the in-process engine does.
 """
 
 from __future__ import annotations
@@ -29,18 +29,17 @@ from threadpoolctl import threadpool_limits
 from fussbench.evaluation.predict import evaluate_model
 from fussbench.federation.client import FederatedClient
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.outcome import ClientReport, is_usable
 from fussbench.model.training import ClientData
 from fussbench.params import Params
 
 from .codec import (
-    ClientReport,
     arrays_to_record,
-    decode_candidates,
+    decode_query,
     decode_train,
+    encode_answer,
     encode_node,
     encode_reply,
-    encode_scores,
-    is_usable,
     record_to_arrays,
 )
 from .runconfig import (
@@ -67,10 +66,10 @@ def query(message: Message, context: Context) -> Message:
     return _reply(message, lambda: encode_node(_open_site(context).client))
 
 
-@app.query("score")
-def score(message: Message, context: Context) -> Message:
-    """FedCC-Auto: score the candidate global models in ``message`` on this client's images."""
-    return _reply(message, lambda: _score(message, context))
+@app.query("aggregator")
+def answer(message: Message, context: Context) -> Message:
+    """Answer the aggregator's query in ``message`` from this client's own images."""
+    return _reply(message, lambda: _answer(message, context))
 
 
 @app.train()
@@ -119,16 +118,16 @@ def _train(message: Message, context: Context) -> RecordDict:
     return encode_reply(update, ClientReport(stats.loss, stats.seconds, *local))
 
 
-def _score(message: Message, context: Context) -> RecordDict:
-    """The client's (J,) candidate scores (:meth:`FederatedClient.score`), the only reply."""
+def _answer(message: Message, context: Context) -> RecordDict:
+    """The client's answer to the query (:meth:`FederatedClient.answer`), the only reply."""
     params = params_from_json(config_value(context.run_config, PARAMS))
     torch.set_num_threads(params.runtime.threads)
     threadpool_limits(params.runtime.threads)
     site = _open_site(context)
-    head, centroids, max_images = decode_candidates(message.content)
+    query = decode_query(message.content)
     config = params.train_config()
     data = ClientData.from_cache(site.cache.features, site.cache.pooled, config.knn_k)
-    return encode_scores(FederatedClient(data, config).score(head, centroids, max_images))
+    return encode_answer(FederatedClient(data, config).answer(query))
 
 
 def _score_locally(

@@ -13,22 +13,23 @@ leave a client.
 
 Client to server (``query`` reply): the client number of the node (its partition id).
 
-FedCC-Auto only, after training (``query.score``): server to client, the candidate global
-models (their shared head once, the (J, n_clusters, dim) centroids, how many images to
-score); client to server, exactly J float64 scores and nothing else.
+An aggregator's query, after training (``query.aggregator``, e.g. FedCC-Auto's candidates):
+server to client, the query's type, arrays and config
+(:class:`~fussbench.federation.query.Query`); client to server, the answer's arrays and
+nothing else (for FedCC-Auto, exactly J float64 scores).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fussbench.errors import FussbenchError
-from fussbench.federation.auto import Candidates
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.outcome import ClientReport
+from fussbench.federation.query import Query, query_class
 from fussbench.model.head import ModelArrays
 
 MODEL = "model"
@@ -39,13 +40,13 @@ UPDATE_COUNTS = "update.cluster_counts"
 UPDATE_SIZE = "update.n_samples"
 REPORT = "report"
 NODE = "node"
-SCORE_MESSAGE = "query.score"
-"""Message type of FedCC-Auto's scoring exchange (the ClientApp's ``query`` action
-``score``)."""
-CANDIDATE_HEAD = "candidates.head"
-CANDIDATE_CENTROIDS = "candidates.centroids"
-SCORING = "scoring"
-SCORES = "scores"
+QUERY_MESSAGE = "query.aggregator"
+"""Message type of an aggregator's query (the ClientApp's ``query`` action
+``aggregator``)."""
+QUERY_TYPE = "query.type"
+QUERY_ARRAYS = "query.arrays"
+QUERY_CONFIG = "query.config"
+ANSWER = "answer"
 
 REPLY_RECORDS = (UPDATE_ARRAYS, UPDATE_COUNTS, UPDATE_SIZE, REPORT)
 """Every record of a train reply: the ClientUpdate fields and the report."""
@@ -66,22 +67,6 @@ class TrainInstruction:
     round: int
     seed: int
     previous: ModelArrays | None = None
-
-
-@dataclass(frozen=True)
-class ClientReport:
-    """What the client reports besides its update (NaN scores: not evaluated).
-
-    Attributes:
-        loss: mean training loss of the round.
-        train_seconds: wall time of local training.
-        local_miou, local_accuracy: the trained model on the client's own images.
-    """
-
-    loss: float
-    train_seconds: float
-    local_miou: float
-    local_accuracy: float
 
 
 def arrays_to_record(arrays: ModelArrays) -> ArrayRecord:
@@ -177,53 +162,45 @@ def decode_reply(content: RecordDict) -> tuple[ClientUpdate, ClientReport]:
     )
 
 
-def encode_candidates(candidates: Candidates) -> RecordDict:
-    """The content of a ``query.score`` message (the candidates' names stay on the server:
-    the client answers in the order of the centroids)."""
+def encode_query(query: Query) -> RecordDict:
+    """The content of a ``query.aggregator`` message: the query's type, arrays and config."""
     return RecordDict(
         {
-            CANDIDATE_HEAD: arrays_to_record(candidates.head),
-            CANDIDATE_CENTROIDS: arrays_to_record({"centroids": candidates.centroids}),
-            SCORING: ConfigRecord({"max_images": int(candidates.max_images)}),
+            QUERY_TYPE: ConfigRecord({"type": query.type_name()}),
+            QUERY_ARRAYS: arrays_to_record(query.arrays()),
+            QUERY_CONFIG: ConfigRecord(query.config()),
         }
     )
 
 
-def decode_candidates(content: RecordDict) -> tuple[ModelArrays, np.ndarray, int]:
-    """(shared head, (J, n_clusters, dim) centroids, images to score) of a ``query.score``
-    message."""
-    centroids = record_to_arrays(_record(content, CANDIDATE_CENTROIDS, ArrayRecord))
-    return (
-        record_to_arrays(_record(content, CANDIDATE_HEAD, ArrayRecord)),
-        centroids["centroids"],
-        int(_record(content, SCORING, ConfigRecord)["max_images"]),
-    )
-
-
-def encode_scores(scores: np.ndarray) -> RecordDict:
-    """The content of a ``query.score`` reply: the (J,) scores as float64, nothing else."""
-    values = np.asarray(scores, dtype=np.float64)
-    return RecordDict({SCORES: arrays_to_record({SCORES: values})})
-
-
-def decode_scores(content: RecordDict) -> np.ndarray:
-    """The scores of a ``query.score`` reply.
+def decode_query(content: RecordDict) -> Query:
+    """The query of a ``query.aggregator`` message, rebuilt from its type.
 
     Raises:
-        FussbenchError: the scores record is missing or another record is present.
+        FussbenchError: a record is missing, or the type is not a Query of the fussbench
+            package (:func:`~fussbench.federation.query.query_class`).
     """
-    unexpected = sorted(set(content) - {SCORES})
+    kind = query_class(str(_record(content, QUERY_TYPE, ConfigRecord)["type"]))
+    arrays = record_to_arrays(_record(content, QUERY_ARRAYS, ArrayRecord))
+    return kind.rebuild(arrays, dict(_record(content, QUERY_CONFIG, ConfigRecord)))
+
+
+def encode_answer(answer: ModelArrays) -> RecordDict:
+    """The content of a ``query.aggregator`` reply: the answer's arrays, nothing else."""
+    return RecordDict({ANSWER: arrays_to_record(answer)})
+
+
+def decode_answer(content: RecordDict) -> ModelArrays:
+    """The answer of a ``query.aggregator`` reply (its array names are checked against the
+    query by the exchange).
+
+    Raises:
+        FussbenchError: the answer record is missing or another record is present.
+    """
+    unexpected = sorted(set(content) - {ANSWER})
     if unexpected:
-        raise FussbenchError(f"score reply carries unexpected records {unexpected}")
-    record = record_to_arrays(_record(content, SCORES, ArrayRecord))
-    if set(record) != {SCORES}:
-        raise FussbenchError(f"score reply carries arrays {sorted(record)}, expected ['scores']")
-    return record[SCORES]
-
-
-def is_usable(update: ClientUpdate, loss: float) -> bool:
-    """Whether an update may be aggregated: a finite loss and finite arrays."""
-    return math.isfinite(loss) and all(np.isfinite(a).all() for a in update.arrays.values())
+        raise FussbenchError(f"query reply carries unexpected records {unexpected}")
+    return record_to_arrays(_record(content, ANSWER, ArrayRecord))
 
 
 def encode_node(client: int) -> RecordDict:

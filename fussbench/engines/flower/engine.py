@@ -1,7 +1,8 @@
 """The ``flower`` engine's entry point: the in-process round loop's contract, on Flower.
 
-:func:`run_flower` takes what :func:`fussbench.federation.rounds.run_rounds` takes and
-returns the same :class:`RunResult`. It writes each client's data folder, starts a
+:func:`run_flower` takes the :class:`~fussbench.federation.run.FederationRun` that
+:func:`fussbench.federation.rounds.run_rounds` takes, plus where the data lie, and returns
+the same :class:`RunResult`. It writes each client's data folder, starts a
 SuperLink and one SuperNode per client on 127.0.0.1 (or uses the SuperLink of
 ``connection``), submits a generated Flower app with ``flwr run`` and hands every state
 the ServerApp writes to ``on_round`` as it comes. The final global model is scored with
@@ -18,13 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from fussbench.errors import FussbenchError
-from fussbench.evaluation.predict import Evaluation
 from fussbench.features.cache import FeatureSplit
-from fussbench.federation.aggregators import Aggregator
 from fussbench.federation.checkpoint import load_checkpoint
-from fussbench.federation.client import LocalObjective
-from fussbench.federation.rounds import RunResult, RunState
-from fussbench.model.head import ModelArrays
+from fussbench.federation.run import FederationRun, RunResult, RunState
 from fussbench.params import Params
 
 from .launcher import Connection, local_federation, submit, write_app
@@ -42,7 +39,7 @@ class _StateForwarder:
     """Hands each state the ServerApp wrote to ``on_round``, once, in round order."""
 
     def __init__(
-        self, folder: JobFolder, fingerprint: str, on_round: Callable[[RunState], None]
+        self, folder: JobFolder, fingerprint: str, on_round: Callable[[RunState], None] | None
     ) -> None:
         self.folder = folder
         self.fingerprint = fingerprint
@@ -57,33 +54,34 @@ class _StateForwarder:
             state = load_checkpoint(path, self.fingerprint)
             if state is None:
                 raise FussbenchError(f"{path}: state written with other params than this run's")
-            self.on_round(state)
+            if self.on_round is not None:
+                self.on_round(state)
             self.last = state
             self.forwarded += 1
         return finished
 
 
 def run_flower(
+    run: FederationRun,
+    *,
     params: Params,
-    aggregator: Aggregator | None,
-    objective: LocalObjective,
     train: FeatureSplit,
     client_rows: list[np.ndarray],
     evaluation: FeatureSplit,
-    n_classes: int,
-    initial: ModelArrays,
-    evaluate: Callable[[ModelArrays], Evaluation],
     fingerprint: str,
-    on_round: Callable[[RunState], None],
-    resume: RunState | None,
     logs_dir: Path,
     connection: Connection | None = None,
 ) -> RunResult:
-    """Run rounds ``resume.round + 1 .. federation.rounds`` on Flower.
+    """Run rounds ``run.resume.round + 1 .. run.rounds`` on Flower.
 
     Args:
+        run: what to run, as for the in-process engine.
+        params: the run's params, handed to the Flower apps (training and evaluation
+            settings, threads).
+        train: the training split's feature cache, written out per client.
         client_rows: each client's rows of ``train`` (K arrays of row indices).
         evaluation: the evaluation split, read by the ServerApp.
+        fingerprint: the run's fingerprint, stamped on the states the ServerApp writes.
         logs_dir: where the Flower logs are copied when the run fails.
         connection: an existing SuperLink whose SuperNodes hold the clients' data folders
             (the ServerApp runs beside it and must see this machine's files); None: start
@@ -91,16 +89,16 @@ def run_flower(
 
     Raises:
         FussbenchError: for a method without server aggregation, when fewer than
-            ``federation.min_clients`` clients finish a round (the rounds before have gone
-            to ``on_round``), or when the Flower run fails (its logs go to ``logs_dir``).
+            ``run.min_clients`` clients finish a round (the rounds before have gone to
+            ``run.on_round``), or when the Flower run fails (its logs go to ``logs_dir``).
     """
-    if aggregator is None:
+    if run.aggregator is None:
         raise FussbenchError(
             f"engine 'flower' runs federated aggregators; '{params.aggregator}' has no server "
             "aggregation: use engine=inprocess (params: engine) for it"
         )
-    if resume is not None and resume.round >= params.federation.rounds:
-        return RunResult(resume, [evaluate(resume.models[0])])
+    if run.resume is not None and run.resume.round >= run.rounds:
+        return RunResult(run.resume, [run.evaluate(run.resume.models[0])])
     shutil.rmtree(logs_dir, ignore_errors=True)  # of an earlier failed run
     with tempfile.TemporaryDirectory(prefix="fussbench-flower-") as tmp:
         root = Path(tmp)
@@ -108,23 +106,26 @@ def run_flower(
         folder.write_job(
             ServerJob(
                 params=params,
-                aggregator=aggregator,
-                objective=objective,
+                aggregator=run.aggregator,
+                objective=run.objective,
+                initial=run.initial,
+                rounds=run.rounds,
+                seed=run.seed,
+                min_clients=run.min_clients,
+                resume=run.resume,
                 fingerprint=fingerprint,
                 n_clients=len(client_rows),
-                initial=initial,
-                resume=resume,
                 eval_dir=evaluation.directory.resolve(),
                 eval_fingerprint=evaluation.fingerprint,
-                n_classes=n_classes,
+                n_classes=params.dataset_spec().n_classes,
                 round_timeout=ROUND_TIMEOUT_S,
                 node_timeout=NODE_TIMEOUT_S,
             )
         )
         app_dir = write_app(
-            root / "app", run_config(params, objective, train.fingerprint, folder.directory)
+            root / "app", run_config(params, run.objective, train.fingerprint, folder.directory)
         )
-        forward = _StateForwarder(folder, fingerprint, on_round)
+        forward = _StateForwarder(folder, fingerprint, run.on_round)
         try:
             if connection is not None:
                 flwr_run = submit(connection, app_dir, root, forward)
@@ -150,7 +151,7 @@ def run_flower(
         except FussbenchError as error:
             _keep_logs(root / "logs", logs_dir)
             raise FussbenchError(f"{error} (Flower logs: {logs_dir})") from None
-    return RunResult(forward.last, [evaluate(forward.last.models[0])])
+    return RunResult(forward.last, [run.evaluate(forward.last.models[0])])
 
 
 def _keep_logs(source: Path, target: Path) -> None:

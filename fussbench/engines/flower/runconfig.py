@@ -20,7 +20,7 @@ from fussbench.atomic import atomic_path, write_json
 from fussbench.errors import FussbenchError
 from fussbench.federation.aggregators import Aggregator
 from fussbench.federation.client import LocalObjective
-from fussbench.federation.rounds import RunState
+from fussbench.federation.run import RunState
 from fussbench.model.head import ModelArrays
 from fussbench.params import Params, params_mapping, parse_params
 
@@ -77,16 +77,16 @@ def config_value(config: dict[str, Any], key: str) -> str:
 
 @dataclass(frozen=True)
 class ServerJob:
-    """What the ServerApp needs to run the rounds.
+    """What the ServerApp needs to run the rounds: the picklable part of the
+    :class:`~fussbench.federation.run.FederationRun` and where the server finds its data.
 
     Attributes:
-        params: the run's params.
-        aggregator: the server aggregator (``build_method``).
-        objective: the clients' local objective (``build_method``).
-        fingerprint: the run's fingerprint (:func:`fussbench.federation.identity.run_fingerprint`).
+        params: the run's params (threads, evaluation matching).
+        aggregator, objective, initial, rounds, seed, min_clients, resume: those of the
+            run.
+        fingerprint: the run's fingerprint (:func:`fussbench.federation.identity.
+            run_fingerprint`), stamped on every state the server writes.
         n_clients: K, the SuperNodes (partition ids 0..K-1) the server waits for.
-        initial: the initial global model.
-        resume: the state after the completed rounds of an interrupted run, or None.
         eval_dir: the evaluation split's feature cache, read by the server only.
         eval_fingerprint: what that cache must have been built with.
         n_classes: number of classes of the dataset.
@@ -98,10 +98,13 @@ class ServerJob:
     params: Params
     aggregator: Aggregator
     objective: LocalObjective
+    initial: ModelArrays
+    rounds: int
+    seed: int
+    min_clients: int
+    resume: RunState | None
     fingerprint: str
     n_clients: int
-    initial: ModelArrays
-    resume: RunState | None
     eval_dir: Path
     eval_fingerprint: dict[str, object]
     n_classes: int

@@ -20,7 +20,7 @@ from fussbench.errors import FussbenchError
 from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.features.cache import open_split
 from fussbench.federation.checkpoint import save_checkpoint
-from fussbench.federation.rounds import RunState
+from fussbench.federation.run import FederationRun
 from fussbench.model.head import ModelArrays
 
 from .codec import arrays_to_record, decode_node
@@ -61,22 +61,24 @@ def serve(grid: Grid, folder: JobFolder) -> None:
             arrays, split.features, split.labels, job.n_classes, params.evaluation.matching
         )
 
-    state = job.resume or RunState(0, [dict(job.initial)], [None] * job.n_clients, [])
-    strategy = FussbenchStrategy(
+    run = FederationRun(
         aggregator=job.aggregator,
-        nodes=discover_nodes(grid, job.n_clients, job.node_timeout),
-        seed=params.seed,
-        state=state,
+        objective=job.objective,
+        initial=job.initial,
+        rounds=job.rounds,
+        seed=job.seed,
         evaluate=evaluate,
+        min_clients=job.min_clients,
         on_round=lambda done: save_checkpoint(folder.state_path(done.round), done, job.fingerprint),
-        min_clients=params.federation.min_clients,
-        round_timeout=job.round_timeout,
-        send_previous=job.resume is not None and job.objective.kind == "fedmoon",
+        resume=job.resume,
     )
+    nodes = discover_nodes(grid, job.n_clients, job.node_timeout)
+    strategy = FussbenchStrategy(run, nodes, job.round_timeout)
+    state = strategy.state
     strategy.start(
         grid,
         arrays_to_record(state.models[0]),
-        num_rounds=params.federation.rounds - state.round,
+        num_rounds=run.rounds - state.round,
         timeout=job.round_timeout,
         evaluate_fn=strategy.evaluate_round,
     )
