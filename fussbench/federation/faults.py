@@ -34,6 +34,7 @@ from fussbench.errors import FussbenchError
 
 if TYPE_CHECKING:
     from fussbench.federation.messages import ClientUpdate
+    from fussbench.federation.outcome import ClientOutcome
 
 CENTROIDS = "centroids"
 
@@ -160,3 +161,19 @@ def corrupt(
     else:
         return update
     return replace(update, arrays=arrays)
+
+
+def misbehave(
+    outcome: ClientOutcome,
+    received: dict[str, np.ndarray],
+    fault: Fault,
+    client: int,
+    round_index: int,
+    seed: int,
+) -> ClientOutcome:
+    """Client ``client``'s part in round ``round_index`` as the server receives it: its
+    update :func:`corrupt`-ed when the fault hits it then (and it finished), else
+    ``outcome`` unchanged. ``seed``: the client's seed of the round."""
+    if not (outcome.finished and fault.corrupts_updates and fault.hits(client, round_index)):
+        return outcome
+    return replace(outcome, update=corrupt(outcome.update, received, fault, seed))

@@ -13,6 +13,7 @@ from fussbench.federation.aggregators import centroid_diagnostics
 from fussbench.federation.exchange import ServedRound
 from fussbench.federation.messages import model_nbytes
 from fussbench.federation.outcome import ClientOutcome, training_failures
+from fussbench.federation.robust import suspicion_ratios
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 
 
@@ -39,6 +40,10 @@ class RoundRecord:
         client_n_clusters: how many centroids each client trained and sent (its own
             estimate K_k in round 1 of ``model.n_clusters: auto``).
         n_clusters: the global model's number of centroids; None without aggregation.
+        client_suspicion: how far each client's update stood out of the others' (the
+            server's view, :func:`~fussbench.federation.robust.suspicion_ratios`); None
+            for a client that failed, and for every client without aggregation or with
+            fewer than 3 finishing clients.
     """
 
     round: int
@@ -58,6 +63,7 @@ class RoundRecord:
     selection: dict[str, object] | None = None
     client_n_clusters: list[int | None] = field(default_factory=list)
     n_clusters: int | None = None
+    client_suspicion: list[float | None] = field(default_factory=list)
 
 
 def round_record(
@@ -113,4 +119,18 @@ def round_record(
         selection=served.step.selection if federated else None,
         client_n_clusters=[len(item.update.centroids) if item else None for item in done],
         n_clusters=len(models[0][CENTROIDS_KEY]) if federated else None,
+        client_suspicion=_suspicion(done) if federated else [None] * len(outcomes),
     )
+
+
+def _suspicion(done: Sequence[ClientOutcome | None]) -> list[float | None]:
+    """Each finished client's suspicion ratio (None for the others, and for everyone when
+    fewer than 3 finished)."""
+    finished = [index for index, item in enumerate(done) if item is not None]
+    if len(finished) < 3:
+        return [None] * len(done)
+    ratios = suspicion_ratios([done[index].update for index in finished])
+    values: list[float | None] = [None] * len(done)
+    for index, ratio in zip(finished, ratios, strict=True):
+        values[index] = float(ratio)
+    return values

@@ -105,6 +105,42 @@ def suspicion_scores(centroid_sets: Sequence[np.ndarray], max_bad: int = 1) -> n
     return np.array([float(np.mean(row)) for row in others])
 
 
+STANDS_OUT = 2.0
+"""A client whose :func:`suspicion_ratios` entry exceeds this stands out (the report flags
+the run)."""
+
+
+def suspicion_ratios(updates: Sequence[ClientUpdate], max_bad: int = 1) -> np.ndarray:
+    """(K,) how far each client stands out of the others, from what the server sees.
+
+    Math: r_k = max(s_k / median_j s_j, h_k / median_j h_j), with s the centroid score of
+    :func:`suspicion_scores` and h_k = ||theta_k - median_j theta_j||_2 the distance of the
+    client's head (every ``head.*`` array, flattened) to the coordinate-wise median head.
+    About 1 for every client of an honest round; a client whose centroids nobody shares, or
+    whose head moved against the others, gets r_k well above 1. A zero median gives 1.
+
+    Raises:
+        FussbenchError: fewer than 3 updates (with 2, both scores are the same).
+    """
+    if len(updates) < 3:
+        raise FussbenchError("suspicion ratios need at least 3 clients")
+    centroid = suspicion_scores([update.centroids for update in updates], max_bad)
+    heads = np.stack(
+        [
+            np.concatenate([np.ravel(v) for k, v in sorted(_head(update).items())])
+            for update in updates
+        ]
+    ).astype(np.float64)
+    head = np.linalg.norm(heads - np.median(heads, axis=0), axis=1)
+    return np.maximum(_relative(centroid), _relative(head))
+
+
+def _relative(scores: np.ndarray) -> np.ndarray:
+    """(K,) ``scores`` over their median (ones where the median is 0)."""
+    median = float(np.median(scores))
+    return scores / median if median > 0 else np.ones_like(scores)
+
+
 def screened(scores: np.ndarray, factor: float) -> np.ndarray:
     """(K,) bool: the clients kept, those scoring at most ``factor`` times the median score.
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from fussbench.evaluation.predict import Evaluation
 from fussbench.federation.client import FederatedClient
 from fussbench.federation.exchange import Reply, Transport, serve_round
+from fussbench.federation.faults import misbehave
 from fussbench.federation.outcome import ClientOutcome, ClientReport, check_min_clients, is_usable
 from fussbench.federation.query import Query
 from fussbench.federation.record import round_record
@@ -75,6 +76,18 @@ def _round(
         )
         for number, client in enumerate(clients)
     ]
+    if run.aggregator is not None:  # a fault changes what a client sends: nothing in local
+        outcomes = [
+            misbehave(
+                outcome,
+                state.models[0],
+                run.fault,
+                number,
+                round_index,
+                client_seed(run.seed, round_index, number),
+            )
+            for number, outcome in enumerate(outcomes)
+        ]
     check_min_clients(round_index, outcomes, run.min_clients)
     if run.aggregator is None:
         served = None

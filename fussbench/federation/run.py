@@ -11,6 +11,7 @@ import numpy as np
 from fussbench.evaluation.predict import Evaluation
 from fussbench.federation.aggregators import Aggregator
 from fussbench.federation.client import LocalObjective
+from fussbench.federation.faults import Fault
 from fussbench.federation.record import RoundRecord
 from fussbench.model.head import ModelArrays
 
@@ -60,6 +61,9 @@ class FederationRun:
         min_clients: fewer finishing clients stop the run (``federation.min_clients``).
         on_round: called with the state after every round (to checkpoint it).
         resume: the state after the completed rounds of an interrupted run, or None.
+        fault: the clients that misbehave, and how (``faults:``; default: none). The
+            engines apply it to what those clients send (:func:`~fussbench.federation.
+            faults.corrupt`) when a server aggregates.
     """
 
     aggregator: Aggregator | None
@@ -71,6 +75,7 @@ class FederationRun:
     min_clients: int = 1
     on_round: Callable[[RunState], None] | None = None
     resume: RunState | None = None
+    fault: Fault = Fault()
 
     def start_state(self, n_clients: int) -> RunState:
         """``resume``, or round 0: the initial model, once with aggregation, else for

@@ -24,6 +24,7 @@ from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.evaluation.unlabelled import has_labels
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
+from fussbench.features.noise import with_noise_images
 from fussbench.features.rows import FileRows, RowView
 from fussbench.features.skew import feature_skew
 from fussbench.federation.aggregators import centroid_diagnostics
@@ -31,6 +32,7 @@ from fussbench.federation.build import build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient
 from fussbench.federation.cluster_count import check_clients
+from fussbench.federation.faults import Fault, resolve_clients
 from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import model_nbytes
 from fussbench.federation.record import RoundRecord
@@ -42,7 +44,13 @@ from fussbench.model.training import ClientData
 from fussbench.params import Params
 from fussbench.paths import features_dir, partition_dir, raw_dir
 from fussbench.run import reference
-from fussbench.run.outputs import cluster_count_metrics, images_csv, rounds_csv, save_models
+from fussbench.run.outputs import (
+    cluster_count_metrics,
+    detection_metrics,
+    images_csv,
+    rounds_csv,
+    save_models,
+)
 from fussbench.run.unlabelled import write_unlabelled
 
 if TYPE_CHECKING:
@@ -159,6 +167,25 @@ def _selections(records: list[RoundRecord]) -> dict[str, object]:
     }
 
 
+def _fault(params: Params, partition: list[np.ndarray]) -> Fault:
+    """The run's fault scenario (``faults:``), its clients resolved against the partition
+    (``largest`` / ``smallest`` by training images); an honest run's is inactive."""
+    faults = params.faults
+    if faults.scenario == "none":
+        return Fault()
+    sizes = [len(rows) for rows in partition]
+    clients = resolve_clients(faults.clients, sizes)
+    return Fault(faults.scenario, clients, faults.from_round, faults.strength)
+
+
+def _fault_fields(fault: Fault) -> dict[str, object]:
+    """``fault`` (its description) and ``fault_clients`` (space-separated) of a run with a
+    fault scenario on; nothing for an honest run."""
+    if not fault.active:
+        return {}
+    return {"fault": fault.describe(), "fault_clients": " ".join(map(str, fault.clients))}
+
+
 def _label_skew(setup: str) -> float | None:
     summary = json.loads((partition_dir(setup) / "partition.json").read_text())
     return summary["label_skew"]["js_mean"]
@@ -240,6 +267,10 @@ def run_federation(
         )
     if get_spec(params.aggregator).kind == "reference":
         return reference.run(params, out_dir, train, evaluation_split, client_rows, common)
+    fault = _fault(params, partition)
+    if fault.active and not fault.corrupts_updates:  # noise_images: the clients' data
+        bad_rows = np.concatenate([partition[client] for client in fault.clients])
+        train = with_noise_images(train, bad_rows, params.backbone_config(), params.seed)
     # auto: no centroids yet; each client adds its own K_k in round 1
     initial_clusters = 0 if params.model.auto else int(common["n_clusters"])
     initial = initial_arrays(
@@ -292,6 +323,7 @@ def run_federation(
         min_clients=federation.min_clients,
         on_round=after_round,
         resume=resume,
+        fault=fault,
     )
     if params.engine == "flower":
         result = flower_engine()(
@@ -351,6 +383,8 @@ def run_federation(
             state.models, final, [len(rows) for rows in client_rows], spec.class_names
         ),
         **cluster_count_metrics(state.records, state.models, final),
+        **_fault_fields(fault),
+        **detection_metrics(state.records),
         "seconds": round(inherited + time.perf_counter() - started, 2),
     }
     collapse = [

@@ -11,6 +11,7 @@ import numpy as np
 from fussbench.atomic import atomic_path
 from fussbench.evaluation.predict import Evaluation
 from fussbench.federation.record import RoundRecord
+from fussbench.federation.robust import STANDS_OUT
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 
 
@@ -20,7 +21,8 @@ def _fmt(value: float | int | None, digits: int = 4) -> str:
 
 def rounds_csv(records: list[RoundRecord]) -> str:
     """One row per round: global scores, then every client's scores, loss, time, bytes;
-    for FedCC-Auto, then the winning candidate and each candidate's weighted score."""
+    for FedCC-Auto, then the winning candidate and each candidate's weighted score; the
+    cluster counts; and, where the server scored them, the clients' suspicion ratios."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     n_clients = len(records[0].client_loss)
@@ -36,12 +38,14 @@ def rounds_csv(records: list[RoundRecord]) -> str:
     ]
     selected = records[0].selection
     candidates = list(selected["candidates"]) if selected else []
+    suspicion = any(value is not None for r in records for value in r.client_suspicion)
     writer.writerow(
         ["round", "miou", "accuracy", "min_centroid_distance", "failed_clients", "seconds"]
         + [f"client{c}_{what}" for c in range(n_clients) for what in per_client]
         + (["auto_winner"] + [f"auto_score_{name}" for name in candidates] if selected else [])
         + ["n_clusters_global"]
         + [f"client{c}_n_clusters" for c in range(n_clients)]
+        + ([f"client{c}_suspicion" for c in range(n_clients)] if suspicion else [])
     )
     for record in records:
         row = [
@@ -67,6 +71,9 @@ def rounds_csv(records: list[RoundRecord]) -> str:
             row += [record.selection["winner"]] + [_fmt(s, 6) for s in record.selection["scores"]]
         row.append("" if record.n_clusters is None else record.n_clusters)
         row += [_count(record.client_n_clusters, c) for c in range(n_clients)]
+        if suspicion:
+            values = record.client_suspicion or [None] * n_clients  # resumed older records
+            row += [_fmt(value, 4) for value in values]
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -122,3 +129,25 @@ def save_models(path: Path, models: list[ModelArrays]) -> None:
     }
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+def detection_metrics(records: list[RoundRecord]) -> dict[str, object]:
+    """The client that stood out most over the run, from the server's suspicion ratios.
+
+    Returns:
+        ``{"suspect_client": k, "suspect_ratio": r, "stood_out": r > STANDS_OUT}`` with k
+        the client of the largest mean ratio over the rounds that scored it; ``{}`` when no
+        round scored the clients (no aggregation, or fewer than 3 clients).
+    """
+    rows = [r.client_suspicion for r in records if any(v is not None for v in r.client_suspicion)]
+    if not rows:
+        return {}
+    table = np.array([[np.nan if v is None else v for v in row] for row in rows])
+    means = np.nanmean(table, axis=0)
+    suspect = int(np.nanargmax(means))
+    ratio = float(means[suspect])
+    return {
+        "suspect_client": suspect,
+        "suspect_ratio": round(ratio, 4),
+        "stood_out": ratio > STANDS_OUT,
+    }

@@ -28,8 +28,9 @@ from threadpoolctl import threadpool_limits
 
 from fussbench.evaluation.predict import evaluate_model
 from fussbench.federation.client import FederatedClient
+from fussbench.federation.faults import misbehave
 from fussbench.federation.messages import ClientUpdate
-from fussbench.federation.outcome import ClientReport, is_usable
+from fussbench.federation.outcome import ClientOutcome, ClientReport, is_usable
 from fussbench.model.training import ClientData
 from fussbench.params import Params
 
@@ -43,10 +44,12 @@ from .codec import (
     record_to_arrays,
 )
 from .runconfig import (
+    FAULT,
     OBJECTIVE,
     PARAMS,
     TRAIN_CACHE,
     config_value,
+    fault_from_json,
     objective_from_json,
     params_from_json,
 )
@@ -115,7 +118,13 @@ def _train(message: Message, context: Context) -> RecordDict:
     update, stats = client.fit(instruction.model, instruction.seed)
     context.state[KEPT] = arrays_to_record(update.arrays)
     local = _score_locally(update, stats.loss, site, params)
-    return encode_reply(update, ClientReport(stats.loss, stats.seconds, *local))
+    fault = fault_from_json(config_value(context.run_config, FAULT))
+    sent = ClientOutcome(update, ClientReport(stats.loss, stats.seconds, *local))
+    if is_usable(update, stats.loss):  # as in-process: a fault changes a finished update
+        sent = misbehave(
+            sent, instruction.model, fault, site.client, instruction.round, instruction.seed
+        )
+    return encode_reply(sent.update, sent.report)
 
 
 def _answer(message: Message, context: Context) -> RecordDict:

@@ -123,7 +123,8 @@ def run_flower(
             )
         )
         app_dir = write_app(
-            root / "app", run_config(params, run.objective, train.fingerprint, folder.directory)
+            root / "app",
+            run_config(params, run.objective, train.fingerprint, folder.directory, run.fault),
         )
         forward = _StateForwarder(folder, fingerprint, run.on_round)
         try:

@@ -20,12 +20,14 @@ from fussbench.atomic import atomic_path, write_json
 from fussbench.errors import FussbenchError
 from fussbench.federation.aggregators import Aggregator
 from fussbench.federation.client import LocalObjective
+from fussbench.federation.faults import Fault
 from fussbench.federation.run import RunState
 from fussbench.model.head import ModelArrays
 from fussbench.params import Params, params_mapping, parse_params
 
 PARAMS = "params"
 OBJECTIVE = "objective"
+FAULT = "fault"
 TRAIN_CACHE = "train-cache"
 JOB_DIR = "job-dir"
 
@@ -48,15 +50,27 @@ def params_from_json(text: str) -> Params:
 
 
 def run_config(
-    params: Params, objective: LocalObjective, train_cache: dict[str, object], job_dir: Path
+    params: Params,
+    objective: LocalObjective,
+    train_cache: dict[str, object],
+    job_dir: Path,
+    fault: Fault,
 ) -> dict[str, str]:
-    """The run config of a fussbench Flower app (string values, as Flower wants them)."""
+    """The run config of a fussbench Flower app (string values, as Flower wants them);
+    ``fault``: the resolved fault scenario, which the misbehaving clients apply."""
     return {
         PARAMS: params_to_json(params),
         OBJECTIVE: json.dumps(dataclasses.asdict(objective), sort_keys=True),
+        FAULT: json.dumps(dataclasses.asdict(fault), sort_keys=True),
         TRAIN_CACHE: json.dumps(train_cache, sort_keys=True),
         JOB_DIR: str(job_dir.resolve()),
     }
+
+
+def fault_from_json(text: str) -> Fault:
+    """The fault scenario of :func:`run_config`."""
+    values = json.loads(text)
+    return Fault(**{**values, "clients": tuple(values["clients"])})
 
 
 def objective_from_json(text: str) -> LocalObjective:
