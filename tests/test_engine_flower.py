@@ -189,6 +189,30 @@ def test_flower_run_matches_the_in_process_run(workspace, inprocess_run):
     assert_cleaned_up(workspace)
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [["faults.scenario=poisoned_head", "faults.strength=3"], ["faults.scenario=free_rider"]],
+)
+def test_flower_applies_a_fault_as_the_in_process_engine_does(workspace, fault):
+    """A client that misbehaves from round 2 (its SuperNode corrupts what it sends): the
+    same final model and numbers on both engines, and not those of the honest run."""
+    runs = {}
+    for engine_name in ("inprocess", "flower"):
+        out = f"runs/fault_{fault[0].split('=')[1]}_{engine_name}"
+        overrides = [*fault, "faults.clients=[largest]", "faults.from_round=2"]
+        result = federate(out, *overrides, engine_name=engine_name)
+        assert result.exit_code == 0, result.output
+        runs[engine_name] = workspace / out
+    with np.load(runs["inprocess"] / "model.npz") as a, np.load(runs["flower"] / "model.npz") as b:
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    metrics = read_metrics(runs["inprocess"])
+    assert metrics["fault"].endswith(
+        "from round 2" + (", strength 3" if "strength" in fault[-1] else "")
+    )
+    assert_same_numbers(metrics, read_metrics(runs["flower"]))
+
+
 def test_flower_fedcc_auto_matches_the_in_process_run(workspace):
     """FedCC-Auto's scoring exchange (its query as a query.aggregator message): the same
     winner every round, the same weighted scores, bytes and final model as in-process."""

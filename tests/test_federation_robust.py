@@ -12,7 +12,7 @@ from fussbench.federation.robust import (
     FedTrimmedAvg,
     chamfer_distances,
     coordinate_median,
-    screened,
+    suspicion_ratios,
     suspicion_scores,
     trimmed_mean,
 )
@@ -65,8 +65,11 @@ def test_a_client_whose_centroids_nobody_shares_scores_highest_and_is_screened(b
         sets.append(np.repeat(sets[0][:1], 4, axis=0))  # one centroid repeated
     scores = suspicion_scores(sets)
     assert int(np.argmax(scores)) == 2
-    np.testing.assert_array_equal(screened(scores, 2.0), [True, True, False])
-    np.testing.assert_array_equal(screened(suspicion_scores(honest_sets(3)), 2.0), [True] * 3)
+    updates = [client(centroids) for centroids in sets]
+    kept = FedCCScreened().kept(updates)
+    np.testing.assert_array_equal(kept, [True, True, False])
+    honest = [client(centroids) for centroids in honest_sets(3)]
+    np.testing.assert_array_equal(FedCCScreened().kept(honest), [True] * 3)
 
 
 def test_screened_fedcc_merges_only_the_honest_clients():
@@ -83,6 +86,14 @@ def test_screened_fedcc_merges_only_the_honest_clients():
         FedCCKMeans(seed=3).aggregate(everyone, previous)["centroids"],
         rtol=1e-6,
     )
+
+
+def test_a_poisoned_head_is_screened_by_its_distance_to_the_median_head():
+    heads = (1.0, 1.1, -9.0)
+    updates = [client(sets, head) for sets, head in zip(honest_sets(3), heads, strict=True)]
+    ratios = suspicion_ratios(updates)
+    assert int(np.argmax(ratios)) == 2 and ratios[2] > 2.5
+    np.testing.assert_array_equal(FedCCScreened().kept(updates), [True, True, False])
 
 
 def test_median_head_ignores_one_poisoned_head():

@@ -244,9 +244,9 @@ register(
         knobs=(
             Knob(
                 "screen_factor",
-                2.0,
+                2.5,
                 Interval(float, 1.0, closed="neither"),
-                "fedcc_screened: drop a client scoring above this multiple of the median score",
+                "fedcc_screened: drop a client whose suspicion ratio exceeds this",
                 argument="factor",
             ),
             Knob(
