@@ -711,7 +711,7 @@ def study(
 ) -> None:
     """Run a resumable study (`study:` in params, usually from a preset): every variant ×
     setup × method × seed is a federate run into `study.out`, recorded in
-    `<reports_dir>/<study.name>/runs.csv` as it finishes (commit it as you go), so that a
+    `<reports_dir>/runs.csv` as it finishes (commit it as you go), so that a
     rerun on any machine does only what is missing; then the study's report is written
     from the records."""
     from fussbench.methods.check import load_checked_params

@@ -381,15 +381,17 @@ class ConvergenceParams:
 @dataclass(frozen=True)
 class StudyParams:
     """``study:``: a resumable study (``fussbench study``): every variant × setup × method ×
-    seed is one federate run, recorded in ``<reports_dir>/<name>/runs.csv`` as it finishes,
+    seed is one federate run, recorded in ``<reports_dir>/runs.csv`` as it finishes,
     so that a rerun on any machine does only what is missing.
 
     Attributes:
-        name: the study's name: its report folder and the report it writes
-            (:mod:`fussbench.studies.reports`); null: no study.
+        name: the study's name: the report it writes (:mod:`fussbench.studies.reports`)
+            and its run folders' name; null: no study.
         setups, methods, seeds: what runs (methods as in ``compare``).
         variants: variant name -> ``key=value`` params overrides that each of its runs
             gets (e.g. a fault scenario); one variant with no overrides is the plain study.
+        skip: ``<variant>/<method>`` cells left out (a method a variant cannot change,
+            e.g. ``local`` under a fault on what clients send: it sends nothing).
         hypotheses: the study's pre-registered hypotheses, one mapping each (read by its
             report).
         out: where the run folders go: ``<out>/<name>/<variant>/<setup>/<method>/seed<k>``.
@@ -402,6 +404,7 @@ class StudyParams:
         default_factory=lambda: [0], metadata=rule(Each(Interval(int, 0), True))
     )
     variants: dict[str, list[str]] = field(default_factory=lambda: {"plain": []})
+    skip: list[str] = field(default_factory=list)
     hypotheses: list[dict] = field(default_factory=list)
     out: str = "studies"
 

@@ -142,3 +142,23 @@ def test_noise_images_train_the_bad_client_on_noise(workspace):
     )
     assert noisy["fault"].startswith("noise_images: client 0")
     assert noisy["miou"] != honest["miou"]
+
+
+def test_a_study_records_each_run_and_resumes_from_its_records(workspace):
+    study = [
+        "study.name=robustness",
+        "study.methods=[fedavg]",
+        "study.seeds=[0]",
+        "study.variants={honest: [], random: [faults.scenario=random_centroids, "
+        "'faults.clients=[1]']}",
+        "reports_dir=reports/rb",
+        "runtime.workers=1",
+    ]
+    first = federate_cli("study", *study)
+    assert first.exit_code == 0, first.output
+    records = Path("reports/rb/runs.csv").read_text().splitlines()
+    assert len(records) == 3 and records[0].startswith("variant,setup,method,seed")
+    assert '"pending": 0' in first.output
+    assert Path("reports/rb/robustness.md").read_text().startswith("# One bad client: honest")
+    again = federate_cli("study", *study)
+    assert '"recorded": 2' in again.output and "run(s) to go" not in again.output

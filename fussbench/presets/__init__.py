@@ -44,7 +44,9 @@ class Preset:
 def _flow(value: Any) -> str:
     """``value`` as one line of YAML: ``[cityscapes]``, ``stego``, ``0.5``, ``null``."""
     return (
-        yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...")
+        yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False)
+        .strip()
+        .removesuffix("\n...")
     )
 
 

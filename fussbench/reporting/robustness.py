@@ -205,7 +205,7 @@ def robustness_report(params: Params, records: pd.DataFrame) -> Path:
     Raises:
         FussbenchError: the records lack the honest variant, or a hypothesis is malformed.
     """
-    folder = Path(params.reports_dir) / str(params.study.name)
+    folder = Path(params.reports_dir)
     variants = list(params.study.variants)
     if HONEST not in variants:
         raise FussbenchError(
@@ -219,7 +219,8 @@ def robustness_report(params: Params, records: pd.DataFrame) -> Path:
         for variant, overrides in params.study.variants.items()
     }
     study = params.study
-    total = len(variants) * len(study.methods) * len(study.setups) * len(study.seeds)
+    cells = len(variants) * len(study.methods) - len(study.skip)
+    total = cells * len(study.setups) * len(study.seeds)
     seeds = ", ".join(map(str, study.seeds))
     lines = [
         "# One bad client: " + "; ".join(f"{name} ({text})" for name, text in scenarios.items()),

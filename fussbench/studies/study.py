@@ -2,8 +2,8 @@
 
 Each run is an ordinary federate run into ``<study.out>/<name>/<variant>/<setup>/<method>/
 seed<k>`` with the variant's overrides. As a run finishes, its row (the identifying columns
-and every scalar of its ``metrics.json``) goes into ``<reports_dir>/<name>/runs.csv``,
-which is committed: a study stopped by the end of a session resumes from it on any machine,
+and every scalar of its ``metrics.json``) goes into ``<reports_dir>/runs.csv`` (a study's
+preset names its own ``reports_dir``, as a profile's does), which is committed: a study stopped by the end of a session resumes from it on any machine,
 and its report reads the records only, never the (git-ignored) run folders.
 """
 
@@ -54,7 +54,7 @@ class StudyRun:
 
 
 def report_dir(params: Params) -> Path:
-    """``<reports_dir>/<study.name>``: the records and the report.
+    """``reports_dir``: the study's records and report.
 
     Raises:
         FussbenchError: no study is named.
@@ -63,7 +63,7 @@ def report_dir(params: Params) -> Path:
         raise FussbenchError(
             "study.name is null: name a study (e.g. fussbench study --preset robustness)"
         )
-    return Path(params.reports_dir) / params.study.name
+    return Path(params.reports_dir)
 
 
 def study_runs(params: Params) -> list[StudyRun]:
@@ -84,6 +84,12 @@ def study_runs(params: Params) -> list[StudyRun]:
         apply_overrides({}, list(overrides))  # each must be key=value
         if "/" in variant or not variant:
             raise FussbenchError(f"study.variants: '{variant}' must be a plain name")
+    cells = {f"{variant}/{method}" for variant in study.variants for method in study.methods}
+    unknown = sorted(set(study.skip) - cells)
+    if unknown:
+        raise FussbenchError(
+            f"study.skip names {unknown[0]!r}, not a <variant>/<method> of the study"
+        )
     base = Path(study.out) / str(study.name)
     return [
         StudyRun(
@@ -97,6 +103,7 @@ def study_runs(params: Params) -> list[StudyRun]:
         for variant, overrides in study.variants.items()
         for setup in study.setups
         for method in study.methods
+        if f"{variant}/{method}" not in study.skip
         for seed in study.seeds
     ]
 
