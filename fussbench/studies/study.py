@@ -3,8 +3,9 @@
 Each run is an ordinary federate run into ``<study.out>/<name>/<variant>/<setup>/<method>/
 seed<k>`` with the variant's overrides. As a run finishes, its row (the identifying columns
 and every scalar of its ``metrics.json``) goes into ``<reports_dir>/runs.csv`` (a study's
-preset names its own ``reports_dir``, as a profile's does), which is committed: a study stopped by the end of a session resumes from it on any machine,
-and its report reads the records only, never the (git-ignored) run folders.
+preset names its own ``reports_dir``, as a profile's does), which is committed: a study
+stopped by the end of a session resumes from it on any machine, and its report reads the
+records only, never the (git-ignored) run folders.
 """
 
 from __future__ import annotations
