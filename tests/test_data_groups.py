@@ -60,7 +60,7 @@ def test_dataset_sections_configure_the_specs_and_are_validated():
     assert params.dataset_spec("folder").class_names == ("a", "b")
     with pytest.raises(FussbenchError, match=r"cityscapes\.image_size must be \[height, width\]"):
         parse_params({"cityscapes": {"image_size": [64]}})
-    with pytest.raises(FussbenchError, match=r"folder\.test_fraction must be in \(0, 1\)"):
+    with pytest.raises(FussbenchError, match=r"folder\.test_fraction must be a number in \(0, 1\)"):
         parse_params({"folder": {"test_fraction": 1.0}})
     with pytest.raises(FussbenchError, match=r"partition\.groups\[0\]"):
         parse_params({"partition": {"groups": ["aachen"]}})
