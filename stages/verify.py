@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fussbench.params import Params
 from fussbench.paths import RUNS
+from fussbench.studies.study import RECORDS
 from fussbench.verification.lock import stale_reports
 from fussbench.verification.profiles import (
     PROFILE_LOCK,
@@ -16,6 +17,7 @@ from fussbench.verification.profiles import (
     profile_folders,
     profile_values,
 )
+from fussbench.verification.studies import check_study, study_folders
 from fussbench.verification.tables import table_mismatches
 
 
@@ -54,4 +56,7 @@ def run(params_file: Path, params: Params, tables: bool) -> Verification:
         checked += f"; {folder}/ against its {PROFILE_LOCK}"
         if profile.drift:
             warnings.append(drift_note(profile))
+    for folder in study_folders(root):
+        problems += check_study(params_file, folder)
+        checked += f"; {folder}/ against its {RECORDS}"
     return Verification(checked, problems, warnings)

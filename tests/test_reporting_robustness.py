@@ -1,5 +1,7 @@
 """The robustness report on hand-made records whose verdicts are known."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -98,3 +100,29 @@ def test_a_study_without_an_honest_variant_is_refused(tmp_path):
     )
     with pytest.raises(FussbenchError, match="must include 'honest'"):
         robustness_report(params, records())
+
+
+def test_verify_rewrites_a_study_report_from_its_records(tmp_path, monkeypatch):
+    from cli_workspace import REPO, invoke
+
+    from fussbench.verification.studies import check_study, study_folders
+
+    folder = tmp_path / "reports" / "robustness"
+    folder.mkdir(parents=True)
+    rows = records().assign(
+        setup="camvid_domain",
+        method=lambda r: r["method"].map({"robust": "fedcc_screened", "fragile": "fedcc_maximin"}),
+    )
+    rows["variant"] = rows["variant"].replace({"random": "random_centroids"})
+    rows.to_csv(folder / "runs.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    result = invoke("study", "--preset", "robustness", "--report-only")
+    assert result.exit_code == 0, result.output
+    assert study_folders(tmp_path) == [Path("reports/robustness")]
+    assert check_study(Path("params.yaml"), Path("reports/robustness")) == []
+    report = folder / "robustness.md"
+    report.write_text(report.read_text().replace("R1", "R9"))
+    assert check_study(Path("params.yaml"), Path("reports/robustness")) == [
+        "reports/robustness/robustness.md: differs from what reports/robustness/runs.csv gives"
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +38,7 @@ from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import model_nbytes
 from fussbench.federation.record import RoundRecord
 from fussbench.federation.rounds import run_rounds
-from fussbench.federation.run import FederationRun, RunState
+from fussbench.federation.run import FederationRun, RunResult, RunState
 from fussbench.methods import Method, get_spec
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, initial_arrays
 from fussbench.model.training import ClientData
@@ -225,6 +226,49 @@ def _describe_run(
     }
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """What a run reads before training: the dataset, its caches and the clients' rows.
+
+    Attributes:
+        spec: the dataset.
+        train: the training split's features (noise features in the rows of a client
+            under ``noise_images``).
+        evaluation: the split the global model is scored on, named ``eval_name``.
+        labelled: whether ``evaluation`` has labels.
+        partition: each partition client's rows of ``train``.
+        client_rows: each trained client's rows (one holding all for ``centralized``).
+        common: the identifying fields every ``metrics.json`` starts with.
+    """
+
+    spec: DatasetSpec
+    train: FeatureSplit
+    evaluation: FeatureSplit
+    eval_name: str
+    labelled: bool
+    partition: list[np.ndarray]
+    client_rows: list[np.ndarray]
+    common: dict[str, object]
+
+
+def _inputs(params: Params, method: Method, k_range: tuple[int, int] | None) -> RunInputs:
+    """Open the caches and the partition of the run, and check that every client can
+    estimate a K in ``k_range`` (auto K) from its pixels."""
+    spec = params.dataset_spec()
+    train = _open_cache(spec, params, spec.train_split)
+    eval_name = params.evaluation.split or spec.eval_split
+    evaluation = _open_cache(spec, params, eval_name)
+    partition = _partition_rows(params, train)
+    client_rows = _client_rows(params, partition)
+    if k_range is not None:
+        image_pixels = int(np.prod(train.features.shape[2:]))
+        check_clients(k_range, [len(rows) for rows in client_rows], image_pixels)
+    skew = feature_skew(train.pooled, partition)
+    common = _describe_run(params, spec, method, len(client_rows), eval_name, skew)
+    labelled = has_labels(evaluation.labels)
+    return RunInputs(spec, train, evaluation, eval_name, labelled, partition, client_rows, common)
+
+
 def run_federation(
     params: Params, out_dir: Path, superlink: Connection | None = None
 ) -> dict[str, object]:
@@ -244,149 +288,185 @@ def run_federation(
     started = time.perf_counter()
     torch.set_num_threads(params.runtime.threads)
     threadpool_limits(params.runtime.threads)  # scikit-learn's OpenMP / BLAS pools too
-    spec = params.dataset_spec()
     federation = params.federation
     k_range = tuple(params.model.k_range) if params.model.auto else None
     aggregator, objective = build_method(params.aggregator, federation, params.seed, k_range)
     method = Method(params.aggregator, federation.mode, federation.weighting)
-    train = _open_cache(spec, params, spec.train_split)
-    eval_name = params.evaluation.split or spec.eval_split
-    evaluation_split = _open_cache(spec, params, eval_name)
-    labelled = has_labels(evaluation_split.labels)
-    partition = _partition_rows(params, train)
-    client_rows = _client_rows(params, partition)
-    if k_range is not None:  # each client can estimate a K in k_range from its pixels
-        image_pixels = int(np.prod(train.features.shape[2:]))
-        check_clients(k_range, [len(rows) for rows in client_rows], image_pixels)
-    skew = feature_skew(train.pooled, partition)
-    common = _describe_run(params, spec, method, len(client_rows), eval_name, skew)
-    if get_spec(params.aggregator).kind == "reference" and not labelled:
-        raise FussbenchError(
-            f"the reference row '{params.aggregator}' needs labels to score, and the "
-            f"{eval_name} split of {spec.name} has none (no masks); leave it out of `compare`"
-        )
+    inputs = _inputs(params, method, k_range)
     if get_spec(params.aggregator).kind == "reference":
-        return reference.run(params, out_dir, train, evaluation_split, client_rows, common)
-    fault = _fault(params, partition)
+        if not inputs.labelled:
+            raise FussbenchError(
+                f"the reference row '{params.aggregator}' needs labels to score, and the "
+                f"{inputs.eval_name} split of {inputs.spec.name} has none (no masks); leave "
+                "it out of `compare`"
+            )
+        return reference.run(
+            params, out_dir, inputs.train, inputs.evaluation, inputs.client_rows, inputs.common
+        )
+    fault = _fault(params, inputs.partition)
     if fault.active and not fault.corrupts_updates:  # noise_images: the clients' data
-        bad_rows = np.concatenate([partition[client] for client in fault.clients])
-        train = with_noise_images(train, bad_rows, params.backbone_config(), params.seed)
+        bad_rows = np.concatenate([inputs.partition[client] for client in fault.clients])
+        noisy = with_noise_images(inputs.train, bad_rows, params.backbone_config(), params.seed)
+        inputs = dataclasses.replace(inputs, train=noisy)
     # auto: no centroids yet; each client adds its own K_k in round 1
-    initial_clusters = 0 if params.model.auto else int(common["n_clusters"])
+    initial_clusters = 0 if params.model.auto else int(inputs.common["n_clusters"])
     initial = initial_arrays(
-        train.features.shape[1], params.model.dim, initial_clusters, params.seed
+        inputs.train.features.shape[1], params.model.dim, initial_clusters, params.seed
     )
-
-    def evaluate(arrays: ModelArrays) -> Evaluation:
-        return evaluate_model(
-            arrays, evaluation_split.features, evaluation_split.labels, spec.n_classes, matching
-        )
-
-    matching = params.evaluation.matching
-    local_rows = [
-        rows[evenly_spaced(len(rows), params.evaluation.local_max_images)] for rows in client_rows
-    ]
-
-    def evaluate_local(client: int, arrays: ModelArrays) -> Evaluation:
-        rows = local_rows[client]
-        return evaluate_model(
-            arrays,
-            RowView(train.features, rows),
-            RowView(train.labels, rows),
-            spec.n_classes,
-            matching,
-        )
-
     fingerprint = run_fingerprint(params)
-    params = _at_equal_compute(params, len(partition))
-    checkpoint_path = out_dir / CHECKPOINT
-    resume = load_checkpoint(checkpoint_path, fingerprint)
+    params = _at_equal_compute(params, len(inputs.partition))
+    resume = load_checkpoint(out_dir / CHECKPOINT, fingerprint)
     if resume is not None:
         print(f"resuming {out_dir} after round {resume.round}", flush=True)
-
-    def after_round(state: RunState) -> None:
-        save_checkpoint(checkpoint_path, state, fingerprint)
-        write_text(out_dir / "rounds.csv", rounds_csv(state.records))
-        record = state.records[-1]
-        failed = f", {len(record.failures)} client(s) failed" if record.failures else ""
-        scores = f"mIoU {record.miou:.2f}  acc {record.accuracy:.2f}" if labelled else "no labels"
-        print(f"round {record.round}: {scores}  ({record.seconds:.1f} s{failed})", flush=True)
-
     out_dir.mkdir(parents=True, exist_ok=True)
-    federation_run = FederationRun(
+    run = FederationRun(
         aggregator=aggregator,
         objective=objective,
         initial=initial,
         rounds=federation.rounds,
         seed=params.seed,
-        evaluate=evaluate,
+        evaluate=partial(_evaluate, inputs, params.evaluation.matching),
         min_clients=federation.min_clients,
-        on_round=after_round,
+        on_round=partial(_after_round, out_dir, fingerprint, inputs.labelled),
         resume=resume,
         fault=fault,
     )
+    result = _run_engine(params, inputs, run, k_range, fingerprint, out_dir, superlink)
+    final = _final_evaluations(params, inputs, result)
+    # a resumed run also counts the rounds it inherited (their wall time is in the records)
+    inherited = sum(record.seconds for record in resume.records) if resume is not None else 0.0
+    metrics = {
+        **_metrics(inputs, result.state, final, initial, fault),
+        "seconds": round(inherited + time.perf_counter() - started, 2),
+    }
+    return _write_run(params, inputs, result.state, final, metrics, out_dir)
+
+
+def _evaluate(inputs: RunInputs, matching: str, arrays: ModelArrays) -> Evaluation:
+    """A model on the central split."""
+    split = inputs.evaluation
+    return evaluate_model(arrays, split.features, split.labels, inputs.spec.n_classes, matching)
+
+
+def _after_round(out_dir: Path, fingerprint: str, labelled: bool, state: RunState) -> None:
+    """Checkpoint the state, rewrite ``rounds.csv`` and print the round's line."""
+    save_checkpoint(out_dir / CHECKPOINT, state, fingerprint)
+    write_text(out_dir / "rounds.csv", rounds_csv(state.records))
+    record = state.records[-1]
+    failed = f", {len(record.failures)} client(s) failed" if record.failures else ""
+    scores = f"mIoU {record.miou:.2f}  acc {record.accuracy:.2f}" if labelled else "no labels"
+    print(f"round {record.round}: {scores}  ({record.seconds:.1f} s{failed})", flush=True)
+
+
+def _run_engine(
+    params: Params,
+    inputs: RunInputs,
+    run: FederationRun,
+    k_range: tuple[int, int] | None,
+    fingerprint: str,
+    out_dir: Path,
+    superlink: Connection | None,
+) -> RunResult:
+    """The rounds of ``run`` on the engine ``params.engine`` names."""
     if params.engine == "flower":
-        result = flower_engine()(
-            federation_run,
+        return flower_engine()(
+            run,
             params=params,
-            train=train,
-            client_rows=client_rows,
-            evaluation=evaluation_split,
+            train=inputs.train,
+            client_rows=inputs.client_rows,
+            evaluation=inputs.evaluation,
             fingerprint=fingerprint,
             logs_dir=out_dir / "flower_logs",
             connection=superlink,
         )
-    else:
-        config = params.train_config()
-        clients = [
-            FederatedClient(
-                ClientData.from_cache(train.features, train.pooled, config.knn_k, rows),
-                config,
-                objective,
-                k_range,
-            )
-            for rows in client_rows
-        ]
-        result = run_rounds(federation_run, clients, evaluate_local)
-    state, final = result.state, result.evaluations
-    if params.evaluation.crf and labelled:  # the final predictions refined (rounds are not)
-        images = partial(
-            evaluation_images,
-            spec,
-            params.backbone_config(),
-            eval_name,
-            evaluation_split.names,
-            evaluation_split.labels.shape[1:],
+    config = params.train_config()
+    train = inputs.train
+    clients = [
+        FederatedClient(
+            ClientData.from_cache(train.features, train.pooled, config.knn_k, rows),
+            config,
+            run.objective,
+            k_range,
         )
-        final = [
-            evaluate_with_crf(
-                model,
-                evaluation_split.features,
-                evaluation_split.labels,
-                images(),
-                spec.n_classes,
-                matching,
-            )
-            for model in state.models
-        ]
-    # a resumed run also counts the rounds it inherited (their wall time is in the records)
-    inherited = sum(record.seconds for record in resume.records) if resume is not None else 0.0
-    metrics = {
-        **common,
+        for rows in inputs.client_rows
+    ]
+    local_rows = [
+        rows[evenly_spaced(len(rows), params.evaluation.local_max_images)]
+        for rows in inputs.client_rows
+    ]
+
+    def evaluate_local(client: int, arrays: ModelArrays) -> Evaluation:
+        rows = local_rows[client]
+        features, labels = RowView(train.features, rows), RowView(train.labels, rows)
+        n_classes, matching = inputs.spec.n_classes, params.evaluation.matching
+        return evaluate_model(arrays, features, labels, n_classes, matching)
+
+    return run_rounds(run, clients, evaluate_local)
+
+
+def _final_evaluations(params: Params, inputs: RunInputs, result: RunResult) -> list[Evaluation]:
+    """The last round's evaluations; with ``evaluation.crf`` on a labelled split, the
+    final models' predictions refined by the dense CRF instead (the rounds are not)."""
+    if not (params.evaluation.crf and inputs.labelled):
+        return result.evaluations
+    split = inputs.evaluation
+    images = partial(
+        evaluation_images,
+        inputs.spec,
+        params.backbone_config(),
+        inputs.eval_name,
+        split.names,
+        split.labels.shape[1:],
+    )
+    return [
+        evaluate_with_crf(
+            model,
+            split.features,
+            split.labels,
+            images(),
+            inputs.spec.n_classes,
+            params.evaluation.matching,
+        )
+        for model in result.state.models
+    ]
+
+
+def _metrics(
+    inputs: RunInputs,
+    state: RunState,
+    final: list[Evaluation],
+    initial: ModelArrays,
+    fault: Fault,
+) -> dict[str, object]:
+    """``metrics.json`` but for its collapse flags, label fields and wall time."""
+    sizes = [len(rows) for rows in inputs.client_rows]
+    return {
+        **inputs.common,
         "miou": round(float(np.mean([item.scores.miou for item in final])), 4),
         "accuracy": round(float(np.mean([item.scores.accuracy for item in final])), 4),
         "failed_client_rounds": sum(len(record.failures) for record in state.records),
-        "communication": _communication(state.records, train.backbone_nbytes),
+        "communication": _communication(state.records, inputs.train.backbone_nbytes),
         **_selections(state.records),
         "model_bytes": model_nbytes(initial),
-        "models": _model_entries(
-            state.models, final, [len(rows) for rows in client_rows], spec.class_names
-        ),
+        "models": _model_entries(state.models, final, sizes, inputs.spec.class_names),
         **cluster_count_metrics(state.records, state.models, final),
         **_fault_fields(fault),
         **detection_metrics(state.records),
-        "seconds": round(inherited + time.perf_counter() - started, 2),
     }
+
+
+def _write_run(
+    params: Params,
+    inputs: RunInputs,
+    state: RunState,
+    final: list[Evaluation],
+    metrics: dict[str, object],
+    out_dir: Path,
+) -> dict[str, object]:
+    """Add the collapse flags (and, without labels, the predictions on each client's
+    images) to ``metrics``; write ``images.csv``, ``model.npz`` and ``metrics.json``;
+    return the metrics."""
+    labelled = inputs.labelled
     collapse = [
         collapse_with_labels(item)
         if labelled
@@ -401,10 +481,13 @@ def run_federation(
     metrics["collapsed"] = any(flag["collapsed"] for flag in collapse)
     if labelled:
         image_miou = np.mean([item.image_miou for item in final], axis=0)
-        write_text(out_dir / "images.csv", images_csv(evaluation_split.names, image_miou))
+        write_text(out_dir / "images.csv", images_csv(inputs.evaluation.names, image_miou))
     else:  # no scores: what the model predicts on each client's own images instead
         metrics.update(miou=None, accuracy=None)
-        metrics.update(write_unlabelled(params, spec, out_dir, state.models, train, client_rows))
+        unlabelled = write_unlabelled(
+            params, inputs.spec, out_dir, state.models, inputs.train, inputs.client_rows
+        )
+        metrics.update(unlabelled)
     save_models(out_dir / "model.npz", state.models)
     write_json(out_dir / "metrics.json", metrics)
     return metrics

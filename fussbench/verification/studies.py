@@ -1,0 +1,49 @@
+"""A study folder against its records: the committed report must be what the records give.
+
+A study (``fussbench study``) keeps its runs in ``<reports_dir>/runs.csv``; its report is a
+pure function of those records and of the study's preset. Rewriting the report from the
+committed records into a scratch folder and comparing it byte for byte catches a report
+edited by hand, or records changed without rewriting the report.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from fussbench.methods.check import load_checked_params
+from fussbench.presets import load_preset, preset_names
+from fussbench.studies.reports import study_report
+from fussbench.studies.study import RECORDS, read_records
+
+
+def study_folders(repo_root: Path) -> list[Path]:
+    """``reports/<name>/`` folders holding study records whose preset is ``<name>``."""
+    return sorted(
+        records.parent.relative_to(repo_root)
+        for records in repo_root.glob(f"reports/*/{RECORDS}")
+        if records.parent.name in preset_names()
+    )
+
+
+def check_study(params_file: Path, folder: Path) -> list[str]:
+    """One line per report file of ``folder`` that differs from the report its records
+    give (missing files included); [] when they agree."""
+    overrides = load_preset(folder.name).overrides()
+    with tempfile.TemporaryDirectory(prefix="fussbench-study-") as tmp:
+        scratch = Path(tmp)
+        shutil.copy(folder / RECORDS, scratch / RECORDS)
+        params = load_checked_params(params_file, [*overrides, f"reports_dir={scratch}"])
+        study_report(params)(params, read_records(params))
+        problems = []
+        for made in sorted(scratch.iterdir()):
+            committed = folder / made.name
+            if not committed.is_file():
+                problems.append(
+                    f"{folder}/{made.name}: missing; run fussbench study --preset "
+                    f"{folder.name} --report-only"
+                )
+            elif committed.read_bytes() != made.read_bytes():
+                problems.append(f"{committed}: differs from what {folder}/{RECORDS} gives")
+        return problems
