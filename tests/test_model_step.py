@@ -2,6 +2,8 @@
 sampling as ``grid_sample``, one correlation product for all pairings as one term per
 pairing, and a whole step's loss and gradients as the per-pairing step computed them."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,7 @@ from fussbench.model.losses import (
     pixel_table,
     sample_rows,
 )
-from fussbench.model.training import _correspondence_loss, _derangement
+from fussbench.model.training import _correspondence_loss, _derangement, train_locally
 
 
 def reference_term(f_a, f_b, s_a, s_b, shift):
@@ -157,3 +159,10 @@ def test_step_loss_and_gradients_match_the_per_pairing_step():
     for grad, expected_grad in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-7)
     assert WEIGHTS.lambda_rand > 0 and train_config.n_negatives == 2
+
+
+def test_training_without_random_pairings_or_dropout_runs():
+    data = client()
+    train_config = dataclasses.replace(config(), n_negatives=0, dropout=0.0)
+    model = SegmentationModel.from_arrays(initial_arrays(8, 16, 3, seed=0))
+    assert train_locally(model, data, train_config, seed=1).finite

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from fussbench.features.rows import FileRows
-from fussbench.model.config import TrainConfig
+from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.model.head import SegmentationModel
 from fussbench.model.losses import (
     bilinear_taps,
@@ -120,6 +121,18 @@ def _pairings(count: int, n_negatives: int, generator: torch.Generator) -> torch
     return torch.stack(columns, dim=1)
 
 
+@functools.cache
+def _pairing_weights(
+    weights: CorrespondenceWeights, n_negatives: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """λ_k and b_k (2 + negatives,) of the pairings of :func:`_pairings`: self, kNN, then
+    each negative with λ_rand / negatives (L_corr averages the random pairings)."""
+    share = weights.lambda_rand / n_negatives if n_negatives else 0.0
+    lambdas = [weights.lambda_self, weights.lambda_knn] + [share] * n_negatives
+    shifts = [weights.shift_self, weights.shift_knn] + [weights.shift_rand] * n_negatives
+    return torch.tensor(lambdas), torch.tensor(shifts)
+
+
 def _correspondence_loss(
     model: SegmentationModel,
     data: ClientData,
@@ -142,7 +155,6 @@ def _correspondence_loss(
     bfloat16 when ``bf16``. Features enter the head after dropout and the feature
     correlations before it; every loss and normalisation is computed in float32.
     """
-    weights = config.weights
     count = len(rows)
     features = data.batch(np.concatenate([rows, partners]))  # (2B, C, h, w), channels-last
     keep = _channel_keep(len(features), data.channels, config.dropout, generator)
@@ -152,9 +164,8 @@ def _correspondence_loss(
     joint = torch.cat([coords, partner_coords], dim=2).view(count, 2, -1, 2)
     point_coords = torch.cat([joint[:, 0], partner_coords.flatten(1, 2), joint[:, 1]])
     images = torch.arange(count)
-    taps = bilinear_taps(
-        point_coords, torch.cat([images, images + count, images]), *features.shape[2:]
-    )
+    height, width = features.shape[2:]
+    taps = bilinear_taps(point_coords, torch.cat([images, images + count, images]), height, width)
     sets = (3 * count, point_coords.shape[1], -1)
     feature_points = F.normalize(sample_rows(pixel_table(features), *taps), dim=1).view(sets)
     head_input = features if keep is None else features.mul_(keep)  # dropout, in place
@@ -163,19 +174,12 @@ def _correspondence_loss(
     all_codes = all_codes.float()
     code_table = pixel_table(all_codes).contiguous()  # the head returns (D, 2B·h·w) memory
     code_points = F.normalize(sample_rows(code_table, *taps), dim=1).view(sets)
+    codes = code_table[: count * height * width].view(count, height, width, -1)
     pairings = _pairings(count, config.n_negatives, generator)
-    negatives = [weights.lambda_rand / config.n_negatives] * config.n_negatives
-    lambdas = torch.tensor([weights.lambda_self, weights.lambda_knn, *negatives])
-    shifts = [weights.shift_self, weights.shift_knn] + [weights.shift_rand] * config.n_negatives
-    loss = correspondence_loss(
-        feature_points,
-        code_points,
-        pairings,
-        lambdas,
-        torch.tensor(shifts),
-        torch.bfloat16 if bf16 else torch.float32,
-    )
-    return loss, all_codes[:count], head_input[:count]
+    lambdas, shifts = _pairing_weights(config.weights, config.n_negatives)
+    product = torch.bfloat16 if bf16 else torch.float32
+    loss = correspondence_loss(feature_points, code_points, pairings, lambdas, shifts, product)
+    return loss, codes.permute(0, 3, 1, 2), head_input[:count]
 
 
 def train_locally(
