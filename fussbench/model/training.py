@@ -168,7 +168,8 @@ def _correspondence_loss(
     taps = bilinear_taps(point_coords, torch.cat([images, images + count, images]), height, width)
     sets = (3 * count, point_coords.shape[1], -1)
     feature_points = F.normalize(sample_rows(pixel_table(features), *taps), dim=1).view(sets)
-    head_input = features if keep is None else features.mul_(keep)  # dropout, in place
+    # dropout in place: ``data.batch`` returns a fresh tensor, and F was sampled before it
+    head_input = features if keep is None else features.mul_(keep)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         all_codes = model.head(head_input)
     all_codes = all_codes.float()
