@@ -66,7 +66,8 @@ class SegmentationHead(nn.Module):
     def _hidden(self, pixels: torch.Tensor) -> torch.Tensor:
         """The nonlinear branch's hidden layer relu(W_1 x + b_1), (P, C) from pixels (P, C)."""
         first = self.nonlinear[0]
-        return torch.mm(pixels, _flat(first).t()).add_(first.bias).relu_()
+        hidden = torch.mm(pixels, _flat(first).t())  # bfloat16 under autocast
+        return hidden.add_(first.bias.to(hidden.dtype)).relu_()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Codes (B, dim, h, w) of features (B, C_in, h, w)."""

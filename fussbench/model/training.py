@@ -170,8 +170,8 @@ def _correspondence_loss(
     feature_points = F.normalize(sample_rows(pixel_table(features), *taps), dim=1).view(sets)
     # dropout in place: ``data.batch`` returns a fresh tensor, and F was sampled before it
     head_input = features if keep is None else features.mul_(keep)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        all_codes = model.head(head_input)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # cast the input once
+        all_codes = model.head(head_input.to(torch.bfloat16) if bf16 else head_input)
     all_codes = all_codes.float()
     code_table = pixel_table(all_codes).contiguous()  # the head returns (D, 2B·h·w) memory
     code_points = F.normalize(sample_rows(code_table, *taps), dim=1).view(sets)
