@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.model.head import (
@@ -10,9 +11,11 @@ from fussbench.model.head import (
     initial_arrays,
 )
 from fussbench.model.losses import (
+    bilinear_taps,
     cluster_loss,
-    correspondence_term,
-    sample_points,
+    correspondence_loss,
+    pixel_table,
+    sample_rows,
     sample_unit_points,
 )
 from fussbench.model.neighbours import nearest_neighbours
@@ -71,12 +74,13 @@ def test_initial_arrays_are_seeded_and_leave_global_rng_alone():
     assert not np.array_equal(first[CENTROIDS_KEY], third[CENTROIDS_KEY])
 
 
-def test_correspondence_term_rewards_codes_that_follow_features():
+def test_correspondence_loss_rewards_codes_that_follow_features():
     generator = torch.Generator().manual_seed(0)
     points = torch.randn(2, 25, 16, generator=generator)
     unit = torch.nn.functional.normalize(points, dim=2)
-    aligned = correspondence_term(unit, unit, unit, unit, shift=0.0)
-    flipped = correspondence_term(unit, unit, -unit, -unit, shift=0.0)
+    pairings, one = torch.arange(2).unsqueeze(1), torch.ones(1)
+    aligned = correspondence_loss(unit, unit, pairings, one, 0 * one)
+    flipped = correspondence_loss(unit, -unit, pairings, one, 0 * one)
     assert aligned.item() < flipped.item() + 1e-6
     assert aligned.item() < 0
 
@@ -89,10 +93,11 @@ def test_cluster_loss_trains_only_what_it_is_given():
     assert centroids.grad is not None and centroids.grad.abs().sum() > 0
 
 
-def test_sample_points_at_corners_reads_corner_pixels():
+def test_sampling_at_corners_reads_corner_pixels():
     maps = torch.arange(12.0).reshape(1, 1, 3, 4)
-    coords = torch.tensor([[[[-1.0, -1.0], [1.0, 1.0]]]])
-    assert sample_points(maps, coords).flatten().tolist() == [0.0, 11.0]
+    coords = torch.tensor([[[-1.0, -1.0], [1.0, 1.0]]])
+    taps = bilinear_taps(coords, torch.zeros(1, dtype=torch.long), 3, 4)
+    assert sample_rows(pixel_table(maps), *taps).flatten().tolist() == [0.0, 11.0]
 
 
 @pytest.mark.parametrize("size", [1, 2, 5, 8])
@@ -141,7 +146,7 @@ def test_sampled_points_are_point_major_unit_vectors():
     points = sample_unit_points(maps, coords)
     assert points.shape == (2, 12, 7)
     assert torch.allclose(points.norm(dim=2), torch.ones(2, 12))
-    expected = sample_points(maps, coords)[1, :, 2, 3]
+    expected = F.grid_sample(maps, coords, mode="bilinear", align_corners=True)[1, :, 2, 3]
     assert torch.allclose(points[1, 2 * 4 + 3], expected / expected.norm())
 
 

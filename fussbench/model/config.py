@@ -41,8 +41,8 @@ class TrainConfig:
         n_negatives: random derangements of the batch for the random pairing.
         dropout: channel dropout on the features fed to the head (not on those in F).
         weights: λ and shift of each pairing.
-        precision: "fp32", or "bf16" for the head's forward pass (see
-            :mod:`fussbench.model.precision`).
+        precision: "fp32", or "bf16" for the head's and the correlations' matrix
+            products (see :mod:`fussbench.model.precision`).
     """
 
     local_steps: int

@@ -1,9 +1,11 @@
-"""The arithmetic precision of the head's forward pass in local training.
+"""The arithmetic precision of the matrix products in local training.
 
 ``fp32`` everywhere is the reference. ``bf16`` runs the head under CPU autocast (its matrix
-products in bfloat16, accumulated in float32) and casts the codes back to float32 before
-any loss or normalisation: the losses compare cosines of small differences, and computing
-them in bfloat16 collapsed the clusters in a trial (see reports/benchmarks.md).
+products, forward and backward, in bfloat16, accumulated in float32) and the correlations'
+products of unit points in bfloat16 too (cosines to about 3 significant digits), and
+casts the codes and the correlations back to float32 before any loss or normalisation:
+the losses compare cosines of small differences, and computing them in bfloat16 collapsed
+the clusters in a trial (see reports/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def native_bf16() -> bool:
 
 @functools.cache
 def use_bf16(precision: str) -> bool:
-    """True when the head should run under bf16 autocast for ``precision``.
+    """True when the head and the correlations should multiply in bf16 for ``precision``.
 
     ``bf16`` on a CPU without native bfloat16 falls back to fp32 with a one-line notice
     (printed once per process); see :data:`fussbench.model.config.PRECISIONS`.

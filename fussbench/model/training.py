@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from fussbench.features.rows import FileRows
-from fussbench.model.config import TrainConfig
+from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.model.head import SegmentationModel
 from fussbench.model.losses import (
+    bilinear_taps,
     cluster_loss,
-    correspondence_term,
-    sample_unit_points,
+    correspondence_loss,
+    pixel_table,
+    sample_rows,
 )
 from fussbench.model.neighbours import nearest_neighbours
 from fussbench.model.precision import use_bf16
@@ -96,15 +100,37 @@ def _derangement(size: int, generator: torch.Generator) -> torch.Tensor:
     return order[(inverse + shift) % size]
 
 
-def _channel_dropout(
-    features: torch.Tensor, rate: float, generator: torch.Generator
-) -> torch.Tensor:
-    """Drop whole channels of (B, C, h, w) with probability ``rate``, rescaling the rest."""
+def _channel_keep(
+    batch: int, channels: int, rate: float, generator: torch.Generator
+) -> torch.Tensor | None:
+    """Channel dropout's factors (batch, channels, 1, 1): 0 for a channel dropped with
+    probability ``rate``, 1/(1 − rate) for the rest; None when ``rate`` is 0."""
     if rate <= 0:
-        return features
-    batch, channels = features.shape[:2]
+        return None
     keep = torch.rand(batch, channels, 1, 1, generator=generator) >= rate
-    return features * (keep / (1.0 - rate))
+    return keep / (1.0 - rate)
+
+
+def _pairings(count: int, n_negatives: int, generator: torch.Generator) -> torch.Tensor:
+    """The partner sets (B, 2 + negatives) of the B anchors (sets 0..B−1) among the 3B
+    point sets of a step: anchor n meets itself (set n), its kNN partner (set B + n) and,
+    once per negative, set 2B + order[n] of a random derangement ``order`` of the batch."""
+    batch = torch.arange(count)
+    columns = [batch, batch + count]
+    columns += [2 * count + _derangement(count, generator) for _ in range(n_negatives)]
+    return torch.stack(columns, dim=1)
+
+
+@functools.cache
+def _pairing_weights(
+    weights: CorrespondenceWeights, n_negatives: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """λ_k and b_k (2 + negatives,) of the pairings of :func:`_pairings`: self, kNN, then
+    each negative with λ_rand / negatives (L_corr averages the random pairings)."""
+    share = weights.lambda_rand / n_negatives if n_negatives else 0.0
+    lambdas = [weights.lambda_self, weights.lambda_knn] + [share] * n_negatives
+    shifts = [weights.shift_self, weights.shift_knn] + [weights.shift_rand] * n_negatives
+    return torch.tensor(lambdas), torch.tensor(shifts)
 
 
 def _correspondence_loss(
@@ -120,37 +146,41 @@ def _correspondence_loss(
     (B, C, h, w): the batch's features after dropout.
 
     The batch and its kNN partners go through the head in one call (under bf16 autocast
-    when ``bf16``; the codes come back as float32, and every loss is computed in float32).
+    when ``bf16``; the codes come back as float32). Each image is sampled on a joint grid
+    S × 2S of S × S random points of its own and S × S of its kNN partner's: in row-major
+    order, the first S² points are its anchor set (a) and the last S² its set for the
+    random pairing (c); the partner is sampled at its own grid (b). The 3B sets (a, then b,
+    then c) of the features and of the codes are each read in one call, and all pairings
+    (self, kNN, random) are one correlation product (:func:`correspondence_loss`), in
+    bfloat16 when ``bf16``. Features enter the head after dropout and the feature
+    correlations before it; every loss and normalisation is computed in float32.
     """
-    weights = config.weights
     count = len(rows)
-    features = data.batch(np.concatenate([rows, partners]))  # (2B, C, h, w)
-    head_input = _channel_dropout(features, config.dropout, generator)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        all_codes = model.head(head_input)
-    all_codes = all_codes.float()
-    codes, partner_codes = all_codes[:count], all_codes[count:]
+    features = data.batch(np.concatenate([rows, partners]))  # (2B, C, h, w), channels-last
+    keep = _channel_keep(len(features), data.channels, config.dropout, generator)
     grid = (count, config.feature_samples, config.feature_samples, 2)
     coords = torch.rand(grid, generator=generator) * 2 - 1
     partner_coords = torch.rand(grid, generator=generator) * 2 - 1
-    # The batch is sampled at its own grid (a) and at its partner's grid (c, for the random
-    # pairing: image n meets image order[n] at the grid of order[n]) in one call.
-    both = torch.cat([coords, partner_coords], dim=2)
-    f_a, f_c = sample_unit_points(features[:count], both).chunk(2, dim=1)
-    s_a, s_c = sample_unit_points(codes, both).chunk(2, dim=1)
-    f_b = sample_unit_points(features[count:], partner_coords)
-    s_b = sample_unit_points(partner_codes, partner_coords)
-    loss = weights.lambda_self * correspondence_term(f_a, f_a, s_a, s_a, weights.shift_self)
-    loss = loss + weights.lambda_knn * correspondence_term(f_a, f_b, s_a, s_b, weights.shift_knn)
-    negative_terms = []
-    for _ in range(config.n_negatives):
-        order = _derangement(count, generator)
-        negative_terms.append(
-            correspondence_term(f_a, f_c[order], s_a, s_c[order], weights.shift_rand)
-        )
-    if negative_terms:
-        loss = loss + weights.lambda_rand * torch.stack(negative_terms).mean()
-    return loss, codes, head_input[:count]
+    joint = torch.cat([coords, partner_coords], dim=2).view(count, 2, -1, 2)
+    point_coords = torch.cat([joint[:, 0], partner_coords.flatten(1, 2), joint[:, 1]])
+    images = torch.arange(count)
+    height, width = features.shape[2:]
+    taps = bilinear_taps(point_coords, torch.cat([images, images + count, images]), height, width)
+    sets = (3 * count, point_coords.shape[1], -1)
+    feature_points = F.normalize(sample_rows(pixel_table(features), *taps), dim=1).view(sets)
+    # dropout in place: ``data.batch`` returns a fresh tensor, and F was sampled before it
+    head_input = features if keep is None else features.mul_(keep)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # cast the input once
+        all_codes = model.head(head_input.to(torch.bfloat16) if bf16 else head_input)
+    all_codes = all_codes.float()
+    code_table = pixel_table(all_codes).contiguous()  # the head returns (D, 2B·h·w) memory
+    code_points = F.normalize(sample_rows(code_table, *taps), dim=1).view(sets)
+    codes = code_table[: count * height * width].view(count, height, width, -1)
+    pairings = _pairings(count, config.n_negatives, generator)
+    lambdas, shifts = _pairing_weights(config.weights, config.n_negatives)
+    product = torch.bfloat16 if bf16 else torch.float32
+    loss = correspondence_loss(feature_points, code_points, pairings, lambdas, shifts, product)
+    return loss, codes.permute(0, 3, 1, 2), head_input[:count]
 
 
 def train_locally(
@@ -169,8 +199,8 @@ def train_locally(
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     bf16 = use_bf16(config.precision)
-    head_optimiser = torch.optim.Adam(model.head.parameters(), lr=config.lr_head)
-    centroid_optimiser = torch.optim.Adam([model.centroids], lr=config.lr_centroids)
+    head_optimiser = torch.optim.Adam(model.head.parameters(), lr=config.lr_head, fused=True)
+    centroid_optimiser = torch.optim.Adam([model.centroids], lr=config.lr_centroids, fused=True)
     model.train()
     started = time.perf_counter()
     totals = np.zeros(3)
