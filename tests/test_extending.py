@@ -139,3 +139,31 @@ def test_the_toy_head_rule_and_knob_reach_the_global_model(toys):
     np.testing.assert_allclose(merged["head.w"], np.median(heads, axis=0), rtol=1e-6)
     median = np.median(np.stack([update.centroids for update in updates]), axis=0)
     np.testing.assert_allclose(merged["centroids"], 0.25 * median + 0.75, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_toy_aggregator_runs_unchanged_on_flower(toys, tmp_path, monkeypatch):
+    """The same toy (registered only in this process) on Flower's deployment runtime: its
+    ServerApp unpickles the aggregator, so the toy's module must be importable there."""
+    pytest.importorskip("flwr")
+    from synthetic import CAMVID_COUNTS, make_camvid
+
+    from fussbench.data.camvid import CamVid
+
+    monkeypatch.setattr(CamVid, "split_counts", CAMVID_COUNTS)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    make_camvid(tmp_path / "mirror" / "camvid")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["download"]["mirror"] = str(tmp_path / "mirror")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    for stage in ("download", "partition", "features"):
+        assert invoke(stage).exit_code == 0
+    tiny = [arg for item in (*TINY, "aggregator=toy_median") for arg in ("-S", item)]
+    knob = ["-S", "federation.toy_blend=0.5"]
+    for engine in ("inprocess", "flower"):
+        result = invoke("federate", *tiny, *knob, "--engine", engine, "--out", f"runs/{engine}")
+        assert result.exit_code == 0, result.output
+    with np.load("runs/inprocess/model.npz") as a, np.load("runs/flower/model.npz") as b:
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
