@@ -5,6 +5,7 @@ end through the CLI (download from the mirror, partition, features, federate, re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -167,3 +168,23 @@ def test_the_toy_aggregator_runs_unchanged_on_flower(toys, tmp_path, monkeypatch
     with np.load("runs/inprocess/model.npz") as a, np.load("runs/flower/model.npz") as b:
         for key in a.files:
             np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_fedcc_auto_refuses_a_candidate_with_a_head_rule_of_its_own():
+    from fussbench.federation.auto import FedCCAuto
+
+    register(dataclasses.replace(TOY, auto_candidate=True))
+    try:
+        rng = np.random.default_rng(1)
+        updates = [
+            ClientUpdate(
+                {"head.w": rng.normal(size=(3, 2)), "centroids": rng.normal(size=(4, 5))}, n
+            )
+            for n in (1, 2, 9)
+        ]
+        previous = {"head.w": np.zeros((3, 2)), "centroids": np.ones((4, 5))}
+        auto = FedCCAuto(candidates=("fedcc_kmeans", "toy_median"))
+        with pytest.raises(FussbenchError, match="candidate 'toy_median' merges the head"):
+            auto.propose(updates, previous)
+    finally:
+        unregister("toy_median")

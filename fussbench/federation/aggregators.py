@@ -40,7 +40,7 @@ from fussbench.federation.exchange import Exchange, ServerStep
 from fussbench.federation.messages import ClientUpdate
 from fussbench.methods import WEIGHTINGS, get_spec, specs
 from fussbench.methods.catalog import FEDCC_MODES, MATCHED_VARIANTS
-from fussbench.model.head import CENTROIDS_KEY, ModelArrays
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays, head_arrays
 
 _EPS = 1e-12
 
@@ -153,7 +153,7 @@ class Aggregator:
         for index, update in enumerate(updates):
             _check_same_layout(previous, update.arrays, f"client {index}", any_k=choose_k)
         weights = client_weights(updates, self.weighting)
-        previous_head = {key: value for key, value in previous.items() if key != CENTROIDS_KEY}
+        previous_head = head_arrays(previous)
         head = self.aggregate_head(updates, weights, previous_head)
         if choose_k:
             previous_centroids = self._first_centroids(updates)
@@ -173,11 +173,7 @@ class Aggregator:
             weights: (K,) client weights summing to 1.
             previous_head: the global head of the previous round.
         """
-        heads = [
-            {key: value for key, value in update.arrays.items() if key != CENTROIDS_KEY}
-            for update in updates
-        ]
-        return average_arrays(heads, weights)
+        return average_arrays([update.head for update in updates], weights)
 
     def server_round(
         self, updates: Sequence[ClientUpdate], previous: ModelArrays, exchange: Exchange

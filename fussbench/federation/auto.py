@@ -25,7 +25,7 @@ from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.scoring import SCORES, ScoreCandidates
 from fussbench.methods import parse_candidate
 from fussbench.methods.catalog import DEFAULT_CANDIDATES
-from fussbench.model.head import CENTROIDS_KEY, ModelArrays
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays, head_arrays
 
 
 @dataclass(frozen=True)
@@ -147,9 +147,20 @@ class FedCCAuto(Aggregator):
         return built
 
     def propose(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> Candidates:
-        """Every candidate's global model from this round's updates (the message down)."""
+        """Every candidate's global model from this round's updates (the message down).
+
+        Raises:
+            FussbenchError: a candidate's head differs from the first candidate's (an
+                aggregator with a head rule of its own): the candidates share one head.
+        """
         models = [member.aggregate(updates, previous) for member in self.members()]
-        head = {key: value for key, value in models[0].items() if key != CENTROIDS_KEY}
+        head = head_arrays(models[0])
+        for name, model in zip(self.candidates[1:], models[1:], strict=True):
+            if any(not np.array_equal(value, model[key]) for key, value in head.items()):
+                raise FussbenchError(
+                    f"fedcc_auto: candidate '{name}' merges the head by a rule of its own, and "
+                    "the candidates share one head; leave it out of federation.candidates"
+                )
         centroids = np.stack([model[CENTROIDS_KEY] for model in models]).astype(np.float32)
         return Candidates(tuple(self.candidates), head, centroids, self.score_images)
 

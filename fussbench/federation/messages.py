@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fussbench.model.head import CENTROIDS_KEY, ModelArrays
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays, head_arrays
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ class ClientUpdate:
     arrays: ModelArrays
     n_samples: int
     cluster_counts: np.ndarray | None = None
+
+    @property
+    def head(self) -> ModelArrays:
+        """The ``head.*`` arrays."""
+        return head_arrays(self.arrays)
 
     @property
     def centroids(self) -> np.ndarray:

@@ -31,7 +31,7 @@ from fussbench.federation.aggregators import (
     _normalize,
 )
 from fussbench.federation.messages import ClientUpdate
-from fussbench.model.head import CENTROIDS_KEY, ModelArrays
+from fussbench.model.head import ModelArrays
 
 MERGES = ("kmeans", "maximin")
 """Modes of :class:`FedCCScreened`: the FedCC merge run on the screened pool."""
@@ -127,7 +127,7 @@ def suspicion_ratios(updates: Sequence[ClientUpdate], max_bad: int = 1) -> np.nd
     centroid = suspicion_scores([update.centroids for update in updates], max_bad)
     heads = np.stack(
         [
-            np.concatenate([np.ravel(v) for k, v in sorted(_head(update).items())])
+            np.concatenate([np.ravel(v) for k, v in sorted(update.head.items())])
             for update in updates
         ]
     ).astype(np.float64)
@@ -156,7 +156,7 @@ class FedMedian(Aggregator):
         self, updates: Sequence[ClientUpdate], weights: np.ndarray, previous_head: ModelArrays
     ) -> ModelArrays:
         """Every ``head.*`` array: the element-wise median over the clients."""
-        return coordinate_median([_head(update) for update in updates])
+        return coordinate_median([update.head for update in updates])
 
     def aggregate_centroids(
         self,
@@ -192,7 +192,7 @@ class FedTrimmedAvg(Aggregator):
         self, updates: Sequence[ClientUpdate], weights: np.ndarray, previous_head: ModelArrays
     ) -> ModelArrays:
         """Every ``head.*`` array: the element-wise trimmed mean over the clients."""
-        return trimmed_mean([_head(update) for update in updates], self.beta)
+        return trimmed_mean([update.head for update in updates], self.beta)
 
     def aggregate_centroids(
         self,
@@ -264,8 +264,3 @@ class FedCCScreened(Aggregator):
         if self.mode == "maximin":
             return FedCCMaximin(self.weighting, mode="cosine", k_range=self.k_range)
         return FedCCKMeans(self.weighting, mode="cosine", seed=self.seed, k_range=self.k_range)
-
-
-def _head(update: ClientUpdate) -> ModelArrays:
-    """The ``head.*`` arrays of one update."""
-    return {key: value for key, value in update.arrays.items() if key != CENTROIDS_KEY}

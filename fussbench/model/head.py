@@ -21,6 +21,11 @@ ModelArrays = dict[str, np.ndarray]
 """A model as named float32 arrays: ``head.*`` weights plus ``centroids``."""
 
 
+def head_arrays(arrays: ModelArrays) -> ModelArrays:
+    """The ``head.*`` arrays of a model (every array but ``centroids``)."""
+    return {key: value for key, value in arrays.items() if key != CENTROIDS_KEY}
+
+
 def _pixels(features: torch.Tensor) -> torch.Tensor:
     """Features (B, C, h, w) as a pixel matrix (B·h·w, C)."""
     return features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
