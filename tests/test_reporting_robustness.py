@@ -40,7 +40,7 @@ def records() -> pd.DataFrame:
                     seed=seed,
                     miou=honest + noise - drop,
                     suspect_client=2 if seed else 1,
-                    fault_clients="2",
+                    fault_clients=2.0,  # as pandas reads a column with blanks
                 )
             )
     return pd.DataFrame(rows)

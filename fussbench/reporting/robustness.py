@@ -156,7 +156,7 @@ def _detected(rows: pd.DataFrame) -> str:
     if "suspect_client" not in rows or rows["fault_clients"].isna().all():
         return "—"
     hits = [
-        str(int(suspect)) in str(bad).split()
+        int(suspect) in {int(float(client)) for client in str(bad).split()}
         for suspect, bad in zip(rows["suspect_client"], rows["fault_clients"], strict=True)
         if pd.notna(suspect)
     ]
