@@ -394,6 +394,8 @@ class StudyParams:
             e.g. ``local`` under a fault on what clients send: it sends nothing).
         hypotheses: the study's pre-registered hypotheses, one mapping each (read by its
             report).
+        reference: the method the report pairs every other method with (mean difference
+            by seed, its CI and an exploratory test); null: none.
         out: where the run folders go: ``<out>/<name>/<variant>/<setup>/<method>/seed<k>``.
     """
 
@@ -406,6 +408,7 @@ class StudyParams:
     variants: dict[str, list[str]] = field(default_factory=lambda: {"plain": []})
     skip: list[str] = field(default_factory=list)
     hypotheses: list[dict] = field(default_factory=list)
+    reference: str | None = None
     out: str = "studies"
 
 

@@ -53,6 +53,12 @@ def check_methods(params: Params, source: str = "params") -> None:
     ):
         for index, text in enumerate(entries):
             _check_cell(text, f"{key}[{index}]", source)
+    study = params.study
+    if study.reference is not None and study.reference not in study.methods:
+        raise FussbenchError(
+            f"{source}: study.reference must be one of study.methods "
+            f"({', '.join(study.methods)}), got {study.reference!r}"
+        )
     federation = params.federation
     enforce(federation.weighting, OneOf(WEIGHTINGS), "federation.weighting", source)
     spec = get_spec(params.aggregator)
