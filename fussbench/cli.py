@@ -156,8 +156,9 @@ def partition(
         ),
     ] = False,
 ) -> None:
-    """Split the training split into clients (domain, groups, iid, dirichlet or quantity)
-    as the setup says (-S setup=NAME): one manifest per client plus summary.csv and
+    """Split the training split into clients (domain, groups, iid, dirichlet, quantity,
+    lists, or embedding_dirichlet, which reads the feature cache: run `features` first) as
+    the setup says (-S setup=NAME): one manifest per client plus summary.csv and
     partition.json in data/partitions/SETUP."""
     from stages import partition as stage
 

@@ -57,7 +57,9 @@ class PartitionParams:
     """``partition:``: how the training split is divided into clients (``groups``: for
     method ``groups``, the sample groups of each client, e.g. Cityscapes cities;
     ``client_lists``: for method ``lists``, one text file of sample names per client, or
-    one path with ``{client}`` in it for clients 0 .. ``n_clients`` - 1)."""
+    one path with ``{client}`` in it for clients 0 .. ``n_clients`` - 1;
+    ``embedding_clusters``: for method ``embedding_dirichlet``, the number of k-means
+    clusters of the pooled features that the Dirichlet split divides among the clients)."""
 
     method: str = "domain"
     n_clients: int = 0
@@ -66,6 +68,7 @@ class PartitionParams:
     seed: int = 0
     groups: list[list[str]] = field(default_factory=list)
     client_lists: list[str] = field(default_factory=list)
+    embedding_clusters: int = field(default=10, metadata=rule(Interval(int, 2)))
 
 
 @dataclass(frozen=True)

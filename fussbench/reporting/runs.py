@@ -92,12 +92,16 @@ class PartitionSummary:
             js_divergence.
         js_mean: mean over clients of the JS divergence to the pooled distribution;
             ``None`` when no pixel is labelled (a folder without masks).
+        feature_skew: mean over clients of the cosine distance of the client's mean
+            pooled feature to the pooled mean, as the partition stage recorded it (methods
+            that read the features: ``embedding_dirichlet``); ``None`` otherwise.
     """
 
     dataset: str
     class_names: tuple[str, ...]
     counts: pd.DataFrame
     js_mean: float | None
+    feature_skew: float | None = None
 
 
 def read_partition(partitions: Path, setup: str) -> PartitionSummary | None:
@@ -115,4 +119,5 @@ def read_partition(partitions: Path, setup: str) -> PartitionSummary | None:
         class_names=class_names,
         counts=counts,
         js_mean=info["label_skew"]["js_mean"],
+        feature_skew=(info.get("feature_skew") or {}).get("cosine_mean"),
     )
