@@ -271,6 +271,30 @@ def test_flower_run_with_auto_k_matches_the_in_process_run(workspace):
     assert_cleaned_up(workspace)
 
 
+def test_flower_one_shot_matches_the_in_process_run(workspace):
+    """fedcc_oneshot (R = 2 rounds of S = 2 steps): the ServerApp runs one round and every
+    ClientApp trains 4 steps, as in-process; the same single round and final model."""
+    runs = {}
+    for engine_name in ("inprocess", "flower"):
+        out = f"runs/oneshot_{engine_name}"
+        one_shot = ["aggregator=fedcc_oneshot", "federation.mode=maximin"]
+        result = federate(out, *one_shot, engine_name=engine_name)
+        assert result.exit_code == 0, result.output
+        runs[engine_name] = workspace / out
+    reference, out = runs["inprocess"], runs["flower"]
+    with np.load(reference / "model.npz") as a, np.load(out / "model.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    metrics = read_metrics(reference)
+    assert metrics["steps_per_round"] == 4 and metrics["failed_client_rounds"] == 0
+    assert_same_numbers(metrics, read_metrics(out))
+    rounds = [read_rows(folder / "rounds.csv") for folder in (reference, out)]
+    assert len(rounds[0]) == len(rounds[1]) == 1
+    assert_same_numbers(numbers(rounds[0][0]), numbers(rounds[1][0]))
+    assert_cleaned_up(workspace)
+
+
 def test_a_query_arrives_whole_and_fedcc_autos_answer_is_the_scores_only():
     """Privacy: FedCC-Auto's query is rebuilt on the client from its type, arrays and
     config; the reply carries one record holding one array, the J float64 scores, and a

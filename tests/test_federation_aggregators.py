@@ -15,6 +15,7 @@ from fussbench.federation.aggregators import (
     make_aggregator,
 )
 from fussbench.federation.auto import FedCCAuto
+from fussbench.federation.balanced import FedCCBalanced
 from fussbench.federation.messages import ClientUpdate
 from fussbench.methods import names
 
@@ -28,6 +29,9 @@ ALL_CONFIGS = [
     ("fedcc_maximin", "faithful"),
     ("fedcc_matched", "hungarian"),
     ("fedcc_matched", "pooled_counts"),
+    ("fedcc_oneshot", "kmeans"),
+    ("fedcc_oneshot", "maximin"),
+    ("fedcc_balanced", None),
 ]
 
 OWN_HEAD_RULES = [
@@ -128,7 +132,9 @@ def test_faithful_maximin_starts_at_client_zero_and_depends_on_client_order():
     np.testing.assert_array_equal(backward, [[5.0, 0.0], [0.0, 5.0]])
 
 
-@pytest.mark.parametrize("aggregator", [FedCCMaximin(mode="cosine"), FedCCKMeans()])
+@pytest.mark.parametrize(
+    "aggregator", [FedCCMaximin(mode="cosine"), FedCCKMeans(), FedCCBalanced()]
+)
 def test_cosine_fedcc_is_invariant_to_client_order(aggregator):
     updates = random_updates(n_clients=4, n_clusters=3, dim=5, seed=2)
     reference = aggregator.aggregate(updates, previous_like(updates))["centroids"]

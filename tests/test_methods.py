@@ -1,6 +1,7 @@
 """The method registry: one entry per method, its knobs checked when params load, and every
 reader (params, build, report rows, statistics) taking a method's meaning from it."""
 
+import re
 import subprocess
 import sys
 import time
@@ -152,3 +153,11 @@ def test_the_listing_shows_every_method_and_knob() -> None:
     table = methods_table()
     assert all(f"`{name}`" in table for name in names())
     assert all(f"federation.{name} = " in table for name in knobs())
+
+
+def test_every_knob_default_is_written_in_params_yaml_with_a_comment() -> None:
+    written = load_params(PARAMS).federation.knobs
+    text = PARAMS.read_text(encoding="utf-8")
+    for name, knob in knobs().items():
+        assert written.get(name) == knob.default, name
+        assert re.search(rf"^  {name}:.*# \S", text, re.MULTILINE), name

@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -77,6 +78,30 @@ def test_stages_run_end_to_end_and_are_deterministic(workspace, aggregator):
     assert len(rounds) == 1 + 2
     images = (workspace / "runs/a/images.csv").read_text().splitlines()
     assert len(images) == 1 + CAMVID_COUNTS["test"]
+
+
+def test_a_one_shot_run_is_one_round_of_the_whole_budget(workspace):
+    """fedcc_oneshot at R = 2 rounds of S = 2 steps runs one round of 4 steps: the same model
+    as fedcc_kmeans at 1 round of 4 steps; metrics.json keeps the budget R and S."""
+    prepare()
+    one_shot = federate("runs/oneshot", "aggregator=fedcc_oneshot")
+    assert one_shot.exit_code == 0, one_shot.output
+    once = federate(
+        "runs/once", "aggregator=fedcc_kmeans", "federation.rounds=1", "train.local_steps=4"
+    )
+    assert once.exit_code == 0, once.output
+    with (
+        np.load(workspace / "runs/oneshot/model.npz") as a,
+        np.load(workspace / "runs/once/model.npz") as b,
+    ):
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    metrics = read_metrics(workspace / "runs/oneshot")
+    assert (metrics["rounds"], metrics["local_steps"], metrics["steps_per_round"]) == (2, 2, 4)
+    assert metrics["miou"] == read_metrics(workspace / "runs/once")["miou"]
+    rounds = pd.read_csv(workspace / "runs/oneshot/rounds.csv")
+    assert rounds["round"].tolist() == [1]
 
 
 def test_feature_cache_built_with_other_params_is_refused(workspace):

@@ -23,18 +23,10 @@ import numpy as np
 from scipy.stats import trim_mean
 
 from fussbench.errors import FussbenchError
-from fussbench.federation.aggregators import (
-    Aggregator,
-    FedCCKMeans,
-    FedCCMaximin,
-    _check_choice,
-    _normalize,
-)
+from fussbench.federation.aggregators import Aggregator, _check_choice, _normalize, fedcc_merge
 from fussbench.federation.messages import ClientUpdate
+from fussbench.methods.catalog import FEDCC_MERGES
 from fussbench.model.head import ModelArrays
-
-MERGES = ("kmeans", "maximin")
-"""Modes of :class:`FedCCScreened`: the FedCC merge run on the screened pool."""
 
 
 def coordinate_median(models: Sequence[ModelArrays]) -> ModelArrays:
@@ -241,7 +233,7 @@ class FedCCScreened(Aggregator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_choice(self.mode, MERGES, "mode", "federation.mode")
+        _check_choice(self.mode, FEDCC_MERGES, "mode", "federation.mode")
         if self.factor <= 1.0:
             raise FussbenchError(f"federation.screen_factor must be > 1, got {self.factor}")
 
@@ -252,15 +244,8 @@ class FedCCScreened(Aggregator):
     def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
         """The merge of :class:`~fussbench.federation.aggregators.Aggregator` over the
         screened clients only (every client when fewer than 3 finished)."""
+        merge = fedcc_merge(self.mode, self.weighting, self.seed, self.k_range)
         if len(updates) < 3:
-            return self._merge().aggregate(updates, previous)
+            return merge.aggregate(updates, previous)
         kept = self.kept(updates)
-        return self._merge().aggregate(
-            [u for u, k in zip(updates, kept, strict=True) if k], previous
-        )
-
-    def _merge(self) -> Aggregator:
-        """The FedCC aggregator of :attr:`mode`, cosine, with this one's weighting."""
-        if self.mode == "maximin":
-            return FedCCMaximin(self.weighting, mode="cosine", k_range=self.k_range)
-        return FedCCKMeans(self.weighting, mode="cosine", seed=self.seed, k_range=self.k_range)
+        return merge.aggregate([u for u, k in zip(updates, kept, strict=True) if k], previous)

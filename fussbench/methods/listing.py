@@ -11,6 +11,7 @@ def _capabilities(spec: MethodSpec) -> str:
     flags = [
         ("baseline", spec.baseline),
         ("pools the clients' data", spec.pools_clients),
+        ("one merge after rounds × local steps", spec.one_shot),
         ("model.n_clusters: auto", spec.any_k),
         ("fedcc_auto candidate", spec.auto_candidate),
         (f"client term {spec.client_term}", spec.client_term is not None),

@@ -112,6 +112,11 @@ class MethodSpec:
         baseline: every other trained method is tested against it (``local``, ``fedavg``).
         pools_clients: a bound trained as one model on the union of every client's data,
             given the whole federation's steps per round (``centralized``).
+        one_shot: the clients train alone for the whole budget and the server merges once
+            (``fedcc_oneshot``): a run of ``federation.rounds`` R rounds of
+            ``train.local_steps`` S steps runs as one round of R × S steps per client, the
+            iterative methods' compute (:func:`fussbench.run.federate.at_equal_compute`);
+            its ``rounds.csv`` holds that one round, so its rounds are not budgets.
         aggregation_table: whether it has rows in the report's aggregation-type table.
         centroid_heatmap: whether the report's heatmap compares its global centroids.
     """
@@ -133,6 +138,7 @@ class MethodSpec:
     server_needs: ServerNeeds | None = None
     baseline: bool = False
     pools_clients: bool = False
+    one_shot: bool = False
     aggregation_table: bool = False
     centroid_heatmap: bool = False
 

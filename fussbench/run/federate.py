@@ -72,16 +72,34 @@ def _client_rows(params: Params, partition: list[np.ndarray]) -> list[np.ndarray
     return [np.concatenate(partition)] if pooled else partition
 
 
-def _at_equal_compute(params: Params, n_clients: int) -> Params:
-    """A method that ``pools_clients`` (``centralized``) trains as many steps per round as
-    the whole federation of ``n_clients``: its one model takes ``n_clients ×
-    train.local_steps`` steps per round, so that the upper bound gets the same number of
-    gradient steps as the federated methods it bounds. Every other method keeps
-    ``train.local_steps`` per client."""
-    if not get_spec(params.aggregator).pools_clients:
-        return params
-    train = dataclasses.replace(params.train, local_steps=params.train.local_steps * n_clients)
-    return dataclasses.replace(params, train=train)
+def at_equal_compute(params: Params, n_clients: int) -> Params:
+    """``params`` with the rounds and local steps a run trains, so that every method spends
+    the compute of the iterative federated ones: R = ``federation.rounds`` rounds of
+    S = ``train.local_steps`` steps per client. Both engines take the rounds and the local
+    steps from the result; the registry entry's ``pools_clients`` and ``one_shot`` decide,
+    and this is the one place a run's budget reads them:
+
+    - a method that ``pools_clients`` (``centralized``) trains one model on the union of
+      the ``n_clients`` clients' data for n_clients × S steps per round, the whole
+      federation's, so that the upper bound gets as many gradient steps as the methods it
+      bounds;
+    - a ``one_shot`` method (``fedcc_oneshot``) runs 1 round of R × S steps per client:
+      every client trains alone for the whole budget and the server merges once. Its
+      ``rounds.csv`` holds that one round (round 1), and ``metrics.json`` keeps R and S
+      as ``rounds`` and ``local_steps`` (the budget) with ``steps_per_round`` R × S;
+    - every other method keeps R rounds of S steps per client.
+    """
+    spec = get_spec(params.aggregator)
+    rounds, steps = params.federation.rounds, params.train.local_steps
+    if spec.pools_clients:
+        steps *= n_clients
+    if spec.one_shot:
+        rounds, steps = 1, rounds * steps
+    return dataclasses.replace(
+        params,
+        federation=dataclasses.replace(params.federation, rounds=rounds),
+        train=dataclasses.replace(params.train, local_steps=steps),
+    )
 
 
 def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
@@ -217,7 +235,7 @@ def _describe_run(
         "seed": params.seed,
         "rounds": params.federation.rounds,
         "local_steps": params.train.local_steps,
-        "steps_per_round": _at_equal_compute(params, skew["n_clients"]).train.local_steps,
+        "steps_per_round": at_equal_compute(params, skew["n_clients"]).train.local_steps,
         "n_clients": n_clients,
         "n_clusters": params.model.n_clusters or spec.n_classes,
         "eval_split": eval_name,
@@ -314,7 +332,7 @@ def run_federation(
         inputs.train.features.shape[1], params.model.dim, initial_clusters, params.seed
     )
     fingerprint = run_fingerprint(params)
-    params = _at_equal_compute(params, len(inputs.partition))
+    params = at_equal_compute(params, len(inputs.partition))
     resume = load_checkpoint(out_dir / CHECKPOINT, fingerprint)
     if resume is not None:
         print(f"resuming {out_dir} after round {resume.round}", flush=True)
@@ -323,7 +341,7 @@ def run_federation(
         aggregator=aggregator,
         objective=objective,
         initial=initial,
-        rounds=federation.rounds,
+        rounds=params.federation.rounds,
         seed=params.seed,
         evaluate=partial(_evaluate, inputs, params.evaluation.matching),
         min_clients=federation.min_clients,
