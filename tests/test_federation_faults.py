@@ -56,6 +56,24 @@ def test_collapsed_poisoned_and_free_riding_updates():
     assert corrupt(update, received, Fault("noise_images", (0,)), 0) is update
 
 
+def test_faults_act_on_code_sums_and_keep_the_counts():
+    """fedcc_sums: the centroid scenarios corrupt the sums sent in the centroids' place
+    (a zero sum, an empty cluster, stays zero under random_centroids), the counts stay."""
+    sums = np.array([[3.0, 4.0], [0.0, 0.0], [0.0, 2.0]], dtype=np.float32)
+    counts = np.array([6, 0, 2])
+    update = ClientUpdate({"head.w": np.ones((2, 2), "f4"), "centroids": sums}, 4, counts)
+    received = {"head.w": np.zeros((2, 2), "f4"), "centroids": np.eye(3, 2, dtype="f4")}
+    randomised = corrupt(update, received, Fault("random_centroids", (0,)), seed=3)
+    np.testing.assert_allclose(np.linalg.norm(randomised.centroids, axis=1), [5, 0, 2], rtol=1e-6)
+    assert not np.allclose(randomised.centroids, sums)
+    collapsed = corrupt(update, received, Fault("collapsed", (0,)), 0)
+    np.testing.assert_array_equal(collapsed.centroids, np.repeat(sums[:1], 3, axis=0))
+    rider = corrupt(update, received, Fault("free_rider", (0,)), 0)
+    np.testing.assert_array_equal(rider.centroids, received["centroids"])
+    for sent in (randomised, collapsed, rider):
+        np.testing.assert_array_equal(sent.cluster_counts, counts)
+
+
 def test_clients_resolve_by_number_or_size_and_bad_names_are_refused():
     assert resolve_clients(["largest", 0, "smallest"], [5, 9, 2]) == (1, 0, 2)
     with pytest.raises(FussbenchError, match="faults.clients: 3 is not a client"):

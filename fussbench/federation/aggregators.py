@@ -609,8 +609,8 @@ def _pool_counts(updates: Sequence[ClientUpdate]) -> np.ndarray:
     missing = [index for index, update in enumerate(updates) if update.cluster_counts is None]
     if missing:
         raise FussbenchError(
-            f"client {missing[0]} sent no cluster_counts; the pooled_counts variant needs them "
-            "from every client (clients send them when LocalObjective.cluster_counts is set)"
+            f"client {missing[0]} sent no cluster_counts; this aggregator needs them from "
+            "every client (clients send them when LocalObjective.cluster_counts is set)"
         )
     counts = [np.asarray(update.cluster_counts, dtype=np.float64) for update in updates]
     for index, (client_counts, update) in enumerate(zip(counts, updates, strict=True)):

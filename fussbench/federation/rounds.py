@@ -115,15 +115,16 @@ def _train(
     seed: int,
     evaluate_local: LocalEvaluation,
 ) -> ClientOutcome:
-    """Client ``number``'s training from ``start``, scored on its own images; a client
-    that raises or returns non-finite numbers is left out with the reason."""
+    """Client ``number``'s training from ``start``, its trained model scored on its own
+    images; a client that raises or returns non-finite numbers is left out with the
+    reason."""
     try:
         update, stats = client.fit(start, seed)
     except Exception as error:  # a client's fault must not end the federation
         return ClientOutcome(failure=f"{type(error).__name__}: {error}")
     if not is_usable(update, stats.loss):
         return ClientOutcome(update, failure="non-finite loss or weights")
-    local = evaluate_local(number, update.arrays).scores
+    local = evaluate_local(number, client.trained()).scores
     return ClientOutcome(
         update, ClientReport(stats.loss, stats.seconds, local.miou, local.accuracy)
     )

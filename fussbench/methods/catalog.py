@@ -251,6 +251,20 @@ register(
 )
 register(
     MethodSpec(
+        "fedcc_sums",
+        "head by FedAvg, centroids by a Lloyd step on the clients' code sums (ours; "
+        "the server needs only sums)",
+        family="fedcc",
+        label="FedCC-Sums",
+        factory="fussbench.federation.sums:FedCCSums",
+        client_sends="code_sums",
+        server_needs="weighted_sum",
+        aggregation_table=True,
+        centroid_heatmap=True,
+    )
+)
+register(
+    MethodSpec(
         "fedmedian",
         "coordinate-wise median of heads and of centroids, index by index (robust)",
         family="averaging",

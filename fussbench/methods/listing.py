@@ -15,6 +15,7 @@ def _capabilities(spec: MethodSpec) -> str:
         ("model.n_clusters: auto", spec.any_k),
         ("fedcc_auto candidate", spec.auto_candidate),
         (f"client term {spec.client_term}", spec.client_term is not None),
+        ("clients send code sums, not centroids", spec.sends_code_sums),
         ("server needs each client's update", spec.server_needs == "individual"),
         ("server needs only the weighted sum", spec.server_needs == "weighted_sum"),
     ]
