@@ -99,13 +99,22 @@ def check(
 
 @app.command()
 @_friendly
-def methods() -> None:
+def methods(
+    server_sees: Annotated[
+        bool,
+        typer.Option(
+            "--server-sees",
+            help="Instead: what the server sees of each client under every federated "
+            "method, and whether secure aggregation and central DP can serve it.",
+        ),
+    ] = False,
+) -> None:
     """List every method params may name (`aggregator`, `compare`), from the method
     registry: family, modes, knobs under `federation:` with their defaults and ranges, what
     each declares (baseline, auto K, client term, what the server needs) and what it is."""
-    from fussbench.methods.listing import methods_table
+    from fussbench.methods.listing import methods_table, server_sees_table
 
-    typer.echo(methods_table(), nl=False)
+    typer.echo(server_sees_table() if server_sees else methods_table(), nl=False)
 
 
 @app.command()

@@ -244,6 +244,7 @@ register(
             ),
         ),
         seeded=True,
+        asks="each candidate global model's score on its own images, (J,) numbers",
         server_needs="individual",
         aggregation_table=True,
         centroid_heatmap=True,

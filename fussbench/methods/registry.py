@@ -111,6 +111,9 @@ class MethodSpec:
             ``"fedprox"``); None: plain local training.
         cluster_count_modes: the modes in which the server reads the clients' per-cluster
             pixel counts (clients send them only then); ``("*",)``: in every mode.
+        asks: what the server asks the clients during a round besides their update, in
+            words for the table of what the server sees ("" for nothing), e.g. FedCC-Auto's
+            per-candidate scores.
         client_sends: see :data:`ClientSends`; ``code_sums`` implies that the server reads
             the counts in every mode.
         any_k: accepts ``model.n_clusters: auto`` (merges client centroid sets of
@@ -142,6 +145,7 @@ class MethodSpec:
     seeded: bool = False
     client_term: str | None = None
     cluster_count_modes: tuple[str, ...] = ()
+    asks: str = ""
     client_sends: ClientSends = "centroids"
     any_k: bool = False
     auto_candidate: bool = False
