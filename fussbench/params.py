@@ -308,12 +308,17 @@ class EvaluationParams:
         crf: refine the final predictions with a dense CRF over the raw images
             (:mod:`fussbench.evaluation.crf`, needs ``pip install 'fussbench[crf]'``);
             the per-round scores stay without it.
+        flip: average the final prediction of every image with that of its mirror image
+            (:mod:`fussbench.evaluation.flip`, STEGO's protocol), from flipped features
+            cached once by ``fussbench features --flip``; the per-round scores stay
+            without it.
     """
 
     split: str | None = None
     local_max_images: int | None = field(default=32, metadata=rule(OrNone(Interval(int, 1))))
     matching: str = field(default="hungarian", metadata=rule(OneOf(("hungarian", "majority"))))
     crf: bool = False
+    flip: bool = False
 
 
 @dataclass(frozen=True)

@@ -437,6 +437,56 @@ def test_crf_effect_rescores_saved_models_and_checks_the_record(workspace):
     assert kept["run"].tolist() == [str(run)]  # the rows finished before the error stay
 
 
+def test_flip_averaging_needs_its_features_and_flip_effect_rescores(workspace, monkeypatch):
+    """evaluation.flip stops a trained run before training until `features --flip` has
+    cached the test split's mirrored features; then the final score is flip-averaged (the
+    rounds' are not), and flip-effect (and crf-effect, with the CRF replaced by the argmax
+    of its probabilities) rescores both runs against their records."""
+    from fussbench.evaluation import crf
+
+    prepare()
+    missing = federate("runs/flip", "aggregator=fedavg", "evaluation.flip=true")
+    command = "fussbench features --flip --dataset camvid -S evaluation.split=test"
+    assert missing.exit_code == 2 and command in missing.output
+    reference = federate("runs/ref", "aggregator=majority", "evaluation.flip=true")
+    assert reference.exit_code == 0 and read_metrics(workspace / "runs/ref")["flip"] is False
+    added = invoke("features", "--flip")
+    assert added.exit_code == 0, added.output
+    cache = workspace / "data/features/camvid/effnet_lite0"
+    assert (cache / "test/flipped/features.npy").is_file()
+    assert not (cache / "val/flipped").exists() and not (cache / "train/flipped").exists()
+    for name, flip in (("plain", "false"), ("flip", "true")):
+        result = federate(f"runs/{name}", "aggregator=fedavg", f"evaluation.flip={flip}")
+        assert result.exit_code == 0, result.output
+    plain, averaged = read_metrics(workspace / "runs/plain"), read_metrics(workspace / "runs/flip")
+    assert plain["flip"] is False and averaged["flip"] is True
+    # the same trained model: the last round's (not averaged) score is the plain run's
+    rounds = pd.read_csv(workspace / "runs/flip/rounds.csv")
+    assert rounds["miou"].iloc[-1] == pytest.approx(plain["miou"], abs=1e-4)
+    out = workspace / "reports/flip_effect"
+    result = invoke("flip-effect", "runs/plain", "runs/flip", "runs/ref", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(out.with_suffix(".csv"))
+    assert rows["miou"].tolist() == pytest.approx([plain["miou"]] * 2, abs=0.01)
+    assert rows["miou_flip"].tolist() == pytest.approx([averaged["miou"]] * 2, abs=0.01)
+    assert "| camvid_domain | fedavg | 2 |" in out.with_suffix(".md").read_text()
+    monkeypatch.setattr(crf, "refine", lambda image, probabilities: probabilities.argmax(0))
+    refined = invoke("crf-effect", "runs/plain", "--out", str(workspace / "reports/crf"))
+    assert refined.exit_code == 0, refined.output
+    row = pd.read_csv(workspace / "reports/crf.csv").iloc[0]
+    assert row["miou_crf"] == pytest.approx(row["miou"]) == pytest.approx(plain["miou"], abs=0.01)
+
+
+def test_the_features_stage_adds_every_evaluation_splits_flipped_features_only_if_asked(
+    workspace,
+):
+    cache = workspace / "data/features/camvid/effnet_lite0"
+    prepare()
+    assert not list(cache.glob("*/flipped"))
+    prepare("evaluation.flip=true")
+    assert sorted(path.parent.name for path in cache.glob("*/flipped")) == ["test", "val"]
+
+
 def test_recomputed_features_are_the_cached_ones(workspace):
     """The recompute side of the round benchmark trains on the very features the cache
     holds (up to float16 rounding), so the two rounds do the same work."""

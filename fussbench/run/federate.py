@@ -25,6 +25,7 @@ from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.evaluation.unlabelled import has_labels
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
+from fussbench.features.flipped import open_flipped
 from fussbench.features.noise import with_noise_images
 from fussbench.features.rows import FileRows, RowView
 from fussbench.features.skew import feature_skew
@@ -131,6 +132,26 @@ def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
     return dataclasses.replace(
         split_cache, features=FileRows(split_cache.features), labels=FileRows(split_cache.labels)
     )
+
+
+def _open_flipped(params: Params, evaluation: FeatureSplit) -> FileRows | None:
+    """The flipped features of the evaluation split under ``evaluation.flip: true`` for a
+    trained method (read with file reads, as :func:`_open_cache` reads the features);
+    None otherwise. Opened before any training, so a missing file stops the run at once.
+
+    Raises:
+        FussbenchError: under ``features.store: online`` (no cache to hold them), or when
+            they are missing or stale (:func:`~fussbench.features.flipped.open_flipped`).
+    """
+    if not params.evaluation.flip or get_spec(params.aggregator).kind == "reference":
+        return None
+    if params.features.store == "online":
+        raise FussbenchError(
+            "evaluation.flip: true reads the flipped features from the feature cache, and "
+            "features.store: online keeps none; set features.store: cache or "
+            "evaluation.flip: false"
+        )
+    return FileRows(open_flipped(evaluation))
 
 
 def _model_entries(
@@ -241,6 +262,7 @@ def _describe_run(
         "eval_split": eval_name,
         "matching": params.evaluation.matching,
         "crf": params.evaluation.crf and get_spec(params.aggregator).kind != "reference",
+        "flip": params.evaluation.flip and get_spec(params.aggregator).kind != "reference",
     }
 
 
@@ -253,6 +275,8 @@ class RunInputs:
         train: the training split's features (noise features in the rows of a client
             under ``noise_images``).
         evaluation: the split the global model is scored on, named ``eval_name``.
+        flipped: the features of ``evaluation``'s mirrored images, under
+            ``evaluation.flip: true`` for a trained method; else None.
         labelled: whether ``evaluation`` has labels.
         partition: each partition client's rows of ``train``.
         client_rows: each trained client's rows (one holding all for ``centralized``).
@@ -262,6 +286,7 @@ class RunInputs:
     spec: DatasetSpec
     train: FeatureSplit
     evaluation: FeatureSplit
+    flipped: FileRows | None
     eval_name: str
     labelled: bool
     partition: list[np.ndarray]
@@ -276,6 +301,7 @@ def _inputs(params: Params, method: Method, k_range: tuple[int, int] | None) -> 
     train = _open_cache(spec, params, spec.train_split)
     eval_name = params.evaluation.split or spec.eval_split
     evaluation = _open_cache(spec, params, eval_name)
+    flipped = _open_flipped(params, evaluation)
     partition = _partition_rows(params, train)
     client_rows = _client_rows(params, partition)
     if k_range is not None:
@@ -284,7 +310,9 @@ def _inputs(params: Params, method: Method, k_range: tuple[int, int] | None) -> 
     skew = feature_skew(train.pooled, partition)
     common = _describe_run(params, spec, method, len(client_rows), eval_name, skew)
     labelled = has_labels(evaluation.labels)
-    return RunInputs(spec, train, evaluation, eval_name, labelled, partition, client_rows, common)
+    return RunInputs(
+        spec, train, evaluation, flipped, eval_name, labelled, partition, client_rows, common
+    )
 
 
 def run_federation(
@@ -423,11 +451,19 @@ def _run_engine(
 
 
 def _final_evaluations(params: Params, inputs: RunInputs, result: RunResult) -> list[Evaluation]:
-    """The last round's evaluations; with ``evaluation.crf`` on a labelled split, the
-    final models' predictions refined by the dense CRF instead (the rounds are not)."""
+    """The last round's evaluations; with ``evaluation.flip``, the final models'
+    flip-averaged predictions instead, and with ``evaluation.crf`` on a labelled split,
+    their predictions (flip-averaged or not) refined by the dense CRF (the rounds are
+    neither)."""
+    split, matching = inputs.evaluation, params.evaluation.matching
+    n_classes = inputs.spec.n_classes
     if not (params.evaluation.crf and inputs.labelled):
-        return result.evaluations
-    split = inputs.evaluation
+        if inputs.flipped is None:
+            return result.evaluations
+        return [
+            evaluate_model(model, split.features, split.labels, n_classes, matching, inputs.flipped)
+            for model in result.state.models
+        ]
     images = partial(
         evaluation_images,
         inputs.spec,
@@ -438,12 +474,7 @@ def _final_evaluations(params: Params, inputs: RunInputs, result: RunResult) -> 
     )
     return [
         evaluate_with_crf(
-            model,
-            split.features,
-            split.labels,
-            images(),
-            inputs.spec.n_classes,
-            params.evaluation.matching,
+            model, split.features, split.labels, images(), n_classes, matching, inputs.flipped
         )
         for model in result.state.models
     ]
