@@ -199,6 +199,7 @@ register(
         ),
         seeded=True,
         server_needs="individual",
+        queries_clients=True,
         aggregation_table=True,
         centroid_heatmap=True,
     )

@@ -16,6 +16,7 @@ def _capabilities(spec: MethodSpec) -> str:
         (f"client term {spec.client_term}", spec.client_term is not None),
         ("server needs each client's update", spec.server_needs == "individual"),
         ("server needs only the weighted sum", spec.server_needs == "weighted_sum"),
+        ("server queries the clients", spec.queries_clients),
     ]
     return ", ".join(text for text, present in flags if present)
 

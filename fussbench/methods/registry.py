@@ -109,6 +109,8 @@ class MethodSpec:
         auto_candidate: may be one of FedCC-Auto's candidates (a server-side rule that
             asks nothing of the clients and keeps the FedAvg head).
         server_needs: see :data:`ServerNeeds`; None for bounds and references.
+        queries_clients: the server asks the clients something during the round besides
+            their updates (FedCC-Auto's scores); privacy does not cover their answers.
         baseline: every other trained method is tested against it (``local``, ``fedavg``).
         pools_clients: a bound trained as one model on the union of every client's data,
             given the whole federation's steps per round (``centralized``).
@@ -131,6 +133,7 @@ class MethodSpec:
     any_k: bool = False
     auto_candidate: bool = False
     server_needs: ServerNeeds | None = None
+    queries_clients: bool = False
     baseline: bool = False
     pools_clients: bool = False
     aggregation_table: bool = False
