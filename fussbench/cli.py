@@ -118,6 +118,27 @@ def methods(
     typer.echo(server_sees_table() if server_sees else methods_table(), nl=False)
 
 
+@app.command(name="privacy-budget")
+@_friendly
+def privacy_budget(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    epsilon: Annotated[
+        list[float] | None,
+        typer.Option(help="A target epsilon: also print the sigma that stays within it."),
+    ] = None,
+) -> None:
+    """The privacy a run spends under `privacy:` over `federation.rounds` rounds (set them
+    with -S, e.g. -S privacy.mechanism=central -S privacy.sample_rate=0.25 -S
+    federation.rounds=20): epsilon at privacy.delta of privacy.noise_multiplier, from the
+    accountant, and the noise multiplier each `--epsilon` needs (repeatable). With
+    privacy.mechanism none, both mechanisms are shown."""
+    from fussbench.privacy.accounting import budget_table
+
+    settings = load_params(params, overrides)
+    typer.echo(budget_table(settings.privacy, settings.federation.rounds, epsilon or []), nl=False)
+
+
 @app.command()
 @_friendly
 def download(

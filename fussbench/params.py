@@ -293,6 +293,45 @@ class FaultParams:
     strength: float = field(default=1.0, metadata=rule(Interval(float, 0.0, closed="neither")))
 
 
+PRIVACY_MECHANISMS = ("none", "central", "local")
+"""Valid ``privacy.mechanism`` values (:mod:`fussbench.privacy`); ``none`` is the default."""
+
+
+@dataclass(frozen=True)
+class PrivacyParams:
+    """``privacy:``: client-level differential privacy, an experiment's property (never a
+    method's), off by default (:mod:`fussbench.privacy` states the math; the
+    registry-side check refuses a method the mechanism cannot serve).
+
+    Attributes:
+        mechanism: ``none`` (default: nothing changes), ``central`` (the server noises the
+            sum of the clipped updates; methods whose server needs only a weighted sum) or
+            ``local`` (each client noises its own clipped update; any federated method).
+        noise_multiplier: σ: the noise std of each block is σ times its clip norm.
+        clip_head: C_h, the L2 bound of a client's head update (every ``head.*`` array).
+        clip_centroids: C_c, the L2 bound of a client's centroid update.
+        delta: the δ at which ε is reported.
+        sample_rate: q, each client's chance of taking part in a round (Poisson
+            sampling, drawn from the run seed and the round); 1: every client.
+    """
+
+    mechanism: str = field(default="none", metadata=rule(OneOf(PRIVACY_MECHANISMS)))
+    noise_multiplier: float = field(
+        default=1.0, metadata=rule(Interval(float, 0.0, closed="neither"))
+    )
+    clip_head: float = field(default=3.0, metadata=rule(Interval(float, 0.0, closed="neither")))
+    clip_centroids: float = field(
+        default=4.0, metadata=rule(Interval(float, 0.0, closed="neither"))
+    )
+    delta: float = field(default=1.0e-5, metadata=rule(Interval(float, 0.0, 1.0, "neither")))
+    sample_rate: float = field(default=1.0, metadata=rule(Interval(float, 0.0, 1.0, "right")))
+
+    @property
+    def on(self) -> bool:
+        """Whether a mechanism is on."""
+        return self.mechanism != "none"
+
+
 @dataclass(frozen=True)
 class EvaluationParams:
     """``evaluation:``: where models are scored.
@@ -473,6 +512,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     federation: FederationParams = field(default_factory=FederationParams)
     faults: FaultParams = field(default_factory=FaultParams)
+    privacy: PrivacyParams = field(default_factory=PrivacyParams)
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     convergence: ConvergenceParams = field(default_factory=ConvergenceParams)

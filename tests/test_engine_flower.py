@@ -31,7 +31,8 @@ from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.scoring import SCORES, ScoreCandidates
 from fussbench.model.head import initial_arrays
-from fussbench.params import FederationParams, load_params
+from fussbench.params import FederationParams, PrivacyParams, load_params
+from fussbench.privacy.mechanism import local_release
 
 pytest.importorskip("flwr")
 
@@ -156,6 +157,20 @@ def read_metrics(folder: Path) -> dict:
     return flat(metrics)
 
 
+def on_both_engines(workspace: Path, name: str, *overrides: str) -> dict[str, Path]:
+    """The run of ``overrides`` on each engine (``runs/<name>_<engine>``), checked to end
+    with the same final model: engine name -> its run folder."""
+    runs = {}
+    for engine_name in ("inprocess", "flower"):
+        result = federate(f"runs/{name}_{engine_name}", *overrides, engine_name=engine_name)
+        assert result.exit_code == 0, result.output
+        runs[engine_name] = workspace / f"runs/{name}_{engine_name}"
+    with np.load(runs["inprocess"] / "model.npz") as a, np.load(runs["flower"] / "model.npz") as b:
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    return runs
+
+
 @pytest.fixture(scope="module")
 def inprocess_run(workspace):
     """The reference: the same run on the in-process engine, and its wall time."""
@@ -203,21 +218,33 @@ def test_flower_run_matches_the_in_process_run(workspace, inprocess_run):
 def test_flower_applies_a_fault_as_the_in_process_engine_does(workspace, fault):
     """A client that misbehaves from round 2 (its SuperNode corrupts what it sends): the
     same final model and numbers on both engines, and not those of the honest run."""
-    runs = {}
-    for engine_name in ("inprocess", "flower"):
-        out = f"runs/fault_{fault[0].split('=')[1]}_{engine_name}"
-        overrides = [*fault, "faults.clients=[largest]", "faults.from_round=2"]
-        result = federate(out, *overrides, engine_name=engine_name)
-        assert result.exit_code == 0, result.output
-        runs[engine_name] = workspace / out
-    with np.load(runs["inprocess"] / "model.npz") as a, np.load(runs["flower"] / "model.npz") as b:
-        for key in a.files:
-            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    overrides = [*fault, "faults.clients=[largest]", "faults.from_round=2"]
+    runs = on_both_engines(workspace, f"fault_{fault[0].split('=')[1]}", *overrides)
     metrics = read_metrics(runs["inprocess"])
     assert metrics["fault"].endswith(
         "from round 2" + (", strength 3" if "strength" in fault[-1] else "")
     )
     assert_same_numbers(metrics, read_metrics(runs["flower"]))
+
+
+@pytest.mark.parametrize(
+    "privacy",
+    [["privacy.mechanism=local"], ["privacy.mechanism=central", "federation.weighting=uniform"]],
+)
+def test_flower_applies_privacy_as_the_in_process_engine_does(workspace, privacy):
+    """Seed 2 at q = 0.5: both clients train in round 1, only client 1 in round 2; the
+    clients' (local) or the server's (central) noise is drawn from the same seeds on both
+    engines, so the final model and every number match."""
+    mechanism = privacy[0].split("=")[1]
+    overrides = [*privacy, "privacy.sample_rate=0.5", "seed=2"]
+    runs = on_both_engines(workspace, f"privacy_{mechanism}", *overrides)
+    metrics = read_metrics(runs["inprocess"])
+    assert metrics["privacy"] == mechanism and metrics["epsilon"] > 0
+    assert_same_numbers(metrics, read_metrics(runs["flower"]))
+    rounds = [read_rows(folder / "rounds.csv") for folder in runs.values()]
+    assert [row["sampled_clients"] for row in rounds[0]] == ["2", "1"]
+    for left, right in zip(*rounds, strict=True):
+        assert_same_numbers(numbers(left), numbers(right))
 
 
 def test_flower_fedcc_auto_matches_the_in_process_run(workspace):
@@ -493,6 +520,22 @@ def test_a_fedcc_sums_reply_carries_the_head_sums_and_counts_never_the_centroids
     np.testing.assert_array_equal(decoded.cluster_counts, update.cluster_counts)
     wire = np.concatenate([np.ravel(array) for array in decoded.arrays.values()])
     assert not np.isin(client.trained()["centroids"], wire).any()
+
+
+def test_a_locally_private_reply_carries_the_same_records_noised():
+    """Under privacy.mechanism local the reply holds the honest reply's records and keys."""
+    received = {"head.linear.weight": np.zeros((2, 3, 1, 1), np.float32)}
+    received["centroids"] = np.eye(2, dtype=np.float32)
+    update = ClientUpdate({k: v + 0.5 for k, v in received.items()}, n_samples=7)
+    private = PrivacyParams(mechanism="local")
+    sent = local_release(update, received, private, seed=3)
+    report = codec.ClientReport(0.5, 1.5, 40.0, 60.0)
+    honest, noised = codec.encode_reply(update, report), codec.encode_reply(sent, report)
+    assert set(noised) == set(honest) == set(codec.REPLY_RECORDS) - {codec.UPDATE_COUNTS}
+    assert set(noised[codec.UPDATE_ARRAYS]) == set(honest[codec.UPDATE_ARRAYS])
+    decoded, _ = codec.decode_reply(noised)
+    assert decoded.n_samples == 7 and decoded.nbytes() == update.nbytes()
+    assert not np.array_equal(decoded.centroids, update.centroids)
 
 
 def test_a_client_without_reply_is_left_out_naming_the_round_timeout():

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from synthetic import CAMVID_COUNTS, make_camvid
+from cli_workspace import QUICK_IID3, camvid_workspace
 from typer.testing import CliRunner
 
 from fussbench.cli import app
-from fussbench.data.camvid import CamVid
 from fussbench.errors import FussbenchError
 from fussbench.federation.faults import Fault, corrupt, resolve_clients
 from fussbench.federation.messages import ClientUpdate
@@ -85,31 +83,14 @@ def test_clients_resolve_by_number_or_size_and_bad_names_are_refused():
 
 # --- end to end ---------------------------------------------------------------------------
 
-QUICK = [
-    "train.local_steps=2",
-    "train.batch_size=1",
-    "federation.rounds=2",
-    "train.knn_k=1",
-    "partition.method=iid",
-    "partition.n_clients=3",
-]
+QUICK = QUICK_IID3
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """A tiny synthetic CamVid split iid over 3 clients, downloaded, partitioned, cached."""
-    root = tmp_path_factory.mktemp("faults")
-    make_camvid(root / "mirror" / "camvid")
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    params["download"]["mirror"] = str(root / "mirror")
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(CamVid, "split_counts", CAMVID_COUNTS)
-        patch.chdir(root)
-        for stage in ("download", "partition", "features"):
-            result = federate_cli(stage)
-            assert result.exit_code == 0, result.output
-        yield root
+        yield camvid_workspace(tmp_path_factory.mktemp("faults"), patch, QUICK)
 
 
 def federate_cli(command: str, *overrides: str):

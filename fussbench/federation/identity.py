@@ -39,7 +39,8 @@ def run_fingerprint(params: Params) -> str:
     knobs enter only the runs of the method whose registry entry declares them,
     ``model.k_range`` only with ``model.n_clusters: auto``, ``evaluation.crf`` and
     ``evaluation.flip`` only when on, ``features.store`` only when not the default
-    ``cache``, and ``faults`` only when a scenario is on.
+    ``cache``, ``faults`` only when a scenario is on, and ``privacy`` only when a
+    mechanism is on.
     """
     relevant = params_mapping(params)
     for key in NOT_IN_A_RUN:
@@ -55,6 +56,8 @@ def run_fingerprint(params: Params) -> str:
         relevant["features"].pop("store")
     if params.faults.scenario == "none":  # an honest run: the fingerprint of earlier runs
         relevant.pop("faults")
+    if not params.privacy.on:  # no privacy mechanism: the fingerprint of earlier runs
+        relevant.pop("privacy")
     own = {knob.name for knob in get_spec(params.aggregator).knobs}
     for key in params.federation.knobs:
         if key not in own:

@@ -18,6 +18,7 @@ def _capabilities(spec: MethodSpec) -> str:
         ("clients send code sums, not centroids", spec.sends_code_sums),
         ("server needs each client's update", spec.server_needs == "individual"),
         ("server needs only the weighted sum", spec.server_needs == "weighted_sum"),
+        ("server queries the clients", bool(spec.asks)),
     ]
     return ", ".join(text for text, present in flags if present)
 

@@ -113,7 +113,7 @@ class MethodSpec:
             pixel counts (clients send them only then); ``("*",)``: in every mode.
         asks: what the server asks the clients during a round besides their update, in
             words for the table of what the server sees ("" for nothing), e.g. FedCC-Auto's
-            per-candidate scores.
+            per-candidate scores; privacy does not cover the answers.
         client_sends: see :data:`ClientSends`; ``code_sums`` implies that the server reads
             the counts in every mode.
         any_k: accepts ``model.n_clusters: auto`` (merges client centroid sets of

@@ -50,6 +50,7 @@ from fussbench.run.outputs import (
     cluster_count_metrics,
     detection_metrics,
     images_csv,
+    privacy_metrics,
     rounds_csv,
     save_models,
 )
@@ -376,6 +377,7 @@ def run_federation(
         on_round=partial(_after_round, out_dir, fingerprint, inputs.labelled),
         resume=resume,
         fault=fault,
+        privacy=params.privacy,
     )
     result = _run_engine(params, inputs, run, k_range, fingerprint, out_dir, superlink)
     final = _final_evaluations(params, inputs, result)
@@ -383,6 +385,7 @@ def run_federation(
     inherited = sum(record.seconds for record in resume.records) if resume is not None else 0.0
     metrics = {
         **_metrics(inputs, result.state, final, initial, fault),
+        **privacy_metrics(params.privacy, federation.rounds),
         "seconds": round(inherited + time.perf_counter() - started, 2),
     }
     return _write_run(params, inputs, result.state, final, metrics, out_dir)

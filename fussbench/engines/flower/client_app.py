@@ -8,7 +8,9 @@ with the update; a ``query.aggregator`` message rebuilds the aggregator's query 
 FedCC-Auto's candidates) and replies with its answer from the client's own images only.
 The client's last model (FedMOON's "previous" model) stays in the node's Flower context
 between rounds. An exception becomes an error reply naming it, so the server leaves the
-client out of the round as the in-process engine does.
+client out of the round as the in-process engine does. Under ``privacy.mechanism: local``
+the update is clipped and noised here, on the node, with the in-process engine's function
+and seed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from fussbench.federation.outcome import ClientOutcome, ClientReport, is_usable
 from fussbench.model.head import ModelArrays
 from fussbench.model.training import ClientData
 from fussbench.params import Params
+from fussbench.privacy.mechanism import release
 
 from .codec import (
     arrays_to_record,
@@ -126,6 +129,7 @@ def _train(message: Message, context: Context) -> RecordDict:
         sent = misbehave(
             sent, instruction.model, fault, site.client, instruction.round, instruction.seed
         )
+        sent = release(sent, instruction.model, params.privacy, instruction.seed)  # local DP
     return encode_reply(sent.update, sent.report)
 
 
