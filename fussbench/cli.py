@@ -21,6 +21,7 @@ from fussbench.params import load_params
 from fussbench.paths import seed_dir
 
 if TYPE_CHECKING:
+    from fussbench.analysis.rescoring import Effect
     from fussbench.engines.flower.launcher import Connection
     from fussbench.params import Params
     from fussbench.studies.scheduler import FederateJob
@@ -99,13 +100,43 @@ def check(
 
 @app.command()
 @_friendly
-def methods() -> None:
+def methods(
+    server_sees: Annotated[
+        bool,
+        typer.Option(
+            "--server-sees",
+            help="Instead: what the server sees of each client under every federated "
+            "method, and whether secure aggregation and central DP can serve it.",
+        ),
+    ] = False,
+) -> None:
     """List every method params may name (`aggregator`, `compare`), from the method
     registry: family, modes, knobs under `federation:` with their defaults and ranges, what
     each declares (baseline, auto K, client term, what the server needs) and what it is."""
-    from fussbench.methods.listing import methods_table
+    from fussbench.methods.listing import methods_table, server_sees_table
 
-    typer.echo(methods_table(), nl=False)
+    typer.echo(server_sees_table() if server_sees else methods_table(), nl=False)
+
+
+@app.command(name="privacy-budget")
+@_friendly
+def privacy_budget(
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    epsilon: Annotated[
+        list[float] | None,
+        typer.Option(help="A target epsilon: also print the sigma that stays within it."),
+    ] = None,
+) -> None:
+    """The privacy a run spends under `privacy:` over `federation.rounds` rounds (set them
+    with -S, e.g. -S privacy.mechanism=central -S privacy.sample_rate=0.25 -S
+    federation.rounds=20): epsilon at privacy.delta of privacy.noise_multiplier, from the
+    accountant, and the noise multiplier each `--epsilon` needs (repeatable). With
+    privacy.mechanism none, both mechanisms are shown."""
+    from fussbench.privacy.accounting import budget_table
+
+    settings = load_params(params, overrides)
+    typer.echo(budget_table(settings.privacy, settings.federation.rounds, epsilon or []), nl=False)
 
 
 @app.command()
@@ -156,8 +187,9 @@ def partition(
         ),
     ] = False,
 ) -> None:
-    """Split the training split into clients (domain, groups, iid, dirichlet or quantity)
-    as the setup says (-S setup=NAME): one manifest per client plus summary.csv and
+    """Split the training split into clients (domain, groups, iid, dirichlet, quantity,
+    lists, or embedding_dirichlet, which reads the feature cache: run `features` first) as
+    the setup says (-S setup=NAME): one manifest per client plus summary.csv and
     partition.json in data/partitions/SETUP."""
     from stages import partition as stage
 
@@ -175,12 +207,26 @@ def features(
     params: ParamsOption = Path("params.yaml"),
     overrides: SetOption = None,
     dataset: DatasetOption = None,
+    flip: Annotated[
+        bool,
+        typer.Option(
+            "--flip",
+            help="Only add the features of the mirrored images of the evaluation split "
+            "(evaluation.split) to its existing cache, for evaluation.flip and flip-effect.",
+        ),
+    ] = False,
 ) -> None:
     """Run the frozen backbone once over every split and cache float16 dense features in
-    data/features/DATASET/BACKBONE/SPLIT/."""
+    data/features/DATASET/BACKBONE/SPLIT/ (under evaluation.flip: true, also the features
+    of every evaluation split's mirrored images in SPLIT/flipped/). With --flip, compute
+    only SPLIT/flipped/ of the evaluation split, from a cache already built."""
     from stages import features as stage
 
-    out_dir = stage.run(load_params(params, overrides), dataset)
+    settings = load_params(params, overrides)
+    if flip:
+        typer.echo(f"flipped features cached in {stage.run_flipped(settings, dataset)}")
+        return
+    out_dir = stage.run(settings, dataset)
     typer.echo(f"features cached in {out_dir}")
 
 
@@ -444,28 +490,59 @@ def cluster_counts(
     typer.echo(cluster_count_report(runs, setup, method, out))
 
 
+EffectRuns = Annotated[
+    list[Path],
+    typer.Argument(help="Finished trained run folders, e.g. runs/camvid_domain/*/seed*."),
+]
+EffectOut = Annotated[
+    Path | None, typer.Option(help="Also write OUT.md and OUT.csv (one row per run).")
+]
+
+
 @app.command(name="crf-effect")
 @_friendly
 def crf_effect(
-    runs: Annotated[
-        list[Path],
-        typer.Argument(help="Finished trained run folders, e.g. runs/camvid_domain/*/seed*."),
-    ],
+    runs: EffectRuns,
     params: ParamsOption = Path("params.yaml"),
     overrides: SetOption = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Also write OUT.md and OUT.csv (one row per run).")
-    ] = None,
+    out: EffectOut = None,
 ) -> None:
     """mIoU with and without dense-CRF refinement of the final predictions, from the runs'
     saved models: no training is repeated (needs pydensecrf2: pip install 'fussbench[crf]').
-    Each run is first scored as trained and must give its recorded mIoU. Reference rows
-    (no model.npz) are skipped with a notice. OUT is rewritten after every run, so a
+    Each run is first scored as it scored itself and must give its recorded mIoU. Reference
+    rows (no model.npz) are skipped with a notice. OUT is rewritten after every run, so a
     stopped command keeps the rows it finished."""
-    from fussbench.analysis.crf_effect import crf_effect_report
+    from fussbench.analysis.crf_effect import CRF
+
+    _effect_report(CRF, runs, params, overrides, out)
+
+
+@app.command(name="flip-effect")
+@_friendly
+def flip_effect(
+    runs: EffectRuns,
+    params: ParamsOption = Path("params.yaml"),
+    overrides: SetOption = None,
+    out: EffectOut = None,
+) -> None:
+    """mIoU with and without horizontal-flip averaging of the final predictions, from the
+    runs' saved models: no training is repeated (needs the evaluation split's flipped
+    features: fussbench features --flip). Each run is first scored as it scored itself and
+    must give its recorded mIoU. Reference rows (no model.npz) are skipped with a notice.
+    OUT is rewritten after every run, so a stopped command keeps the rows it finished."""
+    from fussbench.analysis.flip_effect import FLIP
+
+    _effect_report(FLIP, runs, params, overrides, out)
+
+
+def _effect_report(
+    effect: Effect, runs: list[Path], params: Path, overrides: list[str] | None, out: Path | None
+) -> None:
+    """Print (and with ``out`` write) the table of an effect command."""
+    from fussbench.analysis.rescoring import effect_report
 
     params_for = _setup_params(params, overrides or [])
-    typer.echo(crf_effect_report(runs, params_for, out, typer.echo, _warn))
+    typer.echo(effect_report(effect, runs, params_for, out, typer.echo, _warn))
 
 
 @app.command()

@@ -57,7 +57,9 @@ class PartitionParams:
     """``partition:``: how the training split is divided into clients (``groups``: for
     method ``groups``, the sample groups of each client, e.g. Cityscapes cities;
     ``client_lists``: for method ``lists``, one text file of sample names per client, or
-    one path with ``{client}`` in it for clients 0 .. ``n_clients`` - 1)."""
+    one path with ``{client}`` in it for clients 0 .. ``n_clients`` - 1;
+    ``embedding_clusters``: for method ``embedding_dirichlet``, the number of k-means
+    clusters of the pooled features that the Dirichlet split divides among the clients)."""
 
     method: str = "domain"
     n_clients: int = 0
@@ -66,6 +68,7 @@ class PartitionParams:
     seed: int = 0
     groups: list[list[str]] = field(default_factory=list)
     client_lists: list[str] = field(default_factory=list)
+    embedding_clusters: int = field(default=10, metadata=rule(Interval(int, 2)))
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,45 @@ class FaultParams:
     strength: float = field(default=1.0, metadata=rule(Interval(float, 0.0, closed="neither")))
 
 
+PRIVACY_MECHANISMS = ("none", "central", "local")
+"""Valid ``privacy.mechanism`` values (:mod:`fussbench.privacy`); ``none`` is the default."""
+
+
+@dataclass(frozen=True)
+class PrivacyParams:
+    """``privacy:``: client-level differential privacy, an experiment's property (never a
+    method's), off by default (:mod:`fussbench.privacy` states the math; the
+    registry-side check refuses a method the mechanism cannot serve).
+
+    Attributes:
+        mechanism: ``none`` (default: nothing changes), ``central`` (the server noises the
+            sum of the clipped updates; methods whose server needs only a weighted sum) or
+            ``local`` (each client noises its own clipped update; any federated method).
+        noise_multiplier: σ: the noise std of each block is σ times its clip norm.
+        clip_head: C_h, the L2 bound of a client's head update (every ``head.*`` array).
+        clip_centroids: C_c, the L2 bound of a client's centroid update.
+        delta: the δ at which ε is reported.
+        sample_rate: q, each client's chance of taking part in a round (Poisson
+            sampling, drawn from the run seed and the round); 1: every client.
+    """
+
+    mechanism: str = field(default="none", metadata=rule(OneOf(PRIVACY_MECHANISMS)))
+    noise_multiplier: float = field(
+        default=1.0, metadata=rule(Interval(float, 0.0, closed="neither"))
+    )
+    clip_head: float = field(default=3.0, metadata=rule(Interval(float, 0.0, closed="neither")))
+    clip_centroids: float = field(
+        default=4.0, metadata=rule(Interval(float, 0.0, closed="neither"))
+    )
+    delta: float = field(default=1.0e-5, metadata=rule(Interval(float, 0.0, 1.0, "neither")))
+    sample_rate: float = field(default=1.0, metadata=rule(Interval(float, 0.0, 1.0, "right")))
+
+    @property
+    def on(self) -> bool:
+        """Whether a mechanism is on."""
+        return self.mechanism != "none"
+
+
 @dataclass(frozen=True)
 class EvaluationParams:
     """``evaluation:``: where models are scored.
@@ -305,12 +347,17 @@ class EvaluationParams:
         crf: refine the final predictions with a dense CRF over the raw images
             (:mod:`fussbench.evaluation.crf`, needs ``pip install 'fussbench[crf]'``);
             the per-round scores stay without it.
+        flip: average the final prediction of every image with that of its mirror image
+            (:mod:`fussbench.evaluation.flip`, STEGO's protocol), from flipped features
+            cached once by ``fussbench features --flip``; the per-round scores stay
+            without it.
     """
 
     split: str | None = None
     local_max_images: int | None = field(default=32, metadata=rule(OrNone(Interval(int, 1))))
     matching: str = field(default="hungarian", metadata=rule(OneOf(("hungarian", "majority"))))
     crf: bool = False
+    flip: bool = False
 
 
 @dataclass(frozen=True)
@@ -394,6 +441,8 @@ class StudyParams:
             e.g. ``local`` under a fault on what clients send: it sends nothing).
         hypotheses: the study's pre-registered hypotheses, one mapping each (read by its
             report).
+        reference: the method the report pairs every other method with (mean difference
+            by seed, its CI and an exploratory test); null: none.
         out: where the run folders go: ``<out>/<name>/<variant>/<setup>/<method>/seed<k>``.
     """
 
@@ -406,6 +455,7 @@ class StudyParams:
     variants: dict[str, list[str]] = field(default_factory=lambda: {"plain": []})
     skip: list[str] = field(default_factory=list)
     hypotheses: list[dict] = field(default_factory=list)
+    reference: str | None = None
     out: str = "studies"
 
 
@@ -462,6 +512,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     federation: FederationParams = field(default_factory=FederationParams)
     faults: FaultParams = field(default_factory=FaultParams)
+    privacy: PrivacyParams = field(default_factory=PrivacyParams)
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     convergence: ConvergenceParams = field(default_factory=ConvergenceParams)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from fussbench.data.partition import (
+    FEATURE_METHODS,
     check_method,
     client_list_paths,
     label_histograms,
@@ -14,8 +17,9 @@ from fussbench.data.partition import (
     select_listed,
     write_partition,
 )
+from fussbench.features.skew import feature_skew
 from fussbench.params import Params
-from fussbench.paths import partition_dir, raw_dir
+from fussbench.paths import features_dir, partition_dir, raw_dir
 
 
 def run(params: Params) -> Path:
@@ -25,6 +29,15 @@ def run(params: Params) -> Path:
     check_method(settings.method)  # before reading any label
     samples = spec.samples(raw_dir(spec.name), spec.train_split)
     meta = {"setup": params.setup, "dataset": spec.name, "split": spec.train_split}
+    train = embeddings = None
+    if settings.method in FEATURE_METHODS:
+        # imports torch (the cache module): only for these methods
+        from fussbench.features.embeddings import image_embeddings, open_training_features
+
+        directory = features_dir(spec.name, params.backbone) / spec.train_split
+        train = open_training_features(spec, params.backbone_config(), directory, settings.method)
+        embeddings = image_embeddings(train, [sample.name for sample in samples])
+        meta["features"] = str(directory)
     if settings.method == "lists":
         paths = client_list_paths(settings.client_lists, settings.n_clients)
         split_images = len(samples)
@@ -43,7 +56,13 @@ def run(params: Params) -> Path:
             shares=settings.shares,
             seed=settings.seed,
             client_groups=settings.groups,
+            embeddings=embeddings,
+            n_embedding_clusters=settings.embedding_clusters,
         )
+    skew = None
+    if train is not None:
+        names = [[samples[row].name for row in rows] for rows in clients]
+        skew = feature_skew(train.pooled, [train.rows(client) for client in names])
     out_dir = partition_dir(params.setup)
     write_partition(
         out_dir,
@@ -59,18 +78,38 @@ def run(params: Params) -> Path:
             "shares": list(settings.shares),
             **({"groups": settings.groups} if settings.method == "groups" else {}),
             **({"client_lists": settings.client_lists} if settings.method == "lists" else {}),
+            **(
+                {"embedding_clusters": settings.embedding_clusters}
+                if settings.method in FEATURE_METHODS
+                else {}
+            ),
         },
         seed=settings.seed,
+        feature_skew=skew,
     )
+    sizes = [len(rows) for rows in clients]
+    label_text = _label_skew_text(histograms, clients)
     if settings.method == "lists":
-        sizes = [len(rows) for rows in clients]
-        skew = label_skew(histograms, clients)["js_weighted_mean"]
-        skew_text = "n/a (no labels)" if skew is None else f"{skew:.3f}"
         print(
             f"{len(sizes)} client lists: {sum(sizes)} of the split's {split_images} images, "
             f"{min(sizes)} to {max(sizes)} per client; label skew (JS divergence from the "
-            f"pooled class distribution, weighted mean) {skew_text}; per client in "
+            f"pooled class distribution, weighted mean) {label_text}; per client in "
             f"{out_dir / 'summary.csv'}",
             flush=True,
         )
+    if skew is not None:
+        print(
+            f"{len(sizes)} clients from {settings.embedding_clusters} k-means clusters of the "
+            f"pooled features, images per client {sizes}; label skew (JS divergence, "
+            f"weighted mean) {label_text}; feature skew (mean cosine distance of the client "
+            f"mean features to the pooled mean) {skew['cosine_mean']:.4f}; per client in "
+            f"{out_dir / 'partition.json'}",
+            flush=True,
+        )
     return out_dir
+
+
+def _label_skew_text(histograms: np.ndarray, clients: list[np.ndarray]) -> str:
+    """The weighted mean label skew with 3 decimals, or why there is none."""
+    skew = label_skew(histograms, clients)["js_weighted_mean"]
+    return "n/a (no labels)" if skew is None else f"{skew:.3f}"

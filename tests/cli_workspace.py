@@ -1,5 +1,6 @@
 """A throw-away workspace for running the fussbench CLI end to end, shared by the dataset
-pipeline tests: the repository's params.yaml with changes, in a temporary folder."""
+pipeline tests: the repository's params.yaml with changes, in a temporary folder; and a
+tiny synthetic CamVid prepared for federation runs."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
+from synthetic import CAMVID_COUNTS, make_camvid
 from typer.testing import CliRunner
 
 from fussbench.cli import app
+from fussbench.data.camvid import CamVid
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -74,3 +78,30 @@ def run_pipeline(setup: str, *overrides: str) -> dict:
     result = invoke("federate", *args, *tiny, "--out", "runs/x")
     assert result.exit_code == 0, result.output
     return json.loads(Path("runs/x/metrics.json").read_text())
+
+
+QUICK_IID3 = [
+    "train.local_steps=2",
+    "train.batch_size=1",
+    "federation.rounds=2",
+    "train.knn_k=1",
+    "partition.method=iid",
+    "partition.n_clients=3",
+]
+"""Two rounds of two one-image steps, the synthetic CamVid split iid over 3 clients."""
+
+
+def camvid_workspace(root: Path, patch: pytest.MonkeyPatch, overrides: list[str]) -> Path:
+    """A tiny synthetic CamVid under ``root`` (its working directory from now on, through
+    ``patch``), downloaded, partitioned and cached with the params ``overrides``."""
+    make_camvid(root / "mirror" / "camvid")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["download"]["mirror"] = str(root / "mirror")
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    patch.setattr(CamVid, "split_counts", CAMVID_COUNTS)
+    patch.chdir(root)
+    sets = [arg for item in overrides for arg in ("-S", item)]
+    for stage in ("download", "partition", "features"):
+        result = invoke(stage, *sets)
+        assert result.exit_code == 0, result.output
+    return root

@@ -26,6 +26,7 @@ from fussbench.federation.aggregators import (
     FedCCMaximin,
     make_aggregator,
 )
+from fussbench.federation.balanced import FedCCBalanced
 from fussbench.federation.build import build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient, LocalObjective
@@ -37,6 +38,7 @@ from fussbench.federation.cluster_count import (
     sample_pixels,
 )
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.oneshot import FedCCOneShot
 from fussbench.federation.rounds import run_rounds
 from fussbench.federation.run import FederationRun
 from fussbench.model.head import CENTROIDS_KEY, initial_arrays
@@ -140,6 +142,9 @@ def _auto_round(aggregator, sets):
         FedCCMaximin(k_range=(2, 30)),
         FedCCMaximin(mode="faithful", k_range=(2, 30)),
         FedCCMatched(k_range=(2, 30)),
+        FedCCOneShot(k_range=(2, 30)),
+        FedCCOneShot(mode="maximin", k_range=(2, 30)),
+        FedCCBalanced(k_range=(2, 30)),
     ],
 )
 def test_fedcc_merges_client_sets_of_different_sizes_into_the_global_k(aggregator):

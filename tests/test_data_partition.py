@@ -54,6 +54,14 @@ def skewed_histograms(n_images: int, seed: int = 0) -> np.ndarray:
     return histograms
 
 
+def blob_embeddings(n_images: int, n_blobs: int = 3, seed: int = 0) -> np.ndarray:
+    """(n_images, 8) unit rows around ``n_blobs`` orthogonal directions, image i in blob
+    ``i % n_blobs``."""
+    rng = np.random.default_rng(seed)
+    points = np.eye(8)[np.arange(n_images) % n_blobs] + 0.05 * rng.standard_normal((n_images, 8))
+    return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+
 def split(method: str, n_images: int = 120, **overrides) -> list[np.ndarray]:
     """partition_indices with defaults suited to the synthetic inputs."""
     settings = {
@@ -63,6 +71,8 @@ def split(method: str, n_images: int = 120, **overrides) -> list[np.ndarray]:
         "alpha": 1.0,
         "shares": None,
         "seed": 0,
+        "embeddings": blob_embeddings(n_images),
+        "n_embedding_clusters": 3,
     }
     settings.update(overrides)
     return partition_indices(method, **settings)
@@ -116,6 +126,7 @@ def test_label_histograms_reads_labels_through_spec(tmp_path: Path) -> None:
         ("iid", {}),
         ("dirichlet", {}),
         ("quantity", {"n_clients": 3, "shares": [0.7, 0.15, 0.15]}),
+        ("embedding_dirichlet", {}),
     ],
 )
 def test_every_method_is_disjoint_complete_and_deterministic(method: str, overrides) -> None:
@@ -125,7 +136,7 @@ def test_every_method_is_disjoint_complete_and_deterministic(method: str, overri
     assert same(clients, split(method, **overrides))
 
 
-@pytest.mark.parametrize("method", ["iid", "dirichlet"])
+@pytest.mark.parametrize("method", ["iid", "dirichlet", "embedding_dirichlet"])
 def test_different_seeds_give_different_partitions(method: str) -> None:
     assert not same(split(method, seed=0), split(method, seed=1))
 
@@ -208,7 +219,7 @@ def test_quantity_bad_shares_raise(shares) -> None:
 
 
 @pytest.mark.parametrize("n_clients", [0, -1, 121])
-@pytest.mark.parametrize("method", ["iid", "dirichlet"])
+@pytest.mark.parametrize("method", ["iid", "dirichlet", "embedding_dirichlet"])
 def test_client_count_out_of_range_raises(method: str, n_clients: int) -> None:
     with pytest.raises(FussbenchError, match="partition.n_clients"):
         split(method, n_clients=n_clients)

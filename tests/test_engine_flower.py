@@ -26,11 +26,13 @@ from fussbench.errors import FussbenchError
 from fussbench.features.cache import open_split
 from fussbench.federation.build import build_method
 from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
+from fussbench.federation.faults import Fault
 from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.scoring import SCORES, ScoreCandidates
 from fussbench.model.head import initial_arrays
-from fussbench.params import FederationParams, load_params
+from fussbench.params import FederationParams, PrivacyParams, load_params
+from fussbench.privacy.mechanism import local_release
 
 pytest.importorskip("flwr")
 
@@ -38,7 +40,13 @@ from flwr.app import ConfigRecord  # noqa: E402
 
 from fussbench.engines.flower import codec, engine  # noqa: E402  (needs flwr)
 from fussbench.engines.flower.export import export_sites  # noqa: E402
-from fussbench.engines.flower.runconfig import params_from_json, params_to_json  # noqa: E402
+from fussbench.engines.flower.runconfig import (  # noqa: E402
+    OBJECTIVE,
+    objective_from_json,
+    params_from_json,
+    params_to_json,
+    run_config,
+)
 from fussbench.engines.flower.site import open_site, write_site  # noqa: E402
 from fussbench.engines.flower.strategy import client_outcome  # noqa: E402
 
@@ -149,6 +157,20 @@ def read_metrics(folder: Path) -> dict:
     return flat(metrics)
 
 
+def on_both_engines(workspace: Path, name: str, *overrides: str) -> dict[str, Path]:
+    """The run of ``overrides`` on each engine (``runs/<name>_<engine>``), checked to end
+    with the same final model: engine name -> its run folder."""
+    runs = {}
+    for engine_name in ("inprocess", "flower"):
+        result = federate(f"runs/{name}_{engine_name}", *overrides, engine_name=engine_name)
+        assert result.exit_code == 0, result.output
+        runs[engine_name] = workspace / f"runs/{name}_{engine_name}"
+    with np.load(runs["inprocess"] / "model.npz") as a, np.load(runs["flower"] / "model.npz") as b:
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    return runs
+
+
 @pytest.fixture(scope="module")
 def inprocess_run(workspace):
     """The reference: the same run on the in-process engine, and its wall time."""
@@ -196,21 +218,33 @@ def test_flower_run_matches_the_in_process_run(workspace, inprocess_run):
 def test_flower_applies_a_fault_as_the_in_process_engine_does(workspace, fault):
     """A client that misbehaves from round 2 (its SuperNode corrupts what it sends): the
     same final model and numbers on both engines, and not those of the honest run."""
-    runs = {}
-    for engine_name in ("inprocess", "flower"):
-        out = f"runs/fault_{fault[0].split('=')[1]}_{engine_name}"
-        overrides = [*fault, "faults.clients=[largest]", "faults.from_round=2"]
-        result = federate(out, *overrides, engine_name=engine_name)
-        assert result.exit_code == 0, result.output
-        runs[engine_name] = workspace / out
-    with np.load(runs["inprocess"] / "model.npz") as a, np.load(runs["flower"] / "model.npz") as b:
-        for key in a.files:
-            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    overrides = [*fault, "faults.clients=[largest]", "faults.from_round=2"]
+    runs = on_both_engines(workspace, f"fault_{fault[0].split('=')[1]}", *overrides)
     metrics = read_metrics(runs["inprocess"])
     assert metrics["fault"].endswith(
         "from round 2" + (", strength 3" if "strength" in fault[-1] else "")
     )
     assert_same_numbers(metrics, read_metrics(runs["flower"]))
+
+
+@pytest.mark.parametrize(
+    "privacy",
+    [["privacy.mechanism=local"], ["privacy.mechanism=central", "federation.weighting=uniform"]],
+)
+def test_flower_applies_privacy_as_the_in_process_engine_does(workspace, privacy):
+    """Seed 2 at q = 0.5: both clients train in round 1, only client 1 in round 2; the
+    clients' (local) or the server's (central) noise is drawn from the same seeds on both
+    engines, so the final model and every number match."""
+    mechanism = privacy[0].split("=")[1]
+    overrides = [*privacy, "privacy.sample_rate=0.5", "seed=2"]
+    runs = on_both_engines(workspace, f"privacy_{mechanism}", *overrides)
+    metrics = read_metrics(runs["inprocess"])
+    assert metrics["privacy"] == mechanism and metrics["epsilon"] > 0
+    assert_same_numbers(metrics, read_metrics(runs["flower"]))
+    rounds = [read_rows(folder / "rounds.csv") for folder in runs.values()]
+    assert [row["sampled_clients"] for row in rounds[0]] == ["2", "1"]
+    for left, right in zip(*rounds, strict=True):
+        assert_same_numbers(numbers(left), numbers(right))
 
 
 def test_flower_fedcc_auto_matches_the_in_process_run(workspace):
@@ -241,16 +275,14 @@ def test_flower_fedcc_auto_matches_the_in_process_run(workspace):
     assert_cleaned_up(workspace)
 
 
-def test_flower_run_with_auto_k_matches_the_in_process_run(workspace):
-    """model.n_clusters: auto on Flower: the initial model without centroids reaches the
-    SuperNodes, each client estimates its own K, the server chooses the global K; the
-    counts, the scores and the final model are those of the in-process run."""
+def assert_engines_agree(workspace: Path, name: str, *overrides: str) -> dict:
+    """Run ``overrides`` on both engines (into ``runs/<name>_<engine>``): the same final
+    model, metrics and rounds.csv numbers, no failed client, Flower cleaned up. Returns
+    the in-process run's metrics."""
     runs = {}
     for engine_name in ("inprocess", "flower"):
-        out = f"runs/k_{engine_name}"
-        result = federate(
-            out, "aggregator=fedcc_kmeans", "model.n_clusters=auto", engine_name=engine_name
-        )
+        out = f"runs/{name}_{engine_name}"
+        result = federate(out, *overrides, engine_name=engine_name)
         assert result.exit_code == 0, result.output
         runs[engine_name] = workspace / out
     reference, out = runs["inprocess"], runs["flower"]
@@ -259,15 +291,58 @@ def test_flower_run_with_auto_k_matches_the_in_process_run(workspace):
         for key in a.files:
             np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
     metrics = read_metrics(reference)
-    assert metrics["failed_client_rounds"] == 0 and metrics["n_clusters"] == "auto"
-    clients = [metrics["n_clusters_clients.0"], metrics["n_clusters_clients.1"]]
-    assert all(2 <= k <= 30 for k in clients)
-    assert metrics["n_clusters_global.0"] == metrics["n_clusters_global.1"]
-    assert metrics["n_clusters_final.0"] == metrics["n_clusters_global.1"]
+    assert metrics["failed_client_rounds"] == 0
     assert_same_numbers(metrics, read_metrics(out))
     rounds = [read_rows(folder / "rounds.csv") for folder in (reference, out)]
     for left, right in zip(*rounds, strict=True):
         assert_same_numbers(numbers(left), numbers(right))
+    assert_cleaned_up(workspace)
+    return metrics
+
+
+def test_flower_run_with_auto_k_matches_the_in_process_run(workspace):
+    """model.n_clusters: auto on Flower: the initial model without centroids reaches the
+    SuperNodes, each client estimates its own K, the server chooses the global K; the
+    counts, the scores and the final model are those of the in-process run."""
+    metrics = assert_engines_agree(
+        workspace, "k", "aggregator=fedcc_kmeans", "model.n_clusters=auto"
+    )
+    assert metrics["n_clusters"] == "auto"
+    clients = [metrics["n_clusters_clients.0"], metrics["n_clusters_clients.1"]]
+    assert all(2 <= k <= 30 for k in clients)
+    assert metrics["n_clusters_global.0"] == metrics["n_clusters_global.1"]
+    assert metrics["n_clusters_final.0"] == metrics["n_clusters_global.1"]
+
+
+def test_flower_fedcc_sums_matches_the_in_process_run(workspace):
+    """FedCC-Sums on Flower: the SuperNodes learn from the run config to send code sums
+    and counts; the final model, the metrics and every round's numbers (the clients' own
+    scores of their trained models included) are those of the in-process run."""
+    metrics = assert_engines_agree(workspace, "sums", "aggregator=fedcc_sums")
+    assert metrics["method"] == "fedcc_sums"
+
+
+def test_flower_one_shot_matches_the_in_process_run(workspace):
+    """fedcc_oneshot (R = 2 rounds of S = 2 steps): the ServerApp runs one round and every
+    ClientApp trains 4 steps, as in-process; the same single round and final model."""
+    runs = {}
+    for engine_name in ("inprocess", "flower"):
+        out = f"runs/oneshot_{engine_name}"
+        one_shot = ["aggregator=fedcc_oneshot", "federation.mode=maximin"]
+        result = federate(out, *one_shot, engine_name=engine_name)
+        assert result.exit_code == 0, result.output
+        runs[engine_name] = workspace / out
+    reference, out = runs["inprocess"], runs["flower"]
+    with np.load(reference / "model.npz") as a, np.load(out / "model.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    metrics = read_metrics(reference)
+    assert metrics["steps_per_round"] == 4 and metrics["failed_client_rounds"] == 0
+    assert_same_numbers(metrics, read_metrics(out))
+    rounds = [read_rows(folder / "rounds.csv") for folder in (reference, out)]
+    assert len(rounds[0]) == len(rounds[1]) == 1
+    assert_same_numbers(numbers(rounds[0][0]), numbers(rounds[1][0]))
     assert_cleaned_up(workspace)
 
 
@@ -425,6 +500,42 @@ def test_a_train_reply_carries_the_client_update_fields_and_the_report_only():
     assert set(content) == set(codec.REPLY_RECORDS) - {codec.UPDATE_COUNTS}
     decoded, _ = codec.decode_reply(content)
     assert decoded.cluster_counts is None and decoded.nbytes() == uncounted.nbytes()
+
+
+def test_a_fedcc_sums_reply_carries_the_head_sums_and_counts_never_the_centroids():
+    """Privacy on the wire (fedcc_sums): the reply's arrays are the head and the code sums
+    under ``centroids``, with the counts and n_samples; no value of the client's trained
+    centroids is in it. The objective that asks for it reaches the SuperNodes unchanged."""
+    _, objective = build_method("fedcc_sums", FederationParams(), seed=0)
+    config = run_config(load_params(REPO / "params.yaml"), objective, {}, Path("job"), Fault())
+    assert objective_from_json(config[OBJECTIVE]) == objective
+    client = make_clients(objective)[0]
+    update, _ = client.fit(initial_arrays(8, 6, 3, seed=0), seed=1)
+    content = codec.encode_reply(update, codec.ClientReport(0.5, 1.5, 40.0, 60.0))
+    assert set(content) == set(codec.REPLY_RECORDS)
+    decoded, _ = codec.decode_reply(content)
+    assert set(decoded.arrays) == set(client.trained()) and decoded.n_samples == 5
+    for key, value in update.arrays.items():
+        np.testing.assert_array_equal(decoded.arrays[key], value)
+    np.testing.assert_array_equal(decoded.cluster_counts, update.cluster_counts)
+    wire = np.concatenate([np.ravel(array) for array in decoded.arrays.values()])
+    assert not np.isin(client.trained()["centroids"], wire).any()
+
+
+def test_a_locally_private_reply_carries_the_same_records_noised():
+    """Under privacy.mechanism local the reply holds the honest reply's records and keys."""
+    received = {"head.linear.weight": np.zeros((2, 3, 1, 1), np.float32)}
+    received["centroids"] = np.eye(2, dtype=np.float32)
+    update = ClientUpdate({k: v + 0.5 for k, v in received.items()}, n_samples=7)
+    private = PrivacyParams(mechanism="local")
+    sent = local_release(update, received, private, seed=3)
+    report = codec.ClientReport(0.5, 1.5, 40.0, 60.0)
+    honest, noised = codec.encode_reply(update, report), codec.encode_reply(sent, report)
+    assert set(noised) == set(honest) == set(codec.REPLY_RECORDS) - {codec.UPDATE_COUNTS}
+    assert set(noised[codec.UPDATE_ARRAYS]) == set(honest[codec.UPDATE_ARRAYS])
+    decoded, _ = codec.decode_reply(noised)
+    assert decoded.n_samples == 7 and decoded.nbytes() == update.nbytes()
+    assert not np.array_equal(decoded.centroids, update.centroids)
 
 
 def test_a_client_without_reply_is_left_out_naming_the_round_timeout():

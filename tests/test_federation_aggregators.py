@@ -15,7 +15,9 @@ from fussbench.federation.aggregators import (
     make_aggregator,
 )
 from fussbench.federation.auto import FedCCAuto
+from fussbench.federation.balanced import FedCCBalanced
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.sums import FedCCSums
 from fussbench.methods import names
 
 ALL_CONFIGS = [
@@ -28,6 +30,10 @@ ALL_CONFIGS = [
     ("fedcc_maximin", "faithful"),
     ("fedcc_matched", "hungarian"),
     ("fedcc_matched", "pooled_counts"),
+    ("fedcc_oneshot", "kmeans"),
+    ("fedcc_oneshot", "maximin"),
+    ("fedcc_balanced", None),
+    ("fedcc_sums", None),
 ]
 
 OWN_HEAD_RULES = [
@@ -128,7 +134,9 @@ def test_faithful_maximin_starts_at_client_zero_and_depends_on_client_order():
     np.testing.assert_array_equal(backward, [[5.0, 0.0], [0.0, 5.0]])
 
 
-@pytest.mark.parametrize("aggregator", [FedCCMaximin(mode="cosine"), FedCCKMeans()])
+@pytest.mark.parametrize(
+    "aggregator", [FedCCMaximin(mode="cosine"), FedCCKMeans(), FedCCBalanced()]
+)
 def test_cosine_fedcc_is_invariant_to_client_order(aggregator):
     updates = random_updates(n_clients=4, n_clusters=3, dim=5, seed=2)
     reference = aggregator.aggregate(updates, previous_like(updates))["centroids"]
@@ -180,6 +188,22 @@ def test_pooled_counts_with_all_zero_counts_warns_and_weighs_equally():
     assert np.isfinite(result["centroids"]).all()
 
 
+def test_sums_take_the_normalised_total_and_keep_a_centroid_nobody_chose():
+    """Two clients' code sums and counts: g'_c = normalise(S_1c + S_2c) where a pixel chose
+    c, else the previous g_c; the head is FedAvg of the heads."""
+    first = update([[2.0, 0.0], [0.0, 0.0], [0.0, 1.0]], 1, head_value=1.0, counts=[2, 0, 1])
+    second = update([[0.0, 2.0], [0.0, 0.0], [0.0, 3.0]], 3, head_value=5.0, counts=[2, 0, 3])
+    previous = {**previous_like([first]), "centroids": np.array([[5, 5], [0, 7], [1, 1]], "f4")}
+    result = make_aggregator("fedcc_sums").aggregate([first, second], previous)
+    half = np.sqrt(0.5)
+    np.testing.assert_allclose(result["centroids"], [[half, half], [0, 7], [0, 1]], rtol=1e-6)
+    np.testing.assert_allclose(result["head.linear.weight"], np.full((2, 3), 4.0))
+    assert result["centroids"].dtype == np.float32
+    uncounted = ClientUpdate(second.arrays, second.n_samples)
+    with pytest.raises(FussbenchError, match="client 1 sent no cluster_counts"):
+        FedCCSums().aggregate([first, uncounted], previous)
+
+
 def test_centroid_diagnostics():
     diagnostics = centroid_diagnostics(np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]]))
     np.testing.assert_allclose(
@@ -206,6 +230,7 @@ def test_registry_builds_configured_aggregators():
     assert make_aggregator("fedcc_kmeans", seed=7) == FedCCKMeans(mode="cosine", seed=7)
     assert make_aggregator("fedcc_maximin", mode="faithful") == FedCCMaximin(mode="faithful")
     assert make_aggregator("fedcc_matched") == FedCCMatched(variant="hungarian")
+    assert make_aggregator("fedcc_sums", weighting="uniform") == FedCCSums(weighting="uniform")
 
 
 @pytest.mark.parametrize(
@@ -214,6 +239,10 @@ def test_registry_builds_configured_aggregators():
         (lambda: make_aggregator("fedsgd"), r"\(params: aggregator\); valid: fedavg, fedprox"),
         (lambda: make_aggregator("fedavg", mode="cosine"), "federation.mode"),
         (lambda: make_aggregator("fedcc_matched", mode="cosine"), "hungarian, pooled_counts"),
+        (
+            lambda: make_aggregator("fedcc_sums", k_range=(2, 30)),
+            "'fedcc_sums' needs the same K on every client.*model.n_clusters: auto",
+        ),
         (lambda: FedCCKMeans(mode="spherical"), r"federation\.mode\); valid: cosine, faithful"),
         (lambda: FedCCMaximin(mode="spherical"), "federation.mode"),
         (lambda: FedAvg(weighting="pixels"), r"federation\.weighting\); valid: samples, uniform"),

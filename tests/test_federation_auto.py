@@ -7,13 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from synthetic import CAMVID_COUNTS, make_camvid
+from cli_workspace import camvid_workspace
 from test_federation_rounds import CONFIG, make_clients, run
 from typer.testing import CliRunner
 
 from fussbench.cli import app
-from fussbench.data.camvid import CamVid
 from fussbench.errors import FussbenchError
 from fussbench.federation.aggregators import FedAvg, FedCCKMeans, FedCCMatched, FedCCMaximin
 from fussbench.federation.auto import FedCCAuto
@@ -208,15 +206,7 @@ def test_too_few_usable_scores_stop_the_run():
 
 def test_a_tiny_fedcc_auto_run_end_to_end(tmp_path, monkeypatch):
     """download -> partition -> features -> federate on a synthetic CamVid (2 clients)."""
-    make_camvid(tmp_path / "mirror" / "camvid")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["download"]["mirror"] = str(tmp_path / "mirror")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.setattr(CamVid, "split_counts", CAMVID_COUNTS)
-    monkeypatch.chdir(tmp_path)
-    for stage in ("download", "partition", "features"):
-        result = CliRunner().invoke(app, [stage], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
+    camvid_workspace(tmp_path, monkeypatch, [])
     quick = ["train.local_steps=2", "train.batch_size=2", "federation.rounds=2", "train.knn_k=1"]
     args = [arg for item in [*quick, "aggregator=fedcc_auto"] for arg in ("-S", item)]
     result = CliRunner().invoke(app, ["federate", *args, "--out", "runs/auto"])
@@ -241,7 +231,7 @@ def test_a_tiny_fedcc_auto_run_end_to_end(tmp_path, monkeypatch):
         assert not any(key.startswith("auto_") for key in next(csv.reader(handle)))
     auto_up = metrics["communication"]["bytes_up_per_client_round"]
     assert auto_up == kmeans["communication"]["bytes_up_per_client_round"] + 4 * 8
-    centroids = metrics["n_clusters"] * params["model"]["dim"] * 4  # float32
+    centroids = metrics["n_clusters"] * load_params("params.yaml").model.dim * 4  # float32
     candidates = metrics["model_bytes"] - centroids + 4 * centroids + 8  # head once, 4 sets
     auto_down = metrics["communication"]["bytes_down_per_client_round"]
     assert auto_down == kmeans["communication"]["bytes_down_per_client_round"] + candidates

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from synthetic import CAMVID_COUNTS, make_camvid
+from cli_workspace import QUICK_IID3, camvid_workspace
 from typer.testing import CliRunner
 
 from fussbench.cli import app
-from fussbench.data.camvid import CamVid
 from fussbench.errors import FussbenchError
 from fussbench.federation.faults import Fault, corrupt, resolve_clients
 from fussbench.federation.messages import ClientUpdate
@@ -56,6 +54,24 @@ def test_collapsed_poisoned_and_free_riding_updates():
     assert corrupt(update, received, Fault("noise_images", (0,)), 0) is update
 
 
+def test_faults_act_on_code_sums_and_keep_the_counts():
+    """fedcc_sums: the centroid scenarios corrupt the sums sent in the centroids' place
+    (a zero sum, an empty cluster, stays zero under random_centroids), the counts stay."""
+    sums = np.array([[3.0, 4.0], [0.0, 0.0], [0.0, 2.0]], dtype=np.float32)
+    counts = np.array([6, 0, 2])
+    update = ClientUpdate({"head.w": np.ones((2, 2), "f4"), "centroids": sums}, 4, counts)
+    received = {"head.w": np.zeros((2, 2), "f4"), "centroids": np.eye(3, 2, dtype="f4")}
+    randomised = corrupt(update, received, Fault("random_centroids", (0,)), seed=3)
+    np.testing.assert_allclose(np.linalg.norm(randomised.centroids, axis=1), [5, 0, 2], rtol=1e-6)
+    assert not np.allclose(randomised.centroids, sums)
+    collapsed = corrupt(update, received, Fault("collapsed", (0,)), 0)
+    np.testing.assert_array_equal(collapsed.centroids, np.repeat(sums[:1], 3, axis=0))
+    rider = corrupt(update, received, Fault("free_rider", (0,)), 0)
+    np.testing.assert_array_equal(rider.centroids, received["centroids"])
+    for sent in (randomised, collapsed, rider):
+        np.testing.assert_array_equal(sent.cluster_counts, counts)
+
+
 def test_clients_resolve_by_number_or_size_and_bad_names_are_refused():
     assert resolve_clients(["largest", 0, "smallest"], [5, 9, 2]) == (1, 0, 2)
     with pytest.raises(FussbenchError, match="faults.clients: 3 is not a client"):
@@ -67,31 +83,14 @@ def test_clients_resolve_by_number_or_size_and_bad_names_are_refused():
 
 # --- end to end ---------------------------------------------------------------------------
 
-QUICK = [
-    "train.local_steps=2",
-    "train.batch_size=1",
-    "federation.rounds=2",
-    "train.knn_k=1",
-    "partition.method=iid",
-    "partition.n_clients=3",
-]
+QUICK = QUICK_IID3
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """A tiny synthetic CamVid split iid over 3 clients, downloaded, partitioned, cached."""
-    root = tmp_path_factory.mktemp("faults")
-    make_camvid(root / "mirror" / "camvid")
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    params["download"]["mirror"] = str(root / "mirror")
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(CamVid, "split_counts", CAMVID_COUNTS)
-        patch.chdir(root)
-        for stage in ("download", "partition", "features"):
-            result = federate_cli(stage)
-            assert result.exit_code == 0, result.output
-        yield root
+        yield camvid_workspace(tmp_path_factory.mktemp("faults"), patch, QUICK)
 
 
 def federate_cli(command: str, *overrides: str):

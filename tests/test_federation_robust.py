@@ -36,6 +36,24 @@ def honest_sets(count: int, seed: int = 0, noise: float = 0.05) -> list[np.ndarr
     return [base + noise * rng.normal(size=base.shape) for _ in range(count)]
 
 
+def test_suspicion_reads_code_sums_by_their_directions_and_survives_an_empty_cluster():
+    """Code sums in the centroids' place (fedcc_sums): the score reads their directions
+    (scaling a client's sums changes nothing), leaves out an empty cluster's zero row
+    (it has no direction), and still names a client whose sums point elsewhere."""
+    sets = [centroids * 40.0 for centroids in honest_sets(3)]
+    ratios = suspicion_ratios([client(sums) for sums in sets])
+    scaled = suspicion_ratios([client(sums * (k + 1)) for k, sums in enumerate(sets)])
+    np.testing.assert_allclose(scaled, ratios, rtol=1e-6)
+    sets[0][3] = 0.0  # no pixel of client 0 chose centroid 3
+    np.testing.assert_allclose(
+        chamfer_distances([sets[0][:3], sets[1]]), chamfer_distances(sets[:2]), rtol=1e-12
+    )
+    assert np.isfinite(suspicion_ratios([client(sums) for sums in sets])).all()
+    rng = np.random.default_rng(1)
+    bad = suspicion_ratios([*map(client, sets), client(rng.normal(size=(4, DIM)) * 40.0)])
+    assert np.argmax(bad) == 3 and bad[3] > 2.0
+
+
 def test_median_and_trimmed_mean_of_three_models():
     models = [
         {"w": np.array([1.0, 10.0])},

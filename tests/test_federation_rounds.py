@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from synthetic import ROUND_CONFIG
 
 from fussbench.errors import FussbenchError
@@ -16,7 +17,7 @@ from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.rounds import run_rounds
 from fussbench.federation.run import FederationRun
 from fussbench.methods import get_spec, parse_method
-from fussbench.model.head import CENTROIDS_KEY, initial_arrays
+from fussbench.model.head import CENTROIDS_KEY, SegmentationModel, initial_arrays
 from fussbench.model.training import ClientData
 from fussbench.params import FederationParams
 
@@ -77,9 +78,53 @@ def test_a_client_sends_only_head_weights_centroids_and_counts():
     assert counted.nbytes() == update.nbytes() + counted.cluster_counts.nbytes
 
 
+def test_under_code_sums_a_client_sends_its_sums_and_counts_never_its_centroids():
+    """Privacy (fedcc_sums): the message holds exactly the head.* arrays, the code sums in
+    the centroids' place, the counts and n_samples. The sums and counts are those of a
+    pixel-by-pixel recomputation from the client's trained model, which stays on the
+    client: its trained centroids are nowhere in the message."""
+    _, objective = build_method("fedcc_sums", FederationParams(), seed=0)
+    assert objective.code_sums and objective.cluster_counts
+    client = make_clients(objective)[0]
+    message, _ = client.fit(initial_arrays(8, 6, 3, seed=0), seed=1)
+    trained = client.trained()
+    assert {field.name for field in dataclasses.fields(message)} == {
+        "arrays",
+        "n_samples",
+        "cluster_counts",
+    }
+    assert set(message.arrays) == set(trained) and message.n_samples == 5
+    for key, value in trained.items():
+        if key != CENTROIDS_KEY:
+            np.testing.assert_array_equal(message.arrays[key], value)
+    model = SegmentationModel.from_arrays(trained)
+    with torch.no_grad():
+        codes = model.head(torch.as_tensor(FEATURES[SPLITS[0]], dtype=torch.float32)).numpy()
+    centroids = trained[CENTROIDS_KEY] / np.linalg.norm(trained[CENTROIDS_KEY], axis=1)[:, None]
+    sums, counts = np.zeros((3, 6)), np.zeros(3, dtype=np.int64)
+    for pixel in codes.transpose(0, 2, 3, 1).reshape(-1, 6).astype(np.float64):
+        unit = pixel / np.linalg.norm(pixel)
+        winner = int(np.argmax(centroids @ unit))
+        sums[winner] += unit
+        counts[winner] += 1
+    np.testing.assert_allclose(message.centroids, sums, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(message.cluster_counts, counts)
+    assert counts.sum() == 5 * 3 * 4
+    sent = np.concatenate([np.ravel(array) for array in message.arrays.values()])
+    for row in trained[CENTROIDS_KEY]:
+        assert not np.isin(row, sent).any()  # no trained centroid value leaves the client
+    with pytest.raises(FussbenchError, match="code_sums are sent with their cluster_counts"):
+        LocalObjective(code_sums=True)
+
+
 @pytest.mark.parametrize(
     ("method", "counts"),
-    [("fedcc_matched.pooled_counts", True), ("fedcc_matched", False), ("fedavg", False)],
+    [
+        ("fedcc_matched.pooled_counts", True),
+        ("fedcc_matched", False),
+        ("fedavg", False),
+        ("fedcc_sums", True),
+    ],
 )
 def test_clients_count_pixels_only_for_an_aggregator_that_uses_counts(method, counts):
     cell = parse_method(method)
@@ -87,8 +132,13 @@ def test_clients_count_pixels_only_for_an_aggregator_that_uses_counts(method, co
     aggregator, objective = build_method(cell.aggregator, settings, seed=0)
     assert get_spec(cell.aggregator).reads_cluster_counts(cell.mode) is counts
     assert objective.cluster_counts is counts
-    result = run(aggregator, make_clients(objective), rounds=1)
+    assert objective.code_sums is get_spec(cell.aggregator).sends_code_sums
+    clients = make_clients(objective)
+    result = run(aggregator, clients, rounds=1)
     assert np.isfinite(result.evaluations[0].scores.miou)
+    # a client's own score is its trained model's, whatever it sent in the centroids' place
+    trained = [evaluate_local(k, client.trained()).scores.miou for k, client in enumerate(clients)]
+    assert result.state.records[0].client_local_miou == trained
 
 
 def test_federated_rounds_overwrite_every_client_and_record_bytes():

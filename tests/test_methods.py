@@ -1,6 +1,7 @@
 """The method registry: one entry per method, its knobs checked when params load, and every
 reader (params, build, report rows, statistics) taking a method's meaning from it."""
 
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +15,12 @@ from fussbench.federation.aggregators import FedProx, make_aggregator
 from fussbench.federation.build import build_method
 from fussbench.methods import Knob, MethodSpec, get_spec, knobs, names, register, specs, unregister
 from fussbench.methods.check import check_methods, load_checked_params
-from fussbench.methods.listing import methods_table
+from fussbench.methods.listing import (
+    SERVER_SEES_END,
+    SERVER_SEES_START,
+    methods_table,
+    server_sees_table,
+)
 from fussbench.params import FederationParams, load_params
 from fussbench.reporting.tables import aggregation_rows, method_kind
 from fussbench.rules import Interval
@@ -152,3 +158,32 @@ def test_the_listing_shows_every_method_and_knob() -> None:
     table = methods_table()
     assert all(f"`{name}`" in table for name in names())
     assert all(f"federation.{name} = " in table for name in knobs())
+
+
+def test_every_knob_default_is_written_in_params_yaml_with_a_comment() -> None:
+    written = load_params(PARAMS).federation.knobs
+    text = PARAMS.read_text(encoding="utf-8")
+    for name, knob in knobs().items():
+        assert written.get(name) == knob.default, name
+        assert re.search(rf"^  {name}:.*# \S", text, re.MULTILINE), name
+
+
+def test_the_readme_shows_the_current_table_of_what_the_server_sees():
+    readme = (REPO / "README.md").read_text()
+    shown = readme.split(SERVER_SEES_START)[1].split(SERVER_SEES_END)[0]
+    assert shown.strip() == server_sees_table().strip(), (
+        "README.md's table of what the server sees is stale: paste "
+        "`fussbench methods --server-sees` between its markers"
+    )
+
+
+def test_what_the_server_sees_follows_each_entrys_declarations():
+    rows = {line.split(" | ")[0].strip("| `"): line for line in server_sees_table().splitlines()}
+    assert "cannot serve it" in rows["fedcc_kmeans"]
+    assert "can serve it" in rows["fedavg"] and "cannot" not in rows["fedavg"]
+    assert (
+        "sums of its codes" in rows["fedcc_sums"] and "trained centroids" not in rows["fedcc_sums"]
+    )
+    assert "score" in rows["fedcc_auto"]
+    assert "pixel counts (K; mode pooled_counts)" in rows["fedcc_matched"]
+    assert "local" not in rows and "kmeans" not in rows

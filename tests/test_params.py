@@ -33,6 +33,11 @@ def test_overrides_apply_like_dvc_set(tmp_path):
         ({"train": {"dropout": 1.5}}, "train.dropout"),
         ({"seeds": []}, "seeds"),
         ({"partition": {"shares": "0.5"}}, "partition.shares"),
+        (
+            {"partition": {"embedding_clusters": 1}},
+            "partition.embedding_clusters must be an integer >= 2, got 1",
+        ),
+        ({"partition": {"embedding_clusters": 2.5}}, "partition.embedding_clusters"),
         ({"features": {"pretrained": "yes"}}, "features.pretrained"),
         ({"evaluation": {"matching": "greedy"}}, "evaluation.matching"),
         ({"stats": {"n_resamples": 0}}, "stats.n_resamples"),

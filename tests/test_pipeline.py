@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -77,6 +78,30 @@ def test_stages_run_end_to_end_and_are_deterministic(workspace, aggregator):
     assert len(rounds) == 1 + 2
     images = (workspace / "runs/a/images.csv").read_text().splitlines()
     assert len(images) == 1 + CAMVID_COUNTS["test"]
+
+
+def test_a_one_shot_run_is_one_round_of_the_whole_budget(workspace):
+    """fedcc_oneshot at R = 2 rounds of S = 2 steps runs one round of 4 steps: the same model
+    as fedcc_kmeans at 1 round of 4 steps; metrics.json keeps the budget R and S."""
+    prepare()
+    one_shot = federate("runs/oneshot", "aggregator=fedcc_oneshot")
+    assert one_shot.exit_code == 0, one_shot.output
+    once = federate(
+        "runs/once", "aggregator=fedcc_kmeans", "federation.rounds=1", "train.local_steps=4"
+    )
+    assert once.exit_code == 0, once.output
+    with (
+        np.load(workspace / "runs/oneshot/model.npz") as a,
+        np.load(workspace / "runs/once/model.npz") as b,
+    ):
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    metrics = read_metrics(workspace / "runs/oneshot")
+    assert (metrics["rounds"], metrics["local_steps"], metrics["steps_per_round"]) == (2, 2, 4)
+    assert metrics["miou"] == read_metrics(workspace / "runs/once")["miou"]
+    rounds = pd.read_csv(workspace / "runs/oneshot/rounds.csv")
+    assert rounds["round"].tolist() == [1]
 
 
 def test_feature_cache_built_with_other_params_is_refused(workspace):
@@ -410,6 +435,56 @@ def test_crf_effect_rescores_saved_models_and_checks_the_record(workspace):
     assert wrong.exit_code == 2 and "differs from the recorded" in wrong.output
     kept = pd.read_csv(out.with_suffix(".csv"))
     assert kept["run"].tolist() == [str(run)]  # the rows finished before the error stay
+
+
+def test_flip_averaging_needs_its_features_and_flip_effect_rescores(workspace, monkeypatch):
+    """evaluation.flip stops a trained run before training until `features --flip` has
+    cached the test split's mirrored features; then the final score is flip-averaged (the
+    rounds' are not), and flip-effect (and crf-effect, with the CRF replaced by the argmax
+    of its probabilities) rescores both runs against their records."""
+    from fussbench.evaluation import crf
+
+    prepare()
+    missing = federate("runs/flip", "aggregator=fedavg", "evaluation.flip=true")
+    command = "fussbench features --flip --dataset camvid -S evaluation.split=test"
+    assert missing.exit_code == 2 and command in missing.output
+    reference = federate("runs/ref", "aggregator=majority", "evaluation.flip=true")
+    assert reference.exit_code == 0 and read_metrics(workspace / "runs/ref")["flip"] is False
+    added = invoke("features", "--flip")
+    assert added.exit_code == 0, added.output
+    cache = workspace / "data/features/camvid/effnet_lite0"
+    assert (cache / "test/flipped/features.npy").is_file()
+    assert not (cache / "val/flipped").exists() and not (cache / "train/flipped").exists()
+    for name, flip in (("plain", "false"), ("flip", "true")):
+        result = federate(f"runs/{name}", "aggregator=fedavg", f"evaluation.flip={flip}")
+        assert result.exit_code == 0, result.output
+    plain, averaged = read_metrics(workspace / "runs/plain"), read_metrics(workspace / "runs/flip")
+    assert plain["flip"] is False and averaged["flip"] is True
+    # the same trained model: the last round's (not averaged) score is the plain run's
+    rounds = pd.read_csv(workspace / "runs/flip/rounds.csv")
+    assert rounds["miou"].iloc[-1] == pytest.approx(plain["miou"], abs=1e-4)
+    out = workspace / "reports/flip_effect"
+    result = invoke("flip-effect", "runs/plain", "runs/flip", "runs/ref", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(out.with_suffix(".csv"))
+    assert rows["miou"].tolist() == pytest.approx([plain["miou"]] * 2, abs=0.01)
+    assert rows["miou_flip"].tolist() == pytest.approx([averaged["miou"]] * 2, abs=0.01)
+    assert "| camvid_domain | fedavg | 2 |" in out.with_suffix(".md").read_text()
+    monkeypatch.setattr(crf, "refine", lambda image, probabilities: probabilities.argmax(0))
+    refined = invoke("crf-effect", "runs/plain", "--out", str(workspace / "reports/crf"))
+    assert refined.exit_code == 0, refined.output
+    row = pd.read_csv(workspace / "reports/crf.csv").iloc[0]
+    assert row["miou_crf"] == pytest.approx(row["miou"]) == pytest.approx(plain["miou"], abs=0.01)
+
+
+def test_the_features_stage_adds_every_evaluation_splits_flipped_features_only_if_asked(
+    workspace,
+):
+    cache = workspace / "data/features/camvid/effnet_lite0"
+    prepare()
+    assert not list(cache.glob("*/flipped"))
+    prepare("evaluation.flip=true")
+    assert sorted(path.parent.name for path in cache.glob("*/flipped")) == ["test", "val"]
 
 
 def test_recomputed_features_are_the_cached_ones(workspace):

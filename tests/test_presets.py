@@ -69,7 +69,10 @@ def test_run_hands_the_command_to_dvc_and_returns_its_status(monkeypatch):
 
 def test_bad_presets_and_overrides_are_named(tmp_path, monkeypatch):
     unknown = invoke("preset", "paper_voc", "--params", PARAMS)
-    assert unknown.exit_code == 2 and "valid: paper, paper_auto_aggregation," in unknown.output
+    assert (
+        unknown.exit_code == 2
+        and "valid: baselines, paper, paper_auto_aggregation," in unknown.output
+    )
     bad_key = invoke("preset", "paper_cocostuff27", "--params", PARAMS, "-S", "trian.x=1")
     assert bad_key.exit_code == 2 and "unknown key 'trian'" in bad_key.output
     monkeypatch.setattr(presets, "PRESETS_DIR", tmp_path)

@@ -16,12 +16,13 @@ from fussbench.errors import FussbenchError
 from fussbench.reporting.figures import (
     QualitativeGrid,
     QualitativeRow,
+    partition_figure,
     qualitative_figure,
     save_png,
 )
 from fussbench.reporting.palettes import colourise, palette
 from fussbench.reporting.report import write_report
-from fussbench.reporting.runs import read_curves
+from fussbench.reporting.runs import read_curves, read_partition
 
 CAMVID = np.array(CamVid.colours, dtype=np.uint8)
 MAGNETIC_TILE = np.array(MagneticTile.colours, dtype=np.uint8)
@@ -217,6 +218,20 @@ def test_rounds_figure_only_from_finished_runs(inputs: dict[str, Path]) -> None:
     curves = read_curves(inputs["runs"], "s2", METHODS, SEEDS)
     assert set(curves["method"]) == set(TRAINED)  # kmeans has no rounds.csv
     assert len(curves[curves["method"] == "fedavg"]) == 3  # seed 1 never finished
+
+
+def test_partition_figure_shows_the_feature_skew_the_partition_recorded(tmp_path: Path) -> None:
+    write_partition(tmp_path, "s1")
+    assert read_partition(tmp_path, "s1").feature_skew is None  # written before it existed
+    path = tmp_path / "s1" / "partition.json"
+    info = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(info | {"feature_skew": {"cosine_mean": 0.0153}}))
+    summary = read_partition(tmp_path, "s1")
+    assert summary.feature_skew == 0.0153
+    figure = partition_figure(
+        summary.counts, summary.class_names, MAGNETIC_TILE, summary.js_mean, "s1", 0.0153
+    )
+    assert figure.axes[0].get_title().endswith("0.0767; feature skew 0.0153")
 
 
 def test_colourise_uses_the_palette_and_blacks_out_ignored_pixels() -> None:

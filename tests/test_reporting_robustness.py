@@ -8,7 +8,8 @@ import pytest
 
 from fussbench.errors import FussbenchError
 from fussbench.params import StatsParams, parse_params
-from fussbench.reporting.robustness import RobustnessHypothesis, hypothesis_rows, robustness_report
+from fussbench.reporting.robustness import robustness_report
+from fussbench.reporting.study_hypotheses import hypothesis_rows, parse_hypotheses
 
 SEEDS = range(6)
 
@@ -61,8 +62,8 @@ HYPOTHESES = [
 
 
 def test_verdicts_follow_the_records():
-    parsed = [RobustnessHypothesis.parse(entry) for entry in HYPOTHESES]
-    table = hypothesis_rows(parsed, records(), StatsParams()).set_index("id")
+    parsed = parse_hypotheses(HYPOTHESES)
+    table = hypothesis_rows(parsed, records(), StatsParams(), reference="honest").set_index("id")
     assert table.loc["R1", "verdict"] == "supported"
     assert table.loc["R1", "difference"] == pytest.approx(5.0, abs=0.3)
     assert table.loc["R2", "verdict"] == "supported"  # 0.2 below, margin 1

@@ -8,13 +8,17 @@ Methods (``partition.method``):
 * ``iid``: a seeded random permutation cut into near-equal parts.
 * ``dirichlet``: label skew. Images are bucketed by dominant class and each bucket is
   divided among clients with proportions drawn from ``Dirichlet(alpha · 1_K)``.
+* ``embedding_dirichlet``: the same Dirichlet split over k-means clusters of the images'
+  pooled backbone features instead of dominant classes (no labels needed; see
+  :mod:`fussbench.data.embedding_partition`).
 * ``quantity``: size skew. A seeded permutation cut by ``partition.shares``.
 * ``lists``: client k holds the samples named in the k-th text file of
   ``partition.client_lists`` (one name per line, e.g. the FUSS authors' COCO-Stuff lists).
   Every listed name must be a sample of the split; samples no list names are left out.
 
 A partition folder holds ``client_XX.json`` (sample names per client), ``summary.csv``
-(pixel counts per class and client) and ``partition.json`` (settings and label skew).
+(pixel counts per class and client) and ``partition.json`` (settings, label skew and, for
+the methods of :data:`FEATURE_METHODS`, feature skew).
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from fussbench.atomic import atomic_path, write_json, write_text
 from fussbench.data.samples import IGNORE_INDEX, DatasetSpec, Sample
 from fussbench.errors import FussbenchError
 
-METHODS = ("domain", "iid", "dirichlet", "quantity", "groups", "lists")
+METHODS = ("domain", "iid", "dirichlet", "quantity", "groups", "lists", "embedding_dirichlet")
+FEATURE_METHODS = ("embedding_dirichlet",)
+"""The methods that read the training images' pooled features from the feature cache."""
 CLIENT_PLACEHOLDER = "{client}"
 """In a single ``partition.client_lists`` entry: replaced by 0 .. n_clients - 1."""
 SHOWN = 5
@@ -105,6 +111,8 @@ def partition_indices(
     shares: Sequence[float] | None,
     seed: int,
     client_groups: Sequence[Sequence[str]] = (),
+    embeddings: np.ndarray | None = None,
+    n_embedding_clusters: int = 10,
 ) -> list[np.ndarray]:
     """Divide N samples among clients.
 
@@ -115,10 +123,15 @@ def partition_indices(
         n_clients: number of clients K. ``0``/``None`` means one client per group for
             ``domain`` and one client per share for ``quantity``; the other methods need
             ``1 <= K <= N``.
-        alpha: Dirichlet concentration (``dirichlet`` only, > 0).
+        alpha: Dirichlet concentration (``dirichlet`` and ``embedding_dirichlet``, > 0).
         shares: (K,) fraction of the samples per client (``quantity`` only).
-        seed: seed of the numpy generator; the same seed gives the same partition.
+        seed: seed of the numpy generator (and of k-means for ``embedding_dirichlet``);
+            the same seed gives the same partition.
         client_groups: (K,) lists of group names, one per client (``groups`` only).
+        embeddings: (N, D) the samples' L2-normalised pooled features (``embedding_dirichlet``
+            only; :func:`fussbench.features.embeddings.image_embeddings`).
+        n_embedding_clusters: k-means clusters of ``embeddings``
+            (``partition.embedding_clusters``, ``embedding_dirichlet`` only).
 
     Returns:
         K sorted int64 index arrays that together use every index in ``[0, N)`` once.
@@ -144,6 +157,15 @@ def partition_indices(
     elif method == "dirichlet":
         k = _require_n_clients(method, n_clients, n_samples)
         parts = _split_dirichlet(histograms, k, alpha, seed)
+    elif method == "embedding_dirichlet":
+        k = _require_n_clients(method, n_clients, n_samples)
+        if embeddings is None or len(embeddings) != n_samples:
+            raise ValueError(f"method '{method}' needs one embedding per sample ({n_samples})")
+        # imports scikit-learn: only here
+        from fussbench.data.embedding_partition import embedding_clusters
+
+        clusters = embedding_clusters(embeddings, n_embedding_clusters, seed)
+        parts = _split_buckets(clusters, k, alpha, seed, "k-means clusters of the features")
     else:
         raise ValueError("method 'lists' selects its samples first: use select_listed")
     clients = [np.sort(np.asarray(part, dtype=np.int64)) for part in parts]
@@ -227,17 +249,31 @@ def _split_dirichlet(
 ) -> list[np.ndarray]:
     """Label skew: each dominant-class bucket is split by proportions ~ Dirichlet(alpha · 1_K).
 
-    Images without a labelled pixel form one extra bucket. Empty clients are an error,
-    never resampled.
+    Images without a labelled pixel form one extra bucket.
+    """
+    n_classes = histograms.shape[1]
+    dominant = np.where(histograms.sum(axis=1) > 0, histograms.argmax(axis=1), n_classes)
+    return _split_buckets(dominant, n_clients, alpha, seed, "dominant-class buckets")
+
+
+def _split_buckets(
+    buckets: np.ndarray, n_clients: int, alpha: float, seed: int, kind: str
+) -> list[np.ndarray]:
+    """Split every bucket among the clients by proportions ~ Dirichlet(alpha · 1_K).
+
+    Buckets are taken in increasing order; each one's members are permuted, then cut at
+    the cumulative proportions (floored). Empty clients are an error, never resampled.
+
+    Args:
+        buckets: (N,) int bucket of each sample (a dominant class, a k-means cluster).
+        kind: what the buckets are, for the error message.
     """
     if not math.isfinite(alpha) or alpha <= 0:
         raise FussbenchError(f"partition.alpha={alpha} must be a positive number")
     rng = np.random.default_rng(seed)
-    n_classes = histograms.shape[1]
-    dominant = np.where(histograms.sum(axis=1) > 0, histograms.argmax(axis=1), n_classes)
     clients: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
-    for bucket in np.unique(dominant):
-        members = rng.permutation(np.flatnonzero(dominant == bucket))
+    for bucket in np.unique(buckets):
+        members = rng.permutation(np.flatnonzero(buckets == bucket))
         proportions = rng.dirichlet(np.full(n_clients, alpha))
         cuts = (np.cumsum(proportions)[:-1] * len(members)).astype(np.int64)
         for client, part in enumerate(np.split(members, cuts)):
@@ -248,8 +284,8 @@ def _split_dirichlet(
         raise FussbenchError(
             f"partition.alpha={alpha} with partition.n_clients={n_clients} and "
             f"partition.seed={seed} leaves client(s) {', '.join(map(str, empty))} without "
-            f"images ({len(histograms)} images in {np.unique(dominant).size} dominant-class "
-            "buckets); raise partition.alpha, lower partition.n_clients, or change partition.seed"
+            f"images ({len(buckets)} images in {np.unique(buckets).size} {kind}); raise "
+            "partition.alpha, lower partition.n_clients, or change partition.seed"
         )
     return parts
 
@@ -468,6 +504,7 @@ def write_partition(
     method: str,
     params: Mapping[str, Any],
     seed: int,
+    feature_skew: Mapping[str, Any] | None = None,
 ) -> None:
     """Replace ``out_dir`` with a complete partition folder, atomically.
 
@@ -484,6 +521,9 @@ def write_partition(
         method: the partition method.
         params: the method's settings as given (n_clients, alpha, shares, ...).
         seed: the partition seed.
+        feature_skew: the partition's :func:`fussbench.features.skew.feature_skew`, for
+            the methods that read the features (:data:`FEATURE_METHODS`); ``None``
+            otherwise (``fussbench federate`` records every run's).
     """
     histograms = np.asarray(histograms)
     if histograms.shape != (len(samples), len(class_names)):
@@ -515,9 +555,26 @@ def write_partition(
                 "n_images": len(samples),
                 "client_sizes": [len(rows) for rows in client_indices],
                 "label_skew": skew,
+                "feature_skew": None if feature_skew is None else dict(feature_skew),
+                "notes": _skew_notes(skew, feature_skew, method),
                 "meta": dict(meta),
             },
         )
+
+
+def _skew_notes(
+    skew: Mapping[str, Any], feature_skew: Mapping[str, Any] | None, method: str
+) -> list[str]:
+    """Why a skew of ``partition.json`` is null, one line each (none when both are set)."""
+    notes = []
+    if skew["js_mean"] is None:
+        notes.append("label_skew: no labelled pixel (a dataset without masks), no label skew")
+    if feature_skew is None:
+        notes.append(
+            f"feature_skew: method '{method}' reads no features; every run's metrics.json "
+            "records it (feature_skew_cosine)"
+        )
+    return notes
 
 
 def _summary_csv(

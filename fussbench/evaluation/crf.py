@@ -24,10 +24,9 @@ from PIL import Image
 
 from fussbench.data.samples import DatasetSpec
 from fussbench.errors import FussbenchError
-from fussbench.evaluation.predict import Evaluation, evaluate_clusters
+from fussbench.evaluation.predict import Evaluation, evaluate_clusters, scored_rows
 from fussbench.features.config import BackboneConfig
-from fussbench.model.head import CENTROIDS_KEY, ModelArrays, SegmentationModel
-from fussbench.model.losses import assign_clusters
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 from fussbench.paths import raw_dir
 
 ITERATIONS = 10
@@ -69,18 +68,24 @@ def refine(image: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
 
 
 def crf_cluster_maps(
-    arrays: ModelArrays, features: np.ndarray, images: Iterable[np.ndarray], batch_size: int = 16
+    arrays: ModelArrays,
+    features: np.ndarray,
+    images: Iterable[np.ndarray],
+    batch_size: int = 16,
+    flipped: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
     """Each image's CRF-refined clusters (H, W) uint8 (int16 over 255 clusters): the
-    model's probabilities on features (N, C, h, w), upsampled bilinearly to its image
-    (H, W, 3) uint8 (``images``: N of them, in the features' order), then :func:`refine`."""
-    model = SegmentationModel.from_arrays(arrays).eval()
-    dtype = np.uint8 if model.n_clusters <= 255 else np.int16
+    model's probabilities on features (N, C, h, w) (flip-averaged with ``flipped``
+    (N, C, h, w), see :func:`~fussbench.evaluation.predict.scored_rows`), upsampled
+    bilinearly to its image (H, W, 3) uint8 (``images``: N of them, in the features'
+    order), then :func:`refine`."""
+    rows, score, n_clusters = scored_rows(arrays, features, flipped)
+    dtype = np.uint8 if n_clusters <= 255 else np.int16
     images = iter(images)
-    for start in range(0, features.shape[0], batch_size):
-        batch = torch.from_numpy(np.asarray(features[start : start + batch_size], np.float32))
+    for start in range(0, rows.shape[0], batch_size):
+        batch = torch.from_numpy(np.asarray(rows[start : start + batch_size], np.float32))
         with torch.inference_mode():
-            scores = assign_clusters(model.head(batch), model.centroids)
+            scores = score(batch)
         for image_scores in scores.split(1):
             image = next(images)
             with torch.inference_mode():
@@ -98,11 +103,13 @@ def evaluate_with_crf(
     images: Iterable[np.ndarray],
     n_classes: int,
     matching: str = "hungarian",
+    flipped: np.ndarray | None = None,
 ) -> Evaluation:
     """:func:`~fussbench.evaluation.predict.evaluate_model` with every prediction refined
-    by the CRF; ``images``: (H, W, 3) uint8 at the labels' size (H, W), in row order."""
+    by the CRF; ``images``: (H, W, 3) uint8 at the labels' size (H, W), in row order;
+    ``flipped``: as there."""
     n_clusters = len(arrays[CENTROIDS_KEY])
-    clusters = crf_cluster_maps(arrays, features, images)
+    clusters = crf_cluster_maps(arrays, features, images, flipped=flipped)
     return evaluate_clusters(clusters, labels, n_clusters, n_classes, matching)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fussbench.evaluation.flip import FlipPairs, flip_averaged_scores
 from fussbench.evaluation.metrics import (
     SegmentationScores,
     confusion_matrix,
@@ -35,8 +36,11 @@ def iter_cluster_maps(
     that follows, which makes the whole call about 1.5x faster than upsampling the batch.
 
     Args:
-        features: (N, C, h, w) cached features (any float dtype).
-        score: maps a float32 batch (B, C, h, w) to cluster scores (B, K, h, w).
+        features: (N, C, h, w) cached features (any float dtype), or any rows (N, ...)
+            read by slices that ``score`` takes (e.g.
+            :class:`~fussbench.evaluation.flip.FlipPairs`).
+        score: maps a float32 batch (B, C, h, w) (B rows of ``features``) to cluster
+            scores (B, K, h, w).
         size: (H, W) of the labels.
 
     Yields:
@@ -77,6 +81,26 @@ def _model_scores(arrays: ModelArrays) -> tuple[Callable[[torch.Tensor], torch.T
     """The trained model's cluster scores of a batch, and its number of clusters."""
     model = SegmentationModel.from_arrays(arrays).eval()
     return lambda batch: assign_clusters(model.head(batch), model.centroids), model.n_clusters
+
+
+def scored_rows(
+    arrays: ModelArrays, features: np.ndarray, flipped: np.ndarray | None = None
+) -> tuple[np.ndarray | FlipPairs, Callable[[torch.Tensor], torch.Tensor], int]:
+    """What :func:`iter_cluster_maps` reads and how it scores it, for the model's number
+    of clusters K.
+
+    Args:
+        features: (N, C, h, w) cached features.
+        flipped: (N, C, h, w) the features of each image's mirror image, or None.
+
+    Returns:
+        Without ``flipped``: ``features`` and the model's scores of a batch (B, C, h, w).
+        With it: the :class:`~fussbench.evaluation.flip.FlipPairs` of both and their
+        flip-averaged scores (:mod:`fussbench.evaluation.flip`). Then K.
+    """
+    if flipped is None:
+        return features, *_model_scores(arrays)
+    return FlipPairs(features, flipped), *flip_averaged_scores(arrays)
 
 
 def predict_clusters(
@@ -150,9 +174,12 @@ def evaluate_model(
     labels: np.ndarray,
     n_classes: int,
     matching: str = "hungarian",
+    flipped: np.ndarray | None = None,
 ) -> Evaluation:
     """Segment features (N, C, h, w) and score against labels (N, H, W), a batch of
-    features and one image's clusters at a time."""
-    score, n_clusters = _model_scores(arrays)
-    clusters = iter_cluster_maps(features, score, n_clusters, labels.shape[1:])
+    features and one image's clusters at a time; with ``flipped`` (N, C, h, w), the
+    features of each image's mirror image, the flip-averaged prediction
+    (:mod:`fussbench.evaluation.flip`)."""
+    rows, score, n_clusters = scored_rows(arrays, features, flipped)
+    clusters = iter_cluster_maps(rows, score, n_clusters, labels.shape[1:])
     return evaluate_clusters(clusters, labels, n_clusters, n_classes, matching)

@@ -5,7 +5,9 @@ crops, else 1; see :mod:`fussbench.features.views`), one row per view:
 - ``features.npy``: (N * V, C, h, w) float16, opened as a memory map;
 - ``labels.npy``: (N * V, H, W) uint8 class indices at the view's size (255 = ignore);
 - ``pooled.npy``: (N * V, C) float32 global-average-pooled features (for neighbour lists);
-- ``index.json``: sample names in order, V, and the fingerprint of what built the cache.
+- ``index.json``: sample names in order, V, and the fingerprint of what built the cache;
+- ``flipped/``, only where asked for: the features of the mirrored images, for flip
+  averaging at evaluation (:mod:`fussbench.features.flipped`).
 
 Training and evaluation read only this folder: the backbone never runs during training.
 """
@@ -94,6 +96,18 @@ class FeatureSplit:
         return (first[:, None] + np.arange(self.views)).reshape(-1)
 
 
+def fingerprint_differences(
+    built_with: dict[str, object], expected: dict[str, object]
+) -> list[str]:
+    """``key=<built> (params say <expected>)`` for every key of ``expected`` whose value
+    differs in ``built_with``."""
+    return [
+        f"{key}={built_with.get(key)!r} (params say {value!r})"
+        for key, value in expected.items()
+        if built_with.get(key) != value
+    ]
+
+
 def open_split(directory: Path, expected: dict[str, object]) -> FeatureSplit:
     """Open a cached split and check it was built with the ``expected`` fingerprint.
 
@@ -107,11 +121,7 @@ def open_split(directory: Path, expected: dict[str, object]) -> FeatureSplit:
         )
     index = json.loads(index_path.read_text(encoding="utf-8"))
     built_with = index.get("fingerprint", {})
-    differences = [
-        f"{key}={built_with.get(key)!r} (params say {value!r})"
-        for key, value in expected.items()
-        if built_with.get(key) != value
-    ]
+    differences = fingerprint_differences(built_with, expected)
     if differences:
         raise FussbenchError(
             f"{index_path}: feature cache does not match params: {', '.join(differences)}; "
@@ -154,6 +164,29 @@ class _DecodedSamples(torch.utils.data.Dataset):
         images = self._views(self._spec.open_image(sample.image), Image.Resampling.BICUBIC)
         labels = self._views(self._spec.sample_label(sample), Image.Resampling.NEAREST)
         return torch.from_numpy(images).permute(0, 3, 1, 2), labels
+
+
+def decoding_loader(
+    spec: DatasetSpec,
+    samples: list[Sample],
+    preprocessing: Preprocessing,
+    training: bool,
+    batch_size: int,
+    placement: Placement,
+    loader_workers: int = 0,
+) -> torch.utils.data.DataLoader:
+    """``samples`` decoded into their views, in order, as batches of whole samples of
+    about ``batch_size`` views: images (B, V, 3, H, W) uint8 and labels (B, V, H, W)
+    uint8. ``loader_workers`` processes decode ahead (0: this one), into page-locked
+    memory when ``placement`` is a GPU."""
+    views = preprocessing.views_per_image(training)
+    return torch.utils.data.DataLoader(
+        _DecodedSamples(spec, samples, preprocessing, training),
+        batch_size=max(1, batch_size // views),
+        num_workers=loader_workers,
+        pin_memory=placement.pin_memory,
+        prefetch_factor=4 if loader_workers else None,
+    )
 
 
 def forward_batch(
@@ -214,12 +247,8 @@ def build_split(
     placement = placement or Placement(torch.device("cpu"), "fp32")
     grid = (height // backbone.stride, width // backbone.stride)
     count = len(samples) * views
-    loader = torch.utils.data.DataLoader(
-        _DecodedSamples(spec, samples, preprocessing, training),
-        batch_size=max(1, batch_size // views),
-        num_workers=loader_workers,
-        pin_memory=placement.pin_memory,
-        prefetch_factor=4 if loader_workers else None,
+    loader = decoding_loader(
+        spec, samples, preprocessing, training, batch_size, placement, loader_workers
     )
     with atomic_path(directory) as tmp:
         tmp.mkdir(parents=True)

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    """Rows of (N, C) scaled to unit length (zero rows stay zero)."""
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """(..., C) vectors along the last axis scaled to unit length (zero vectors stay zero)."""
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
@@ -34,9 +34,11 @@ def feature_skew(pooled: np.ndarray, client_rows: Sequence[np.ndarray]) -> dict[
     Returns:
         ``{"cosine_mean": float, "cosine_per_client": [K floats], "n_clients": K}``.
     """
-    unit = _unit(np.asarray(pooled, dtype=np.float64))
-    everyone = _unit(unit[np.concatenate(client_rows)].mean(axis=0))
-    per_client = [1.0 - float(_unit(unit[rows].mean(axis=0)) @ everyone) for rows in client_rows]
+    unit = unit_rows(np.asarray(pooled, dtype=np.float64))
+    everyone = unit_rows(unit[np.concatenate(client_rows)].mean(axis=0))
+    per_client = [
+        1.0 - float(unit_rows(unit[rows].mean(axis=0)) @ everyone) for rows in client_rows
+    ]
     return {
         "cosine_mean": float(np.mean(per_client)),
         "cosine_per_client": per_client,

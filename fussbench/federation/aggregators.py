@@ -39,7 +39,7 @@ from fussbench.federation.cluster_count import global_cluster_count
 from fussbench.federation.exchange import Exchange, ServerStep
 from fussbench.federation.messages import ClientUpdate
 from fussbench.methods import WEIGHTINGS, get_spec, specs
-from fussbench.methods.catalog import FEDCC_MODES, MATCHED_VARIANTS
+from fussbench.methods.catalog import FEDCC_MERGES, FEDCC_MODES, MATCHED_VARIANTS
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, head_arrays
 
 _EPS = 1e-12
@@ -468,6 +468,27 @@ class FedCCMatched(Aggregator):
         return _normalize(centres)
 
 
+def fedcc_merge(
+    mode: str, weighting: str, seed: int, k_range: tuple[int, int] | None
+) -> FedCCKMeans | FedCCMaximin:
+    """The cosine FedCC aggregator that ``mode`` names, for a method that ends in a FedCC
+    merge of its choosing (FedCC-Screened, FedCC-OneShot).
+
+    Args:
+        mode: ``"kmeans"`` (FedCC-kMeans) or ``"maximin"`` (FedCC-Maximin), as
+            ``federation.mode``.
+        weighting, k_range: those of the calling aggregator.
+        seed: the k-means random state (FedCC-Maximin takes none).
+
+    Raises:
+        FussbenchError: an unknown ``mode``, naming ``federation.mode`` and the valid ones.
+    """
+    _check_choice(mode, FEDCC_MERGES, "mode", "federation.mode")
+    if mode == "maximin":
+        return FedCCMaximin(weighting, mode="cosine", k_range=k_range)
+    return FedCCKMeans(weighting, mode="cosine", seed=seed, k_range=k_range)
+
+
 def make_aggregator(
     name: str,
     *,
@@ -588,8 +609,8 @@ def _pool_counts(updates: Sequence[ClientUpdate]) -> np.ndarray:
     missing = [index for index, update in enumerate(updates) if update.cluster_counts is None]
     if missing:
         raise FussbenchError(
-            f"client {missing[0]} sent no cluster_counts; the pooled_counts variant needs them "
-            "from every client (clients send them when LocalObjective.cluster_counts is set)"
+            f"client {missing[0]} sent no cluster_counts; this aggregator needs them from "
+            "every client (clients send them when LocalObjective.cluster_counts is set)"
         )
     counts = [np.asarray(update.cluster_counts, dtype=np.float64) for update in updates]
     for index, (client_counts, update) in enumerate(zip(counts, updates, strict=True)):

@@ -38,9 +38,12 @@ def build_method(
         knobs=federation.knobs,
         k_range=k_range,
     )
-    counts = spec.reads_cluster_counts(federation.mode)
+    sent = {
+        "cluster_counts": spec.reads_cluster_counts(federation.mode),
+        "code_sums": spec.sends_code_sums,
+    }
     if spec.client_term is None:
-        return server, LocalObjective(cluster_counts=counts)
+        return server, LocalObjective(**sent)
     values = spec.knob_values(federation.knobs)
     options = {knob.client: knob.handed_on(values[knob.name]) for knob in spec.knobs if knob.client}
-    return server, LocalObjective(spec.client_term, cluster_counts=counts, **options)
+    return server, LocalObjective(spec.client_term, **sent, **options)

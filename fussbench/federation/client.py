@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from fussbench.errors import FussbenchError
 from fussbench.federation.cluster_count import client_cluster_count
@@ -14,7 +15,7 @@ from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.query import Query
 from fussbench.model.config import TrainConfig
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, SegmentationModel
-from fussbench.model.losses import assign_clusters
+from fussbench.model.losses import assign_clusters, pixel_table
 from fussbench.model.regularisers import ModelContrastiveTerm, ProximalTerm, Regulariser
 from fussbench.model.training import ClientData, TrainStats, train_locally
 
@@ -23,7 +24,8 @@ REGULARISERS = ("none", "fedprox", "fedmoon")
 
 @dataclass(frozen=True)
 class LocalObjective:
-    """What the aggregator asks of every client: a loss term, and whether to count pixels.
+    """What the aggregator asks of every client: a loss term, whether to count pixels, and
+    whether to send code sums in its centroids' place.
 
     Attributes:
         kind: "none", "fedprox" (μ/2·‖w − w_global‖²) or "fedmoon" (model-contrastive).
@@ -32,6 +34,9 @@ class LocalObjective:
         weight: FedMOON weight.
         cluster_counts: send the per-centroid pixel counts (only an aggregator that uses
             them asks: computing them costs a head pass over all the client's images).
+        code_sums: send, in the centroids' place, each centroid's sum of the unit codes it
+            wins (:func:`cluster_code_sums`); the trained centroids stay on the client.
+            Needs ``cluster_counts`` (each sum goes with its count).
     """
 
     kind: str = "none"
@@ -39,31 +44,51 @@ class LocalObjective:
     temperature: float = 0.5
     weight: float = 1.0
     cluster_counts: bool = False
+    code_sums: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in REGULARISERS:
             raise FussbenchError(
                 f"unknown local objective '{self.kind}'; valid: {', '.join(REGULARISERS)}"
             )
+        if self.code_sums and not self.cluster_counts:
+            raise FussbenchError(
+                "LocalObjective: code_sums are sent with their cluster_counts; set "
+                "cluster_counts=True too"
+            )
 
 
-def cluster_pixel_counts(model: SegmentationModel, data: ClientData) -> np.ndarray:
-    """How many of the client's feature pixels each centroid wins: (n_clusters,) int64."""
+def cluster_code_sums(model: SegmentationModel, data: ClientData) -> tuple[np.ndarray, np.ndarray]:
+    """Per centroid, the sum of the client's unit codes it wins, and how many it wins.
+
+    Math: with u_p = s_p / ||s_p|| the head's code at feature pixel p of the client's images
+    and a(p) = argmax_c cos(u_p, mu_c) its centroid (:func:`~fussbench.model.losses.
+    assign_clusters`, the training's assignment), sums_c = sum_{p : a(p) = c} u_p and
+    counts_c = |{p : a(p) = c}|.
+
+    Returns:
+        sums (n_clusters, dim) float32 (accumulated in float64; a row no pixel chose is
+        zero) and counts (n_clusters,) int64, a histogram over the client's pixels.
+    """
+    sums = torch.zeros(model.n_clusters, model.centroids.shape[1], dtype=torch.float64)
     counts = np.zeros(model.n_clusters, dtype=np.int64)
     with torch.inference_mode():
         for start in range(0, data.n_samples, 64):
-            batch = data.batch(slice(start, start + 64))
-            winners = assign_clusters(model.head(batch), model.centroids).argmax(dim=1)
-            counts += np.bincount(winners.flatten().numpy(), minlength=model.n_clusters)
-    return counts
+            codes = model.head(data.batch(slice(start, start + 64)))
+            winners = assign_clusters(codes, model.centroids).argmax(dim=1).flatten()
+            units = F.normalize(pixel_table(codes), dim=1).to(torch.float64)
+            sums.index_add_(0, winners, units)
+            counts += np.bincount(winners.numpy(), minlength=model.n_clusters)
+    return sums.numpy().astype(np.float32), counts
 
 
 class FederatedClient:
     """One client: holds its data (and FedMOON's previous local model) privately.
 
     The only ways out are :meth:`fit`, which returns a :class:`ClientUpdate` — head weights,
-    centroids, the image count and, when the objective asks, per-centroid pixel counts —
-    and :meth:`answer`, an aggregator's query answered with exactly the arrays it declares.
+    centroids (or, when the objective asks, code sums in their place), the image count and,
+    when the objective asks, per-centroid pixel counts — and :meth:`answer`, an
+    aggregator's query answered with exactly the arrays it declares.
     """
 
     def __init__(
@@ -108,11 +133,30 @@ class FederatedClient:
         stats = train_locally(
             model, self._data, self._config, seed, self._regulariser(global_model)
         )
-        arrays = model.to_arrays()
-        self._previous = arrays
-        counts = cluster_pixel_counts(model, self._data) if self._objective.cluster_counts else None
-        update = ClientUpdate(arrays=arrays, n_samples=self._data.n_samples, cluster_counts=counts)
-        return update, stats
+        self._previous = model.to_arrays()
+        return self._message(model, self._previous), stats
+
+    def _message(self, model: SegmentationModel, arrays: ModelArrays) -> ClientUpdate:
+        """The update of the trained ``model`` (``arrays``, its array form): as trained, or
+        with the code sums in the centroids' place; with the pixel counts when asked."""
+        if not self._objective.cluster_counts:
+            return ClientUpdate(arrays=arrays, n_samples=self._data.n_samples)
+        sums, counts = cluster_code_sums(model, self._data)
+        if self._objective.code_sums:
+            arrays = {**arrays, CENTROIDS_KEY: sums}
+        return ClientUpdate(arrays=arrays, n_samples=self._data.n_samples, cluster_counts=counts)
+
+    def trained(self) -> ModelArrays:
+        """The model of the last :meth:`fit` (head and this client's own centroids), as it
+        stays on the client: its scores on its own images are computed on it, whatever
+        the update carries in the centroids' place.
+
+        Raises:
+            FussbenchError: before any :meth:`fit` or :meth:`restore`.
+        """
+        if self._previous is None:
+            raise FussbenchError("the client has not trained yet; call fit first")
+        return self._previous
 
     def _own_centroids(self, global_arrays: ModelArrays, seed: int) -> ModelArrays:
         """``global_arrays`` with K_k centroids ~ randn(K_k, dim), K_k estimated from this

@@ -19,6 +19,14 @@ dim), and the global model it received (theta_0, mu_0):
       claiming its image count.
     - ``noise_images``: honest training on images of uniform noise.
 
+A client whose method sends code sums in its centroids' place (registry ``client_sends:
+code_sums``, e.g. ``fedcc_sums``) is corrupted the same way, on what it sends: mu is then
+its code sums, and its counts stay honest. ``random_centroids`` turns every sum to a random
+direction, its norm kept; ``collapsed`` sends its first sum at every index (pulling every
+global centroid towards one direction); ``free_rider`` sends the received centroids as its
+sums (rows of norm 1, or about sqrt(dim) in round 1: next to nothing beside sums of
+thousands of unit codes, so it moves no centroid).
+
 Server side and client side alike: numpy only (params checking imports it without torch).
 """
 

@@ -37,9 +37,10 @@ def run_fingerprint(params: Params) -> str:
     Besides :data:`NOT_IN_A_RUN` and ``runtime.workers``, a param that is inert in this run
     is left out, so that adding or changing it keeps other runs' checkpoints: a method's
     knobs enter only the runs of the method whose registry entry declares them,
-    ``model.k_range`` only with ``model.n_clusters: auto``, ``evaluation.crf`` only when
-    on, ``features.store`` only when not the default ``cache``, and ``faults`` only when
-    a scenario is on.
+    ``model.k_range`` only with ``model.n_clusters: auto``, ``evaluation.crf`` and
+    ``evaluation.flip`` only when on, ``features.store`` only when not the default
+    ``cache``, ``faults`` only when a scenario is on, and ``privacy`` only when a
+    mechanism is on.
     """
     relevant = params_mapping(params)
     for key in NOT_IN_A_RUN:
@@ -49,10 +50,14 @@ def run_fingerprint(params: Params) -> str:
         relevant["model"].pop("k_range")
     if not params.evaluation.crf:
         relevant["evaluation"].pop("crf")
+    if not params.evaluation.flip:
+        relevant["evaluation"].pop("flip")
     if params.features.store == "cache":
         relevant["features"].pop("store")
     if params.faults.scenario == "none":  # an honest run: the fingerprint of earlier runs
         relevant.pop("faults")
+    if not params.privacy.on:  # no privacy mechanism: the fingerprint of earlier runs
+        relevant.pop("privacy")
     own = {knob.name for knob in get_spec(params.aggregator).knobs}
     for key in params.federation.knobs:
         if key not in own:

@@ -1,9 +1,10 @@
 """What crosses the client/server boundary, and nothing more.
 
-A client sends a :class:`ClientUpdate`: its model as arrays (head weights and centroids),
-how many images it trained on, and, only for an aggregator that uses them, how many of its
-pixels each centroid won. The server sends back the global model as arrays. Features,
-images, labels and neighbour lists never leave a client.
+A client sends a :class:`ClientUpdate`: its model as arrays (head weights and centroids,
+or, for a method whose registry entry says its clients send code sums, those sums in the
+centroids' place), how many images it trained on, and, only for an aggregator that uses
+them, how many of its pixels each centroid won. The server sends back the global model as
+arrays. Features, images, labels and neighbour lists never leave a client.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ class ClientUpdate:
     """One client's message to the server after local training.
 
     Attributes:
-        arrays: ``head.*`` weights and ``centroids`` (n_clusters, dim), float32.
+        arrays: ``head.*`` weights and ``centroids`` (n_clusters, dim), float32; under
+            ``LocalObjective.code_sums``, ``centroids`` holds the code sums instead (row c:
+            the sum of the unit codes of the client's pixels its centroid c won), and the
+            trained centroids stay on the client.
         n_samples: number of training images on the client.
         cluster_counts: (n_clusters,) int64, pixels of the client's own images assigned to
             each of its centroids (a histogram; no per-image information). None unless the
@@ -39,7 +43,7 @@ class ClientUpdate:
 
     @property
     def centroids(self) -> np.ndarray:
-        """(n_clusters, dim) float32."""
+        """(n_clusters, dim) float32: the centroids, or the code sums in their place."""
         return self.arrays[CENTROIDS_KEY]
 
     def nbytes(self) -> int:

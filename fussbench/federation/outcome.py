@@ -3,6 +3,8 @@
 A client either finishes its round (an update and a report arrive, both usable) or is
 left out with a reason (it raised, sent non-finite numbers, or, on Flower, sent nothing
 usable in time). Fewer than ``federation.min_clients`` finishing clients stop the run.
+Under ``privacy.sample_rate`` below 1 a client may also not be sampled for a round: it
+trains and sends nothing, and that is no failure.
 """
 
 from __future__ import annotations
@@ -41,16 +43,18 @@ class ClientOutcome:
     Attributes:
         update, report: what the client sent (None: nothing arrived).
         failure: why the client is left out of the round (None: it finished).
+        sampled: False for a client not sampled this round (``privacy.sample_rate``).
     """
 
     update: ClientUpdate | None = None
     report: ClientReport | None = None
     failure: str | None = None
+    sampled: bool = True
 
     @property
     def finished(self) -> bool:
         """Whether the client's update enters the round."""
-        return self.failure is None
+        return self.sampled and self.failure is None
 
 
 def is_usable(update: ClientUpdate, loss: float) -> bool:
@@ -64,28 +68,30 @@ def finished_clients(outcomes: Sequence[ClientOutcome]) -> list[int]:
 
 
 def training_failures(outcomes: Sequence[ClientOutcome]) -> list[dict[str, object]]:
-    """``{"client": c, "reason": ...}`` for each client left out of the round."""
+    """``{"client": c, "reason": ...}`` for each sampled client left out of the round."""
     return [
         {"client": client, "reason": outcome.failure}
         for client, outcome in enumerate(outcomes)
-        if not outcome.finished
+        if outcome.sampled and not outcome.finished
     ]
 
 
 def check_min_clients(
     round_index: int, outcomes: Sequence[ClientOutcome], min_clients: int
 ) -> None:
-    """Stop the run when fewer than ``min_clients`` clients finished round ``round_index``.
+    """Stop the run when fewer than ``min_clients`` clients finished round ``round_index``
+    (fewer than all of them when fewer were sampled).
 
     Raises:
         FussbenchError: naming the round, the counts and every left-out client's reason.
     """
     finished = len(finished_clients(outcomes))
-    if finished < min_clients:
+    sampled = sum(outcome.sampled for outcome in outcomes)
+    if finished < min(min_clients, sampled):
         reasons = "; ".join(
             f"client {f['client']}: {f['reason']}" for f in training_failures(outcomes)
         )
         raise FussbenchError(
-            f"round {round_index}: only {finished} of {len(outcomes)} clients finished "
+            f"round {round_index}: only {finished} of {sampled} clients finished "
             f"(federation.min_clients = {min_clients}): {reasons}"
         )

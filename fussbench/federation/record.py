@@ -44,6 +44,10 @@ class RoundRecord:
             server's view, :func:`~fussbench.federation.robust.suspicion_ratios`); None
             for a client that failed, and for every client without aggregation or with
             fewer than 3 finishing clients.
+        sampled: the clients sampled this round under a privacy mechanism (stamped by
+            :func:`fussbench.privacy.mechanism.stamp`); None without privacy.
+        epsilon: the privacy spent after this round at ``privacy.delta``; None without
+            privacy.
     """
 
     round: int
@@ -64,6 +68,8 @@ class RoundRecord:
     client_n_clusters: list[int | None] = field(default_factory=list)
     n_clusters: int | None = None
     client_suspicion: list[float | None] = field(default_factory=list)
+    sampled: list[int] | None = None
+    epsilon: float | None = None
 
 
 def round_record(

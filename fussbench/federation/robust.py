@@ -23,18 +23,10 @@ import numpy as np
 from scipy.stats import trim_mean
 
 from fussbench.errors import FussbenchError
-from fussbench.federation.aggregators import (
-    Aggregator,
-    FedCCKMeans,
-    FedCCMaximin,
-    _check_choice,
-    _normalize,
-)
+from fussbench.federation.aggregators import Aggregator, _check_choice, _normalize, fedcc_merge
 from fussbench.federation.messages import ClientUpdate
+from fussbench.methods.catalog import FEDCC_MERGES
 from fussbench.model.head import ModelArrays
-
-MERGES = ("kmeans", "maximin")
-"""Modes of :class:`FedCCScreened`: the FedCC merge run on the screened pool."""
 
 
 def coordinate_median(models: Sequence[ModelArrays]) -> ModelArrays:
@@ -71,9 +63,10 @@ def chamfer_distances(centroid_sets: Sequence[np.ndarray]) -> np.ndarray:
     u_{j,c'}>), and D[k, j] = (d(k -> j) + d(j -> k)) / 2; D[k, k] = 0. Both directions
     count: random directions are far from every honest centroid (d(k -> j) large), and a
     collapsed set (one centroid repeated) leaves the other client's centroids far from it
-    (d(j -> k) large).
+    (d(j -> k) large). A zero row has no direction and is left out of its set (a code sum
+    no pixel chose, :mod:`fussbench.federation.sums`), unless the whole set is zero.
     """
-    units = [_normalize(np.asarray(centroids, dtype=np.float64)) for centroids in centroid_sets]
+    units = [_directions(np.asarray(centroids, dtype=np.float64)) for centroids in centroid_sets]
     count = len(units)
     one_way = np.zeros((count, count))
     for k in range(count):
@@ -81,6 +74,13 @@ def chamfer_distances(centroid_sets: Sequence[np.ndarray]) -> np.ndarray:
             if k != j:
                 one_way[k, j] = float(np.mean(np.min(1.0 - units[k] @ units[j].T, axis=1)))
     return (one_way + one_way.T) / 2.0
+
+
+def _directions(centroids: np.ndarray) -> np.ndarray:
+    """(n, D) unit rows of the (n_k, D) ``centroids`` without their zero rows (n <= n_k);
+    one zero row when every row is zero."""
+    nonzero = np.linalg.norm(centroids, axis=1) > 0
+    return _normalize(centroids[nonzero] if nonzero.any() else centroids[:1])
 
 
 def suspicion_scores(centroid_sets: Sequence[np.ndarray], max_bad: int = 1) -> np.ndarray:
@@ -118,6 +118,10 @@ def suspicion_ratios(updates: Sequence[ClientUpdate], max_bad: int = 1) -> np.nd
     client's head (every ``head.*`` array, flattened) to the coordinate-wise median head.
     About 1 for every client of an honest round; a client whose centroids nobody shares, or
     whose head moved against the others, gets r_k well above 1. A zero median gives 1.
+
+    For a method whose clients send code sums in their centroids' place, the centroid
+    score compares the sums' directions, each client's mean code per cluster (the cosine
+    ignores the norms); a zero sum (a centroid no pixel chose) is left out.
 
     Raises:
         FussbenchError: fewer than 3 updates (with 2, both scores are the same).
@@ -241,7 +245,7 @@ class FedCCScreened(Aggregator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_choice(self.mode, MERGES, "mode", "federation.mode")
+        _check_choice(self.mode, FEDCC_MERGES, "mode", "federation.mode")
         if self.factor <= 1.0:
             raise FussbenchError(f"federation.screen_factor must be > 1, got {self.factor}")
 
@@ -252,15 +256,8 @@ class FedCCScreened(Aggregator):
     def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
         """The merge of :class:`~fussbench.federation.aggregators.Aggregator` over the
         screened clients only (every client when fewer than 3 finished)."""
+        merge = fedcc_merge(self.mode, self.weighting, self.seed, self.k_range)
         if len(updates) < 3:
-            return self._merge().aggregate(updates, previous)
+            return merge.aggregate(updates, previous)
         kept = self.kept(updates)
-        return self._merge().aggregate(
-            [u for u, k in zip(updates, kept, strict=True) if k], previous
-        )
-
-    def _merge(self) -> Aggregator:
-        """The FedCC aggregator of :attr:`mode`, cosine, with this one's weighting."""
-        if self.mode == "maximin":
-            return FedCCMaximin(self.weighting, mode="cosine", k_range=self.k_range)
-        return FedCCKMeans(self.weighting, mode="cosine", seed=self.seed, k_range=self.k_range)
+        return merge.aggregate([u for u, k in zip(updates, kept, strict=True) if k], previous)

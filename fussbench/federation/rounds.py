@@ -6,6 +6,8 @@ Without an aggregator every client keeps its own model (the ``local`` lower boun
 
 A client that raises, or returns non-finite numbers, is left out of that round and the
 event is recorded; the run stops only when fewer than ``min_clients`` clients finish.
+Under ``privacy:`` only the sampled clients train, and what they send or the server's sum
+is noised (:mod:`fussbench.privacy`).
 State after every round is handed to ``on_round`` so a run can be resumed bit-for-bit.
 What a round records and how the server serves it are shared with the Flower engine
 (:func:`~fussbench.federation.record.round_record`,
@@ -26,6 +28,8 @@ from fussbench.federation.query import Query
 from fussbench.federation.record import round_record
 from fussbench.federation.run import FederationRun, RunResult, RunState, client_seed
 from fussbench.model.head import ModelArrays
+from fussbench.privacy.mechanism import release, round_aggregator, stamp
+from fussbench.privacy.sampling import participants
 
 LocalEvaluation = Callable[[int, ModelArrays], Evaluation]
 """``evaluate_local(c, model)``: a model on client c's own training images."""
@@ -66,6 +70,7 @@ def _round(
 ) -> tuple[RunState, list[Evaluation]]:
     """Round ``round_index`` after ``state``: the new state and its models' evaluations."""
     started = time.perf_counter()
+    sampled = participants(run.seed, round_index, len(clients), run.privacy.sample_rate)
     outcomes = [
         _train(
             client,
@@ -74,6 +79,8 @@ def _round(
             client_seed(run.seed, round_index, number),
             evaluate_local,
         )
+        if sampled[number]
+        else ClientOutcome(sampled=False)
         for number, client in enumerate(clients)
     ]
     if run.aggregator is not None:  # a fault changes what a client sends: nothing in local
@@ -88,6 +95,10 @@ def _round(
             )
             for number, outcome in enumerate(outcomes)
         ]
+        outcomes = [  # privacy.mechanism local: noised on the client, after any fault
+            release(outcome, state.models[0], run.privacy, client_seed(run.seed, round_index, n))
+            for n, outcome in enumerate(outcomes)
+        ]
     check_min_clients(round_index, outcomes, run.min_clients)
     if run.aggregator is None:
         served = None
@@ -97,13 +108,18 @@ def _round(
         ]
     else:
         served = serve_round(
-            run.aggregator, outcomes, state.models[0], run.min_clients, _asking(clients)
+            round_aggregator(run.aggregator, run.privacy, run.seed, round_index, len(clients)),
+            outcomes,
+            state.models[0],
+            run.min_clients,
+            _asking(clients),
         )
         models = [served.step.model]
     evaluations = [run.evaluate(model) for model in models]
     record = round_record(
         round_index, outcomes, models, evaluations, time.perf_counter() - started, served
     )
+    record = stamp(record, outcomes, run.privacy)  # the sampled clients and ε, when private
     kept = [client.state() for client in clients]
     return RunState(round_index, models, kept, [*state.records, record]), evaluations
 
@@ -115,15 +131,16 @@ def _train(
     seed: int,
     evaluate_local: LocalEvaluation,
 ) -> ClientOutcome:
-    """Client ``number``'s training from ``start``, scored on its own images; a client
-    that raises or returns non-finite numbers is left out with the reason."""
+    """Client ``number``'s training from ``start``, its trained model scored on its own
+    images; a client that raises or returns non-finite numbers is left out with the
+    reason."""
     try:
         update, stats = client.fit(start, seed)
     except Exception as error:  # a client's fault must not end the federation
         return ClientOutcome(failure=f"{type(error).__name__}: {error}")
     if not is_usable(update, stats.loss):
         return ClientOutcome(update, failure="non-finite loss or weights")
-    local = evaluate_local(number, update.arrays).scores
+    local = evaluate_local(number, client.trained()).scores
     return ClientOutcome(
         update, ClientReport(stats.loss, stats.seconds, local.miou, local.accuracy)
     )

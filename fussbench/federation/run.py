@@ -14,6 +14,7 @@ from fussbench.federation.client import LocalObjective
 from fussbench.federation.faults import Fault
 from fussbench.federation.record import RoundRecord
 from fussbench.model.head import ModelArrays
+from fussbench.params import PrivacyParams
 
 
 def client_seed(seed: int, round_index: int, client: int) -> int:
@@ -64,6 +65,10 @@ class FederationRun:
         fault: the clients that misbehave, and how (``faults:``; default: none). The
             engines apply it to what those clients send (:func:`~fussbench.federation.
             faults.corrupt`) when a server aggregates.
+        privacy: client-level differential privacy (``privacy:``; default: off). The
+            engines sample the clients of each round, noise what they send
+            (:func:`~fussbench.privacy.mechanism.release`) or the server's sum
+            (:func:`~fussbench.privacy.mechanism.round_aggregator`) and record ε.
     """
 
     aggregator: Aggregator | None
@@ -76,6 +81,7 @@ class FederationRun:
     on_round: Callable[[RunState], None] | None = None
     resume: RunState | None = None
     fault: Fault = Fault()
+    privacy: PrivacyParams = PrivacyParams()
 
     def start_state(self, n_clients: int) -> RunState:
         """``resume``, or round 0: the initial model, once with aggregation, else for

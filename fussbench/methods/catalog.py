@@ -15,12 +15,18 @@ from fussbench.rules import Interval
 
 _AGGREGATORS = "fussbench.federation.aggregators"
 _ROBUST = "fussbench.federation.robust"
+_ONESHOT = "fussbench.federation.oneshot"
+_BALANCED = "fussbench.federation.balanced"
 
 FEDCC_MODES = ("cosine", "faithful")
 """Valid modes of FedCC-kMeans and FedCC-Maximin: cosine (default), or the authors' code."""
 
 MATCHED_VARIANTS = ("hungarian", "pooled_counts")
 """Valid variants (``federation.mode``) of FedCC-Matched."""
+
+FEDCC_MERGES = ("kmeans", "maximin")
+"""Valid modes of the methods that end in a FedCC merge of their own choosing (FedCC-Screened,
+FedCC-OneShot): FedCC-kMeans (default) or FedCC-Maximin, both cosine."""
 
 DEFAULT_CANDIDATES = ("fedcc_kmeans", "fedcc_maximin", "fedcc_matched", "fedavg")
 """``federation.candidates`` by default: the three FedCC variants and FedAvg."""
@@ -177,6 +183,46 @@ register(
 )
 register(
     MethodSpec(
+        "fedcc_oneshot",
+        "clients train alone for rounds × local steps, then one FedCC merge (k-FED)",
+        family="fedcc",
+        label="FedCC-OneShot",
+        factory=f"{_ONESHOT}:FedCCOneShot",
+        modes=FEDCC_MERGES,
+        seeded=True,
+        any_k=True,
+        server_needs="individual",
+        one_shot=True,
+        aggregation_table=True,
+        centroid_heatmap=True,
+    )
+)
+register(
+    MethodSpec(
+        "fedcc_balanced",
+        "head by FedAvg, centroids by equal-size Sinkhorn-Knopp clustering of every client's "
+        "centroids (Orchestra)",
+        family="fedcc",
+        label="FedCC-Balanced",
+        factory=f"{_BALANCED}:FedCCBalanced",
+        knobs=(
+            Knob(
+                "sinkhorn_epsilon",
+                0.05,
+                Interval(float, 0.0, closed="neither"),
+                "fedcc_balanced: entropic temperature ε of the Sinkhorn-Knopp assignment",
+                argument="epsilon",
+            ),
+        ),
+        seeded=True,
+        any_k=True,
+        server_needs="individual",
+        aggregation_table=True,
+        centroid_heatmap=True,
+    )
+)
+register(
+    MethodSpec(
         "fedcc_auto",
         "head by FedAvg, centroids by the candidate aggregation the clients score best (ours)",
         family="fedcc",
@@ -198,7 +244,22 @@ register(
             ),
         ),
         seeded=True,
+        asks="each candidate global model's score on its own images, (J,) numbers",
         server_needs="individual",
+        aggregation_table=True,
+        centroid_heatmap=True,
+    )
+)
+register(
+    MethodSpec(
+        "fedcc_sums",
+        "head by FedAvg, centroids by a Lloyd step on the clients' code sums (ours; "
+        "the server needs only sums)",
+        family="fedcc",
+        label="FedCC-Sums",
+        factory="fussbench.federation.sums:FedCCSums",
+        client_sends="code_sums",
+        server_needs="weighted_sum",
         aggregation_table=True,
         centroid_heatmap=True,
     )
@@ -240,7 +301,7 @@ register(
         family="fedcc",
         label="FedCC-Screened",
         factory=f"{_ROBUST}:FedCCScreened",
-        modes=("kmeans", "maximin"),
+        modes=FEDCC_MERGES,
         knobs=(
             Knob(
                 "screen_factor",

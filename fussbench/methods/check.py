@@ -3,7 +3,8 @@
 :mod:`fussbench.params` checks every field it owns; the fields whose valid values the
 registry owns are checked here: ``aggregator``, every ``compare`` and
 ``convergence.methods`` entry, ``federation.weighting`` and ``federation.mode``, every
-method knob under ``federation:`` (its name and its rule), and the fault scenario. Each
+method knob under ``federation:`` (its name and its rule), the fault scenario, and
+whether the run's method can take its privacy mechanism. Each
 error is one line naming the param, the bad value and the valid ones. ``fussbench check``
 (the pipeline's first stage) and every command that trains, collects or reports call
 :func:`check_methods`.
@@ -53,6 +54,12 @@ def check_methods(params: Params, source: str = "params") -> None:
     ):
         for index, text in enumerate(entries):
             _check_cell(text, f"{key}[{index}]", source)
+    study = params.study
+    if study.reference is not None and study.reference not in study.methods:
+        raise FussbenchError(
+            f"{source}: study.reference must be one of study.methods "
+            f"({', '.join(study.methods)}), got {study.reference!r}"
+        )
     federation = params.federation
     enforce(federation.weighting, OneOf(WEIGHTINGS), "federation.weighting", source)
     spec = get_spec(params.aggregator)
@@ -70,6 +77,65 @@ def check_methods(params: Params, source: str = "params") -> None:
             f"{source}: faults.clients must name at least one client (a number, largest or "
             f"smallest) for faults.scenario {params.faults.scenario}"
         )
+    _check_privacy(params, source)
+
+
+def _check_privacy(params: Params, source: str) -> None:
+    """The run's method can take ``privacy.mechanism``, as its registry entry says
+    (:mod:`fussbench.privacy`): a federated method; for ``central`` one whose server
+    needs only a weighted sum, with uniform weights; no answers or counts the mechanism
+    leaves unprotected; a fixed number of clusters. Client sampling needs a mechanism."""
+    privacy = params.privacy
+    if not privacy.on:
+        if privacy.sample_rate != 1.0:
+            raise FussbenchError(
+                f"{source}: privacy.sample_rate {privacy.sample_rate} samples clients for a "
+                "privacy mechanism; set privacy.mechanism central or local, or "
+                "privacy.sample_rate 1"
+            )
+        return
+    mechanism, aggregator = privacy.mechanism, params.aggregator
+    spec = get_spec(aggregator)
+    problem = None
+    if not spec.federated:
+        problem = (
+            f"{aggregator} has no server aggregation (its clients send nothing); set "
+            "privacy.mechanism none"
+        )
+    elif mechanism == "central" and spec.server_needs != "weighted_sum":
+        problem = (
+            f"central noise goes on the sum of the updates and {aggregator}'s server needs "
+            "each client's update (registry: server_needs individual); use "
+            "privacy.mechanism local"
+        )
+    elif mechanism == "central" and params.federation.weighting != "uniform":
+        problem = (
+            "central weighs every client 1 / (q K), whatever its image count; set "
+            "federation.weighting=uniform"
+        )
+    elif spec.asks:
+        problem = (
+            f"{aggregator}'s server asks the clients for {spec.asks} and their answers go "
+            "un-noised; choose another aggregator"
+        )
+    elif spec.sends_code_sums:
+        problem = (
+            f"{aggregator}'s clients send code sums and pixel counts, whose sensitivity grows "
+            "with a client's pixel count and which no clip bounds yet; choose another "
+            "aggregator"
+        )
+    elif spec.reads_cluster_counts(params.federation.mode):
+        problem = (
+            f"{aggregator} reads the clients' pixel counts in this mode, un-noised; choose "
+            "another federation.mode"
+        )
+    elif params.model.auto:
+        problem = (
+            "model.n_clusters: auto sends each client's own number of centroids in round 1, "
+            "which no clip bounds; set model.n_clusters to an integer or null"
+        )
+    if problem is not None:
+        raise FussbenchError(f"{source}: privacy.mechanism {mechanism} cannot run: {problem}")
 
 
 def _check_cell(text: str, param: str, source: str) -> None:

@@ -11,11 +11,14 @@ def _capabilities(spec: MethodSpec) -> str:
     flags = [
         ("baseline", spec.baseline),
         ("pools the clients' data", spec.pools_clients),
+        ("one merge after rounds × local steps", spec.one_shot),
         ("model.n_clusters: auto", spec.any_k),
         ("fedcc_auto candidate", spec.auto_candidate),
         (f"client term {spec.client_term}", spec.client_term is not None),
+        ("clients send code sums, not centroids", spec.sends_code_sums),
         ("server needs each client's update", spec.server_needs == "individual"),
         ("server needs only the weighted sum", spec.server_needs == "weighted_sum"),
+        ("server queries the clients", bool(spec.asks)),
     ]
     return ", ".join(text for text, present in flags if present)
 
@@ -42,4 +45,45 @@ def methods_table() -> str:
             f"| `{spec.name}` | {spec.family} | {modes} | {_knobs(spec)} | "
             f"{_capabilities(spec)} | {spec.description} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+SERVER_SEES_START = "<!-- server-sees:start (fussbench methods --server-sees) -->"
+SERVER_SEES_END = "<!-- server-sees:end -->"
+"""The markers around the generated table in README.md (a test keeps it current)."""
+
+
+def _sent(spec: MethodSpec) -> str:
+    """What each client's update holds, in words."""
+    centroids = (
+        "per-centroid sums of its codes (K × D)"
+        if spec.sends_code_sums
+        else "its trained centroids (K × D)"
+    )
+    parts = ["head weights", centroids, "image count"]
+    if spec.sends_code_sums or "*" in spec.cluster_count_modes:
+        parts.append("per-centroid pixel counts (K)")
+    elif spec.cluster_count_modes:
+        modes = ", ".join(spec.cluster_count_modes)
+        parts.append(f"per-centroid pixel counts (K; mode {modes})")
+    if spec.asks:
+        parts.append(spec.asks)
+    return "; ".join(parts)
+
+
+def server_sees_table() -> str:
+    """A Markdown table of what the server sees of each client under every federated
+    method, and whether secure aggregation and central differential privacy (which give
+    the server only a sum) can serve its server step (registry ``server_needs``); local
+    differential privacy applies to every method."""
+    lines = [
+        "| method | each client sends | its server step needs | secure aggregation, central DP |",
+        "| --- | --- | --- | --- |",
+    ]
+    for spec in specs("aggregator"):
+        if spec.server_needs == "weighted_sum":
+            needs, served = "only the sum over clients", "can serve it"
+        else:
+            needs, served = "each client's update", "cannot serve it"
+        lines.append(f"| `{spec.name}` | {_sent(spec)} | {needs} | {served} |")
     return "\n".join(lines) + "\n"

@@ -27,15 +27,22 @@ WEIGHTINGS = ("samples", "uniform")
 
 Family = Literal["averaging", "fedcc", "bound", "reference"]
 """``averaging``: the server averages the clients' models (FedAvg and the methods that only
-change the clients' loss); ``fedcc``: the server merges the pool of every client's centroids
-(FedCC-style: the FedCC variants are tested pairwise and the convergence study's default
-budget waits for the best of them); ``bound``: trained without server aggregation
-(``local``, ``centralized``); ``reference``: scored without training (``kmeans``, ...)."""
+change the clients' loss); ``fedcc``: the server merges every client's centroids by a rule of
+its own, from their pool or their code sums (FedCC-style: the FedCC variants are tested
+pairwise and the convergence study's default budget waits for the best of them);
+``bound``: trained without server aggregation (``local``, ``centralized``); ``reference``:
+scored without training (``kmeans``, ...)."""
 
 ServerNeeds = Literal["individual", "weighted_sum"]
 """What the server step needs of the clients' updates: each one (``individual``: secure
 aggregation and central differential privacy cannot serve it), or only their weighted sum
 (``weighted_sum``: both can)."""
+
+ClientSends = Literal["centroids", "code_sums"]
+"""What a client sends in its centroids' place: its trained centroids (``centroids``), or,
+per centroid index c, the sum of the unit-normalised codes of its own pixels that its
+trained centroid c wins (``code_sums``, (n_clusters, dim)), with their counts in
+``cluster_counts``: its trained centroids then stay on the client."""
 
 Kind = Literal["aggregator", "bound", "reference"]
 """``aggregator`` (family ``averaging`` or ``fedcc``), ``bound`` or ``reference``."""
@@ -104,6 +111,11 @@ class MethodSpec:
             ``"fedprox"``); None: plain local training.
         cluster_count_modes: the modes in which the server reads the clients' per-cluster
             pixel counts (clients send them only then); ``("*",)``: in every mode.
+        asks: what the server asks the clients during a round besides their update, in
+            words for the table of what the server sees ("" for nothing), e.g. FedCC-Auto's
+            per-candidate scores; privacy does not cover the answers.
+        client_sends: see :data:`ClientSends`; ``code_sums`` implies that the server reads
+            the counts in every mode.
         any_k: accepts ``model.n_clusters: auto`` (merges client centroid sets of
             different sizes).
         auto_candidate: may be one of FedCC-Auto's candidates (a server-side rule that
@@ -112,6 +124,11 @@ class MethodSpec:
         baseline: every other trained method is tested against it (``local``, ``fedavg``).
         pools_clients: a bound trained as one model on the union of every client's data,
             given the whole federation's steps per round (``centralized``).
+        one_shot: the clients train alone for the whole budget and the server merges once
+            (``fedcc_oneshot``): a run of ``federation.rounds`` R rounds of
+            ``train.local_steps`` S steps runs as one round of R × S steps per client, the
+            iterative methods' compute (:func:`fussbench.run.federate.at_equal_compute`);
+            its ``rounds.csv`` holds that one round, so its rounds are not budgets.
         aggregation_table: whether it has rows in the report's aggregation-type table.
         centroid_heatmap: whether the report's heatmap compares its global centroids.
     """
@@ -128,11 +145,14 @@ class MethodSpec:
     seeded: bool = False
     client_term: str | None = None
     cluster_count_modes: tuple[str, ...] = ()
+    asks: str = ""
+    client_sends: ClientSends = "centroids"
     any_k: bool = False
     auto_candidate: bool = False
     server_needs: ServerNeeds | None = None
     baseline: bool = False
     pools_clients: bool = False
+    one_shot: bool = False
     aggregation_table: bool = False
     centroid_heatmap: bool = False
 
@@ -157,9 +177,16 @@ class MethodSpec:
         return self.modes[0] if self.modes else None
 
     def reads_cluster_counts(self, mode: str | None) -> bool:
-        """Whether the server reads ``cluster_counts`` in ``mode`` (None: the default)."""
+        """Whether the server reads ``cluster_counts`` in ``mode`` (None: the default):
+        always when the clients send code sums (each sum comes with its count)."""
         chosen = self.default_mode if mode is None else mode
-        return "*" in self.cluster_count_modes or chosen in self.cluster_count_modes
+        declared = "*" in self.cluster_count_modes or chosen in self.cluster_count_modes
+        return declared or self.sends_code_sums
+
+    @property
+    def sends_code_sums(self) -> bool:
+        """Whether the clients send code sums in their centroids' place (:data:`ClientSends`)."""
+        return self.client_sends == "code_sums"
 
     def table_label(self, mode: str | None) -> str:
         """``label`` with the mode in brackets, e.g. ``"FedCC-Matched (pooled counts)"``."""

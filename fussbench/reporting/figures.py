@@ -197,14 +197,17 @@ def partition_figure(
     colours: np.ndarray,
     js_mean: float,
     title: str,
+    feature_skew: float | None = None,
 ) -> Figure:
     """Each client's class distribution as a stacked bar (pixel shares summing to 1), with
-    the client's image count and JS divergence and the partition's mean JS divergence.
+    the client's image count and JS divergence and the partition's mean JS divergence (and
+    its feature skew, when the partition recorded one).
 
     Args:
         counts: one row per client, columns client, n_images, one pixel count per class
             name, js_divergence (a partition's ``summary.csv``).
         colours: (n_classes, 3) uint8 colours of the classes.
+        feature_skew: mean cosine distance of the client mean features to the pooled mean.
     """
     shares = counts[list(class_names)].to_numpy(dtype=float)
     shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1.0)
@@ -231,6 +234,9 @@ def partition_figure(
     )
     axes.set_ylim(0, 1.08)
     axes.set_ylabel("share of the client's labelled pixels")
-    axes.set_title(f"{title}\nmean JS divergence to the pooled distribution: {js_mean:.3g}")
+    skews = f"mean JS divergence to the pooled distribution: {js_mean:.3g}"
+    if feature_skew is not None:
+        skews += f"; feature skew {feature_skew:.3g}"
+    axes.set_title(f"{title}\n{skews}")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", title="class")
     return figure

@@ -73,7 +73,12 @@ def _partition_figure(
     colours = palette(partition.dataset, len(partition.class_names))
     title = f"{setup}: class distribution per client"
     figure = figures.partition_figure(
-        partition.counts, partition.class_names, colours, partition.js_mean, title
+        partition.counts,
+        partition.class_names,
+        colours,
+        partition.js_mean,
+        title,
+        partition.feature_skew,
     )
     return [save_figure(figure, folder, "partition", setup)]
 

@@ -47,6 +47,9 @@ RESULT_COLUMNS = [
     "miou_majority",
     "accuracy_majority",
     "crf",
+    "flip",
+    "privacy",
+    "epsilon",
 ]
 """Columns of ``reports/results.csv``, one row per (setup, method, seed).
 ``steps_per_round`` is empty for runs whose ``metrics.json`` does not report it.
@@ -54,7 +57,9 @@ RESULT_COLUMNS = [
 clusters of the evaluated model (the mean over the clients' models without aggregation);
 the ``_hungarian`` and ``_majority`` scores rescore the same prediction under each matching
 (empty for runs that predate them); ``crf``: whether the final predictions were refined
-by the dense CRF (``evaluation.crf``)."""
+by the dense CRF (``evaluation.crf``); ``flip``: whether they were averaged with the
+mirrored images' (``evaluation.flip``; empty for runs that predate it); ``privacy`` and
+``epsilon``: the privacy mechanism and the ε it spent (empty for a run without one)."""
 
 
 def _row(metrics: dict) -> dict[str, object]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fussbench.methods import parse_method
 from fussbench.paths import run_dir
 
 
@@ -28,13 +29,20 @@ def read_curves(
     runs: Path, setup: str, methods: Sequence[str], seeds: Sequence[int]
 ) -> pd.DataFrame:
     """Global mIoU after each round of every finished run that has a ``rounds.csv``
-    (reference methods have none): columns method, seed, round, miou."""
+    (reference methods have none): columns method, seed, round, miou.
+
+    A one-shot method's single round (registry entry ``one_shot``) is placed at its budget's
+    last round R (``rounds`` in its ``metrics.json``): its clients have trained R rounds'
+    worth of local steps before its only merge."""
     frames = []
     for method in methods:
+        one_shot = parse_method(method).spec.one_shot
         for seed in seeds:
             folder = run_dir(runs, setup, method, seed)
             if (folder / "metrics.json").is_file() and (folder / "rounds.csv").is_file():
                 rounds = pd.read_csv(folder / "rounds.csv", usecols=["round", "miou"])
+                if one_shot:
+                    rounds["round"] = read_metrics(runs, setup, method, seed)["rounds"]
                 frames.append(rounds.assign(method=method, seed=seed))
     columns = ["method", "seed", "round", "miou"]
     return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
@@ -92,12 +100,16 @@ class PartitionSummary:
             js_divergence.
         js_mean: mean over clients of the JS divergence to the pooled distribution;
             ``None`` when no pixel is labelled (a folder without masks).
+        feature_skew: mean over clients of the cosine distance of the client's mean
+            pooled feature to the pooled mean, as the partition stage recorded it (methods
+            that read the features: ``embedding_dirichlet``); ``None`` otherwise.
     """
 
     dataset: str
     class_names: tuple[str, ...]
     counts: pd.DataFrame
     js_mean: float | None
+    feature_skew: float | None = None
 
 
 def read_partition(partitions: Path, setup: str) -> PartitionSummary | None:
@@ -115,4 +127,5 @@ def read_partition(partitions: Path, setup: str) -> PartitionSummary | None:
         class_names=class_names,
         counts=counts,
         js_mean=info["label_skew"]["js_mean"],
+        feature_skew=(info.get("feature_skew") or {}).get("cosine_mean"),
     )

@@ -300,7 +300,7 @@ def main_table(
         "(reference rows excluded).",
         *missing_note(summary),
         *flag_notes(collapsed, unlabelled_setups(results, setups)),
-        *crf_note(results),
+        *final_prediction_notes(results),
     ]
     grid = Grid(
         ["method", *setups, *setups],
@@ -521,16 +521,24 @@ def communication_table(
     return _table(grid, pd.DataFrame(numbers))
 
 
-def crf_note(results: pd.DataFrame) -> list[str]:
-    """The note naming the methods whose final predictions a dense CRF refined
-    (``evaluation.crf``); none when no run used it."""
-    if "crf" not in results.columns:
-        return []
-    used = results[results["crf"].fillna(False).astype(bool)]
-    if used.empty:
-        return []
-    methods = ", ".join(dict.fromkeys(used["method"]))
-    return [f"Dense CRF on the final predictions (evaluation.crf): {methods}."]
+FINAL_PREDICTION_OPTIONS = {
+    "crf": "Dense CRF on the final predictions (evaluation.crf)",
+    "flip": "Flip averaging of the final predictions (evaluation.flip)",
+}
+"""Columns of ``results.csv`` that flag a change to the final predictions, and their note."""
+
+
+def final_prediction_notes(results: pd.DataFrame) -> list[str]:
+    """One note per change to the final predictions (:data:`FINAL_PREDICTION_OPTIONS`)
+    naming the methods whose runs used it; none for a change no run used."""
+    notes = []
+    for column, note in FINAL_PREDICTION_OPTIONS.items():
+        if column not in results.columns:
+            continue
+        used = results[results[column].fillna(False).astype(bool)]
+        if not used.empty:
+            notes.append(f"{note}: {', '.join(dict.fromkeys(used['method']))}.")
+    return notes
 
 
 # --- number of clusters ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from fussbench.evaluation.predict import Evaluation, evaluate_model
 from fussbench.evaluation.subsets import evenly_spaced
 from fussbench.evaluation.unlabelled import has_labels
 from fussbench.features.cache import FeatureSplit, cache_fingerprint, open_split
+from fussbench.features.flipped import open_flipped
 from fussbench.features.noise import with_noise_images
 from fussbench.features.rows import FileRows, RowView
 from fussbench.features.skew import feature_skew
@@ -49,6 +50,7 @@ from fussbench.run.outputs import (
     cluster_count_metrics,
     detection_metrics,
     images_csv,
+    privacy_metrics,
     rounds_csv,
     save_models,
 )
@@ -72,16 +74,34 @@ def _client_rows(params: Params, partition: list[np.ndarray]) -> list[np.ndarray
     return [np.concatenate(partition)] if pooled else partition
 
 
-def _at_equal_compute(params: Params, n_clients: int) -> Params:
-    """A method that ``pools_clients`` (``centralized``) trains as many steps per round as
-    the whole federation of ``n_clients``: its one model takes ``n_clients ×
-    train.local_steps`` steps per round, so that the upper bound gets the same number of
-    gradient steps as the federated methods it bounds. Every other method keeps
-    ``train.local_steps`` per client."""
-    if not get_spec(params.aggregator).pools_clients:
-        return params
-    train = dataclasses.replace(params.train, local_steps=params.train.local_steps * n_clients)
-    return dataclasses.replace(params, train=train)
+def at_equal_compute(params: Params, n_clients: int) -> Params:
+    """``params`` with the rounds and local steps a run trains, so that every method spends
+    the compute of the iterative federated ones: R = ``federation.rounds`` rounds of
+    S = ``train.local_steps`` steps per client. Both engines take the rounds and the local
+    steps from the result; the registry entry's ``pools_clients`` and ``one_shot`` decide,
+    and this is the one place a run's budget reads them:
+
+    - a method that ``pools_clients`` (``centralized``) trains one model on the union of
+      the ``n_clients`` clients' data for n_clients × S steps per round, the whole
+      federation's, so that the upper bound gets as many gradient steps as the methods it
+      bounds;
+    - a ``one_shot`` method (``fedcc_oneshot``) runs 1 round of R × S steps per client:
+      every client trains alone for the whole budget and the server merges once. Its
+      ``rounds.csv`` holds that one round (round 1), and ``metrics.json`` keeps R and S
+      as ``rounds`` and ``local_steps`` (the budget) with ``steps_per_round`` R × S;
+    - every other method keeps R rounds of S steps per client.
+    """
+    spec = get_spec(params.aggregator)
+    rounds, steps = params.federation.rounds, params.train.local_steps
+    if spec.pools_clients:
+        steps *= n_clients
+    if spec.one_shot:
+        rounds, steps = 1, rounds * steps
+    return dataclasses.replace(
+        params,
+        federation=dataclasses.replace(params.federation, rounds=rounds),
+        train=dataclasses.replace(params.train, local_steps=steps),
+    )
 
 
 def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
@@ -113,6 +133,26 @@ def _open_cache(spec: DatasetSpec, params: Params, split: str) -> FeatureSplit:
     return dataclasses.replace(
         split_cache, features=FileRows(split_cache.features), labels=FileRows(split_cache.labels)
     )
+
+
+def _open_flipped(params: Params, evaluation: FeatureSplit) -> FileRows | None:
+    """The flipped features of the evaluation split under ``evaluation.flip: true`` for a
+    trained method (read with file reads, as :func:`_open_cache` reads the features);
+    None otherwise. Opened before any training, so a missing file stops the run at once.
+
+    Raises:
+        FussbenchError: under ``features.store: online`` (no cache to hold them), or when
+            they are missing or stale (:func:`~fussbench.features.flipped.open_flipped`).
+    """
+    if not params.evaluation.flip or get_spec(params.aggregator).kind == "reference":
+        return None
+    if params.features.store == "online":
+        raise FussbenchError(
+            "evaluation.flip: true reads the flipped features from the feature cache, and "
+            "features.store: online keeps none; set features.store: cache or "
+            "evaluation.flip: false"
+        )
+    return FileRows(open_flipped(evaluation))
 
 
 def _model_entries(
@@ -217,12 +257,13 @@ def _describe_run(
         "seed": params.seed,
         "rounds": params.federation.rounds,
         "local_steps": params.train.local_steps,
-        "steps_per_round": _at_equal_compute(params, skew["n_clients"]).train.local_steps,
+        "steps_per_round": at_equal_compute(params, skew["n_clients"]).train.local_steps,
         "n_clients": n_clients,
         "n_clusters": params.model.n_clusters or spec.n_classes,
         "eval_split": eval_name,
         "matching": params.evaluation.matching,
         "crf": params.evaluation.crf and get_spec(params.aggregator).kind != "reference",
+        "flip": params.evaluation.flip and get_spec(params.aggregator).kind != "reference",
     }
 
 
@@ -235,6 +276,8 @@ class RunInputs:
         train: the training split's features (noise features in the rows of a client
             under ``noise_images``).
         evaluation: the split the global model is scored on, named ``eval_name``.
+        flipped: the features of ``evaluation``'s mirrored images, under
+            ``evaluation.flip: true`` for a trained method; else None.
         labelled: whether ``evaluation`` has labels.
         partition: each partition client's rows of ``train``.
         client_rows: each trained client's rows (one holding all for ``centralized``).
@@ -244,6 +287,7 @@ class RunInputs:
     spec: DatasetSpec
     train: FeatureSplit
     evaluation: FeatureSplit
+    flipped: FileRows | None
     eval_name: str
     labelled: bool
     partition: list[np.ndarray]
@@ -258,6 +302,7 @@ def _inputs(params: Params, method: Method, k_range: tuple[int, int] | None) -> 
     train = _open_cache(spec, params, spec.train_split)
     eval_name = params.evaluation.split or spec.eval_split
     evaluation = _open_cache(spec, params, eval_name)
+    flipped = _open_flipped(params, evaluation)
     partition = _partition_rows(params, train)
     client_rows = _client_rows(params, partition)
     if k_range is not None:
@@ -266,7 +311,9 @@ def _inputs(params: Params, method: Method, k_range: tuple[int, int] | None) -> 
     skew = feature_skew(train.pooled, partition)
     common = _describe_run(params, spec, method, len(client_rows), eval_name, skew)
     labelled = has_labels(evaluation.labels)
-    return RunInputs(spec, train, evaluation, eval_name, labelled, partition, client_rows, common)
+    return RunInputs(
+        spec, train, evaluation, flipped, eval_name, labelled, partition, client_rows, common
+    )
 
 
 def run_federation(
@@ -314,7 +361,7 @@ def run_federation(
         inputs.train.features.shape[1], params.model.dim, initial_clusters, params.seed
     )
     fingerprint = run_fingerprint(params)
-    params = _at_equal_compute(params, len(inputs.partition))
+    params = at_equal_compute(params, len(inputs.partition))
     resume = load_checkpoint(out_dir / CHECKPOINT, fingerprint)
     if resume is not None:
         print(f"resuming {out_dir} after round {resume.round}", flush=True)
@@ -323,13 +370,14 @@ def run_federation(
         aggregator=aggregator,
         objective=objective,
         initial=initial,
-        rounds=federation.rounds,
+        rounds=params.federation.rounds,
         seed=params.seed,
         evaluate=partial(_evaluate, inputs, params.evaluation.matching),
         min_clients=federation.min_clients,
         on_round=partial(_after_round, out_dir, fingerprint, inputs.labelled),
         resume=resume,
         fault=fault,
+        privacy=params.privacy,
     )
     result = _run_engine(params, inputs, run, k_range, fingerprint, out_dir, superlink)
     final = _final_evaluations(params, inputs, result)
@@ -337,6 +385,7 @@ def run_federation(
     inherited = sum(record.seconds for record in resume.records) if resume is not None else 0.0
     metrics = {
         **_metrics(inputs, result.state, final, initial, fault),
+        **privacy_metrics(params.privacy, federation.rounds),
         "seconds": round(inherited + time.perf_counter() - started, 2),
     }
     return _write_run(params, inputs, result.state, final, metrics, out_dir)
@@ -405,11 +454,19 @@ def _run_engine(
 
 
 def _final_evaluations(params: Params, inputs: RunInputs, result: RunResult) -> list[Evaluation]:
-    """The last round's evaluations; with ``evaluation.crf`` on a labelled split, the
-    final models' predictions refined by the dense CRF instead (the rounds are not)."""
+    """The last round's evaluations; with ``evaluation.flip``, the final models'
+    flip-averaged predictions instead, and with ``evaluation.crf`` on a labelled split,
+    their predictions (flip-averaged or not) refined by the dense CRF (the rounds are
+    neither)."""
+    split, matching = inputs.evaluation, params.evaluation.matching
+    n_classes = inputs.spec.n_classes
     if not (params.evaluation.crf and inputs.labelled):
-        return result.evaluations
-    split = inputs.evaluation
+        if inputs.flipped is None:
+            return result.evaluations
+        return [
+            evaluate_model(model, split.features, split.labels, n_classes, matching, inputs.flipped)
+            for model in result.state.models
+        ]
     images = partial(
         evaluation_images,
         inputs.spec,
@@ -420,12 +477,7 @@ def _final_evaluations(params: Params, inputs: RunInputs, result: RunResult) -> 
     )
     return [
         evaluate_with_crf(
-            model,
-            split.features,
-            split.labels,
-            images(),
-            inputs.spec.n_classes,
-            params.evaluation.matching,
+            model, split.features, split.labels, images(), n_classes, matching, inputs.flipped
         )
         for model in result.state.models
     ]

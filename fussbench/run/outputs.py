@@ -13,6 +13,8 @@ from fussbench.evaluation.predict import Evaluation
 from fussbench.federation.record import RoundRecord
 from fussbench.federation.robust import STANDS_OUT
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays
+from fussbench.params import PrivacyParams
+from fussbench.privacy.accounting import epsilon
 
 
 def _fmt(value: float | int | None, digits: int = 4) -> str:
@@ -22,7 +24,8 @@ def _fmt(value: float | int | None, digits: int = 4) -> str:
 def rounds_csv(records: list[RoundRecord]) -> str:
     """One row per round: global scores, then every client's scores, loss, time, bytes;
     for FedCC-Auto, then the winning candidate and each candidate's weighted score; the
-    cluster counts; and, where the server scored them, the clients' suspicion ratios."""
+    cluster counts; where the server scored them, the clients' suspicion ratios; and under
+    a privacy mechanism, how many clients were sampled and the ε spent so far."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     n_clients = len(records[0].client_loss)
@@ -39,6 +42,7 @@ def rounds_csv(records: list[RoundRecord]) -> str:
     selected = records[0].selection
     candidates = list(selected["candidates"]) if selected else []
     suspicion = any(value is not None for r in records for value in r.client_suspicion)
+    private = any(record.epsilon is not None for record in records)
     writer.writerow(
         ["round", "miou", "accuracy", "min_centroid_distance", "failed_clients", "seconds"]
         + [f"client{c}_{what}" for c in range(n_clients) for what in per_client]
@@ -46,6 +50,7 @@ def rounds_csv(records: list[RoundRecord]) -> str:
         + ["n_clusters_global"]
         + [f"client{c}_n_clusters" for c in range(n_clients)]
         + ([f"client{c}_suspicion" for c in range(n_clients)] if suspicion else [])
+        + (["sampled_clients", "epsilon"] if private else [])
     )
     for record in records:
         row = [
@@ -74,6 +79,8 @@ def rounds_csv(records: list[RoundRecord]) -> str:
         if suspicion:
             values = record.client_suspicion or [None] * n_clients  # resumed older records
             row += [_fmt(value, 4) for value in values]
+        if private:
+            row += [len(record.sampled or []), _fmt(record.epsilon)]
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -150,4 +157,21 @@ def detection_metrics(records: list[RoundRecord]) -> dict[str, object]:
         "suspect_client": suspect,
         "suspect_ratio": round(ratio, 4),
         "stood_out": ratio > STANDS_OUT,
+    }
+
+
+def privacy_metrics(privacy: PrivacyParams, rounds: int) -> dict[str, object]:
+    """The ``metrics.json`` fields of a run under a privacy mechanism: ``privacy`` (the
+    mechanism), ``epsilon`` (spent after ``rounds`` rounds, from the accountant) at
+    ``delta``, and the settings behind them; nothing without a mechanism."""
+    if not privacy.on:
+        return {}
+    return {
+        "privacy": privacy.mechanism,
+        "epsilon": round(epsilon(privacy, rounds), 4),
+        "delta": privacy.delta,
+        "noise_multiplier": privacy.noise_multiplier,
+        "clip_head": privacy.clip_head,
+        "clip_centroids": privacy.clip_centroids,
+        "sample_rate": privacy.sample_rate,
     }

@@ -16,6 +16,7 @@ import pandas as pd
 
 from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
+from fussbench.methods import parse_method
 from fussbench.params import Params
 
 REFERENCE = "kmeans"
@@ -33,8 +34,21 @@ def run_dir(params: Params, setup: str, method: str, seed: int, steps: int | Non
 
 def study_runs(params: Params) -> list[StudyRun]:
     """(setup, method, seed, local steps) of every run of the study, the kmeans reference
-    (steps None) of each setup and seed first."""
+    (steps None) of each setup and seed first.
+
+    Raises:
+        FussbenchError: a setup that is not a key of ``setups``, or a one-shot method (its
+            registry entry's ``one_shot``): its run is one round after the whole budget, so
+            its rounds are not budgets.
+    """
     study = params.convergence
+    for method in study.methods:
+        if parse_method(method).spec.one_shot:
+            raise FussbenchError(
+                f"convergence.methods names '{method}', a one-shot method: it merges once "
+                "after rounds × local steps, so its rounds are not budgets; leave it out of "
+                "the convergence study and compare it at one budget (compare, study)"
+            )
     for setup in study.setups:
         if setup not in params.setups:
             raise FussbenchError(

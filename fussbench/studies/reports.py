@@ -9,12 +9,16 @@ import pandas as pd
 
 from fussbench.errors import FussbenchError
 from fussbench.params import Params
+from fussbench.reporting.baselines import baselines_report
 from fussbench.reporting.robustness import robustness_report
 
 StudyReport = Callable[[Params, pd.DataFrame], Path]
 """Writes a study's report from its params and records; returns the report's folder."""
 
-REPORTS: dict[str, StudyReport] = {"robustness": robustness_report}
+REPORTS: dict[str, StudyReport] = {
+    "robustness": robustness_report,
+    "baselines": baselines_report,
+}
 """Study name (``study.name``) -> its report."""
 
 

@@ -8,7 +8,9 @@ with the update; a ``query.aggregator`` message rebuilds the aggregator's query 
 FedCC-Auto's candidates) and replies with its answer from the client's own images only.
 The client's last model (FedMOON's "previous" model) stays in the node's Flower context
 between rounds. An exception becomes an error reply naming it, so the server leaves the
-client out of the round as the in-process engine does.
+client out of the round as the in-process engine does. Under ``privacy.mechanism: local``
+the update is clipped and noised here, on the node, with the in-process engine's function
+and seed.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from fussbench.federation.client import FederatedClient
 from fussbench.federation.faults import misbehave
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.outcome import ClientOutcome, ClientReport, is_usable
+from fussbench.model.head import ModelArrays
 from fussbench.model.training import ClientData
 from fussbench.params import Params
+from fussbench.privacy.mechanism import release
 
 from .codec import (
     arrays_to_record,
@@ -116,14 +120,16 @@ def _train(message: Message, context: Context) -> RecordDict:
     elif isinstance(kept, ArrayRecord):
         client.restore(record_to_arrays(kept))
     update, stats = client.fit(instruction.model, instruction.seed)
-    context.state[KEPT] = arrays_to_record(update.arrays)
-    local = _score_locally(update, stats.loss, site, params)
+    trained = client.trained()  # stays here: the update may carry code sums instead
+    context.state[KEPT] = arrays_to_record(trained)
+    local = _score_locally(update, trained, stats.loss, site, params)
     fault = fault_from_json(config_value(context.run_config, FAULT))
     sent = ClientOutcome(update, ClientReport(stats.loss, stats.seconds, *local))
     if is_usable(update, stats.loss):  # as in-process: a fault changes a finished update
         sent = misbehave(
             sent, instruction.model, fault, site.client, instruction.round, instruction.seed
         )
+        sent = release(sent, instruction.model, params.privacy, instruction.seed)  # local DP
     return encode_reply(sent.update, sent.report)
 
 
@@ -140,15 +146,16 @@ def _answer(message: Message, context: Context) -> RecordDict:
 
 
 def _score_locally(
-    update: ClientUpdate, loss: float, site: Site, params: Params
+    update: ClientUpdate, trained: ModelArrays, loss: float, site: Site, params: Params
 ) -> tuple[float, float]:
-    """(mIoU, accuracy) of the trained model on at most ``evaluation.local_max_images`` of
-    the client's own images; NaN for a non-finite model, which the server leaves out."""
+    """(mIoU, accuracy) of the ``trained`` model on at most ``evaluation.local_max_images``
+    of the client's own images; NaN for a non-finite ``update``, which the server leaves
+    out."""
     if not is_usable(update, loss):
         return math.nan, math.nan
     rows = site.local_rows(params.evaluation.local_max_images)
     evaluation = evaluate_model(
-        update.arrays,
+        trained,
         site.cache.features[rows],
         site.cache.labels[rows],
         params.dataset_spec().n_classes,

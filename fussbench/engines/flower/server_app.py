@@ -71,6 +71,7 @@ def serve(grid: Grid, folder: JobFolder) -> None:
         min_clients=job.min_clients,
         on_round=lambda done: save_checkpoint(folder.state_path(done.round), done, job.fingerprint),
         resume=job.resume,
+        privacy=params.privacy,
     )
     nodes = discover_nodes(grid, job.n_clients, job.node_timeout)
     strategy = FussbenchStrategy(run, nodes, job.round_timeout)

@@ -11,6 +11,11 @@ ClientApp raised, or Flower reports its node unavailable: a stopped SuperNode at
 crashed one after Flower's heartbeat patience) or when no reply came within
 ``round_timeout`` seconds. Fewer than ``min_clients`` finishing clients stop the run.
 
+Under ``privacy:`` only the sampled clients get a ``train`` message, a ``local`` client
+noises its own update, and a ``central`` round's server step is
+:func:`~fussbench.privacy.mechanism.round_aggregator`'s: the same functions and seeds as
+in-process, so the numbers match.
+
 An aggregator that asks the clients something during the round (FedCC-Auto's scores)
 does so inside :meth:`aggregate_train`: each query goes to the clients that finished as
 one ``query.aggregator`` message; a client whose answer is missing, an error or malformed
@@ -33,6 +38,8 @@ from fussbench.federation.outcome import ClientOutcome, check_min_clients, is_us
 from fussbench.federation.query import Query
 from fussbench.federation.record import round_record
 from fussbench.federation.run import FederationRun, RunState, client_seed
+from fussbench.privacy.mechanism import round_aggregator, stamp
+from fussbench.privacy.sampling import participants
 
 from .codec import (
     QUERY_MESSAGE,
@@ -109,14 +116,20 @@ class FussbenchStrategy(Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """One ``train`` message per client: the global model and the client's seed."""
+        """One ``train`` message per client (per sampled client under ``privacy:``): the
+        global model and the client's seed."""
         round_index = self.state.round + 1
         self._started = time.perf_counter()
         model = record_to_arrays(arrays)
         self._grid = grid
         self._served = None
         self._sent = {}
+        sampled = participants(
+            self.run.seed, round_index, len(self.nodes), self.run.privacy.sample_rate
+        )
         for node, client in sorted(self.nodes.items(), key=lambda item: item[1]):
+            if not sampled[client]:
+                continue
             previous = self.state.client_states[client] if self._send_previous else None
             seed = client_seed(self.run.seed, round_index, client)
             self._sent[client] = Message(
@@ -138,13 +151,22 @@ class FussbenchStrategy(Strategy):
                 rounds before has already gone to ``on_round``.
         """
         by_message = {reply.metadata.reply_to_message_id: reply for reply in replies}
-        self._outcomes = [
-            client_outcome(by_message.get(sent.metadata.message_id), self.round_timeout)
-            for _, sent in sorted(self._sent.items())
+        replied = {
+            client: by_message.get(sent.metadata.message_id) for client, sent in self._sent.items()
+        }
+        self._outcomes = [  # a client not sampled this round (privacy.sample_rate) got nothing
+            client_outcome(replied[client], self.round_timeout)
+            if client in replied
+            else ClientOutcome(sampled=False)
+            for client in range(len(self.nodes))
         ]
-        check_min_clients(self.state.round + 1, self._outcomes, self.run.min_clients)
+        round_index = self.state.round + 1
+        check_min_clients(round_index, self._outcomes, self.run.min_clients)
+        aggregator = round_aggregator(
+            self.aggregator, self.run.privacy, self.run.seed, round_index, len(self.nodes)
+        )
         self._served = serve_round(
-            self.aggregator, self._outcomes, self.state.models[0], self.run.min_clients, self._ask
+            aggregator, self._outcomes, self.state.models[0], self.run.min_clients, self._ask
         )
         return arrays_to_record(self._served.step.model), None
 
@@ -186,6 +208,7 @@ class FussbenchStrategy(Strategy):
             seconds,
             self._served,
         )
+        record = stamp(record, self._outcomes, self.run.privacy)
         kept = [
             outcome.update.arrays if outcome.update is not None else previous
             for outcome, previous in zip(self._outcomes, self.state.client_states, strict=True)

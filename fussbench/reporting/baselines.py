@@ -1,0 +1,119 @@
+"""The report of a plain comparison study (``fussbench study``, e.g. the baselines preset):
+each setup's methods with mean ± std mIoU over seeds, each method's paired difference from
+``study.reference`` with its bootstrap 95% CI and an exploratory two-sided Wilcoxon p, the
+setup's label and feature skew, and the pre-registered hypotheses' verdicts
+(:mod:`fussbench.reporting.study_hypotheses`).
+
+Reads only the study's records (``runs.csv``, :mod:`fussbench.studies.study`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fussbench.atomic import write_text
+from fussbench.params import Params, StatsParams
+from fussbench.reporting.results import markdown_table, seeds_phrase
+from fussbench.reporting.study_hypotheses import (
+    hypothesis_rows,
+    mean_ci,
+    parse_hypotheses,
+    shown_hypotheses,
+)
+from fussbench.stats.formatting import MISSING, format_difference, format_p
+from fussbench.stats.tests import TWO_SIDED, paired_tests
+
+
+def _versus(rows: pd.DataFrame, method: str, reference: str | None, stats: StatsParams) -> dict:
+    """``method`` minus ``reference`` by seed within one setup's rows: the formatted mean
+    with its CI and the two-sided Wilcoxon p (dashes without a reference or pairs)."""
+    if reference is None or method == reference:
+        return {"difference": MISSING, "p": MISSING}
+    mine = rows[rows["method"] == method].set_index("seed")["miou"].astype(float)
+    theirs = rows[rows["method"] == reference].set_index("seed")["miou"].astype(float)
+    seeds = mine.index.intersection(theirs.index)
+    if not len(seeds):
+        return {"difference": MISSING, "p": MISSING}
+    x, y = mine[seeds].to_numpy(), theirs[seeds].to_numpy()
+    low, high = mean_ci(x - y, stats)
+    p = paired_tests(x, y, TWO_SIDED)[0].p_value if len(seeds) > 1 else None
+    return {"difference": format_difference(float(np.mean(x - y)), low, high), "p": format_p(p)}
+
+
+def method_table(
+    records: pd.DataFrame, methods: list[str], reference: str | None, stats: StatsParams
+) -> pd.DataFrame:
+    """One row per (setup, method) in the records, methods in ``methods`` order: seeds,
+    mean ± std mIoU and the paired difference from ``reference``."""
+    rows = []
+    for setup in pd.unique(records["setup"]):
+        chosen = records[records["setup"] == setup]
+        for method in [name for name in methods if name in set(chosen["method"])]:
+            miou = chosen.loc[chosen["method"] == method, "miou"].astype(float)
+            spread = f" ± {miou.std(ddof=1):.2f}" if len(miou) > 1 else ""
+            rows.append(
+                {
+                    "setup": setup,
+                    "method": method,
+                    "seeds": len(miou),
+                    "miou": f"{miou.mean():.2f}{spread}",
+                    **_versus(chosen, method, reference, stats),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _skew(rows: pd.DataFrame) -> str:
+    """A setup's label and feature skew as its records carry them (label skew: — without
+    labels)."""
+    first = rows.iloc[0]
+    label = first.get("label_skew_js")
+    label_text = f"{float(label):.3f}" if label is not None and pd.notna(label) else MISSING
+    return f"label skew (JS) {label_text}, feature skew {float(first['feature_skew_cosine']):.3f}"
+
+
+def baselines_report(params: Params, records: pd.DataFrame) -> Path:
+    """Write ``<study.name>.md`` and ``.csv`` (the method table) and ``hypotheses.csv``
+    into the study's folder (``reports_dir``); returns it."""
+    folder = Path(params.reports_dir)
+    study = params.study
+    hypotheses = parse_hypotheses(study.hypotheses)
+    table = (
+        method_table(records, list(study.methods), study.reference, params.stats)
+        if len(records)
+        else pd.DataFrame()
+    )
+    tested = hypothesis_rows(hypotheses, records, params.stats)
+    total = len(study.variants) * len(study.setups) * len(study.methods) * len(study.seeds)
+    total -= len(study.skip) * len(study.setups) * len(study.seeds)
+    versus = f" − {study.reference}" if study.reference else ""
+    lines = [
+        f"# {study.name}: {', '.join(study.methods)}",
+        "",
+        f"Setups {', '.join(study.setups)}; {seeds_phrase(study.seeds)}; {len(records)} of "
+        f"{total} runs recorded. difference: the method{versus} mIoU of the same seed (mean, "
+        "bootstrap 95% CI); p: paired two-sided Wilcoxon, exploratory and unadjusted (only "
+        "the pre-registered hypotheses below decide).",
+        "",
+    ]
+    for setup in [name for name in study.setups if not table.empty and name in set(table["setup"])]:
+        lines += [
+            f"## {setup}: {_skew(records[records['setup'] == setup])}",
+            "",
+            markdown_table(table[table["setup"] == setup].drop(columns="setup")),
+        ]
+    if not tested.empty:
+        lines += [
+            "## Pre-registered hypotheses (Holm over the family)",
+            "",
+            markdown_table(shown_hypotheses(tested)),
+        ]
+    write_text(folder / f"{study.name}.md", "\n".join(lines))
+    if not table.empty:
+        write_text(folder / f"{study.name}.csv", table.to_csv(index=False))
+    if not tested.empty:
+        write_text(folder / "hypotheses.csv", tested.to_csv(index=False))
+    return folder

@@ -1,0 +1,185 @@
+"""A study's pre-registered hypotheses (``study.hypotheses``) and their verdicts from the
+study's records (``runs.csv``, :mod:`fussbench.studies.study`).
+
+Every claim compares two methods paired by (setup, seed), from rows of one variant (and
+one setup) when the hypothesis names them:
+    - ``{id, claim: beats, a, b[, variant][, setup]}``: ``a`` has a higher mIoU than ``b``:
+      the paired one-sided Wilcoxon test of a - b > 0;
+    - ``{id, claim: non_inferior, a, b, margin[, variant][, setup]}``: ``a`` is not worse
+      than ``b`` by ``margin`` mIoU or more: the paired one-sided Wilcoxon test of
+      (a + margin) - b > 0;
+    - ``{id, claim: keeps_more, variant, a, b[, setup]}``: under ``variant``, ``a`` loses
+      less of its mIoU in the study's reference variant (the honest federation) than ``b``:
+      with drop_m = reference_m - variant_m per (setup, seed), the paired one-sided Wilcoxon
+      test of drop_b - drop_a > 0.
+Holm over the whole family; a claim is supported when its adjusted p is below
+``stats.alpha``, not supported when the opposite claim's is, inconclusive otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fussbench.errors import FussbenchError
+from fussbench.params import StatsParams
+from fussbench.stats.formatting import format_difference, format_p
+from fussbench.stats.primary import holm_whole_family, verdict
+from fussbench.stats.tests import GREATER, LESS, bootstrap_mean_ci, paired_tests
+
+CLAIMS = ("beats", "non_inferior", "keeps_more")
+"""Valid ``claim`` values of a study hypothesis."""
+
+
+@dataclass(frozen=True)
+class StudyHypothesis:
+    """One pre-registered claim (see the module docstring); ``variant`` and ``setup`` None:
+    rows of every variant / setup."""
+
+    id: str
+    claim: str
+    a: str
+    b: str
+    variant: str | None = None
+    setup: str | None = None
+    margin: float = 0.0
+
+    @classmethod
+    def parse(cls, entry: Mapping[str, object]) -> StudyHypothesis:
+        """From one mapping of ``study.hypotheses``.
+
+        Raises:
+            FussbenchError: a missing key, an unknown claim, keeps_more without a variant,
+                or a margin on a claim other than non_inferior.
+        """
+        missing = [key for key in ("id", "claim", "a", "b") if key not in entry]
+        if entry.get("claim") == "keeps_more" and "variant" not in entry:
+            missing.append("variant")
+        if missing:
+            raise FussbenchError(f"study.hypotheses: {dict(entry)} lacks {', '.join(missing)}")
+        if entry["claim"] not in CLAIMS:
+            raise FussbenchError(
+                f"study.hypotheses {entry['id']}: claim must be one of {', '.join(CLAIMS)}, "
+                f"got {entry['claim']!r}"
+            )
+        if "margin" in entry and entry["claim"] != "non_inferior":
+            raise FussbenchError(
+                f"study.hypotheses {entry['id']}: only a non_inferior claim takes a margin"
+            )
+        optional = {key: str(entry[key]) for key in ("variant", "setup") if key in entry}
+        margin = float(entry.get("margin", 0.0))  # type: ignore[arg-type]
+        names = (str(entry[key]) for key in ("id", "claim", "a", "b"))
+        return cls(*names, margin=margin, **optional)
+
+    def text(self) -> str:
+        """The claim in words, e.g. ``"under random_centroids, a loses less ..."``."""
+        before = f"under {self.variant}, " if self.variant is not None else ""
+        after = f" on {self.setup}" if self.setup is not None else ""
+        if self.claim == "keeps_more":
+            return f"{before}{self.a} loses less of its honest mIoU than {self.b}{after}"
+        if self.claim == "non_inferior":
+            return f"{before}{self.a} is within {self.margin:g} mIoU of {self.b} or better{after}"
+        return f"{before}{self.a} beats {self.b}{after}"
+
+    def by_seed(self, records: pd.DataFrame, method: str, variant: str | None) -> pd.Series:
+        """mIoU of ``method`` indexed by (setup, seed), from rows of ``variant`` (None:
+        every variant) and of :attr:`setup` when set."""
+        chosen = records["method"] == method
+        if variant is not None:
+            chosen &= records["variant"] == variant
+        if self.setup is not None:
+            chosen &= records["setup"] == self.setup
+        return records[chosen].set_index(["setup", "seed"])["miou"].astype(float)
+
+    def pair(self, records: pd.DataFrame, reference: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y), shape (n,) each, over the (setup, seed) pairs both have: the claim is
+        x > y. ``reference``: the variant keeps_more measures drops against."""
+        if self.claim == "keeps_more":
+            if reference is None:
+                raise FussbenchError(
+                    f"study.hypotheses {self.id}: keeps_more needs a reference variant "
+                    "(the honest federation), which this study's report does not name"
+                )
+            first = self._drops(records, self.b, reference)
+            second = self._drops(records, self.a, reference)
+        else:
+            first = self.by_seed(records, self.a, self.variant) + self.margin
+            second = self.by_seed(records, self.b, self.variant)
+        keys = first.index.intersection(second.index)
+        return first[keys].to_numpy(), second[keys].to_numpy()
+
+    def _drops(self, records: pd.DataFrame, method: str, reference: str) -> pd.Series:
+        """Reference minus :attr:`variant` mIoU of ``method`` by (setup, seed)."""
+        honest = self.by_seed(records, method, reference)
+        faulty = self.by_seed(records, method, self.variant)
+        keys = honest.index.intersection(faulty.index)
+        return honest[keys] - faulty[keys]
+
+
+def parse_hypotheses(entries: Sequence[Mapping[str, object]]) -> list[StudyHypothesis]:
+    """Every entry of ``study.hypotheses``, parsed (see :meth:`StudyHypothesis.parse`)."""
+    return [StudyHypothesis.parse(entry) for entry in entries]
+
+
+def mean_ci(differences: np.ndarray, stats: StatsParams) -> tuple[float, float]:
+    """The bootstrap 95% CI of the mean of (n,) ``differences`` (NaN for fewer than 2)."""
+    if len(differences) < 2:
+        return np.nan, np.nan
+    return bootstrap_mean_ci(differences, stats.n_resamples, stats.seed)
+
+
+def hypothesis_rows(
+    hypotheses: Sequence[StudyHypothesis],
+    records: pd.DataFrame,
+    stats: StatsParams,
+    reference: str | None = None,
+) -> pd.DataFrame:
+    """One row per hypothesis: id, claim, pairs, the mean difference with its CI (a - b;
+    for keeps_more drop_b - drop_a), raw and Holm p of the claim and of its opposite, and
+    the verdict. ``reference``: the variant a keeps_more claim measures drops against."""
+    rows = []
+    for hypothesis in hypotheses:
+        x, y = hypothesis.pair(records, reference)
+        claim = paired_tests(x, y, GREATER)[0].p_value if len(x) else None
+        opposite = paired_tests(x, y, LESS)[0].p_value if len(x) else None
+        difference = x - y - hypothesis.margin  # the margin is the test's, not the data's
+        low, high = mean_ci(difference, stats)
+        rows.append(
+            {
+                "id": hypothesis.id,
+                "claim": hypothesis.text(),
+                "pairs": len(x),
+                "difference": float(np.mean(difference)) if len(x) else np.nan,
+                "ci_low": low,
+                "ci_high": high,
+                "p": claim,
+                "p_opposite": opposite,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_holm"] = holm_whole_family(list(table["p"]))
+    table["p_holm_opposite"] = holm_whole_family(list(table["p_opposite"]))
+    table["verdict"] = [
+        verdict(p, q, stats.alpha)
+        for p, q in zip(table["p_holm"], table["p_holm_opposite"], strict=True)
+    ]
+    return table
+
+
+def shown_hypotheses(tested: pd.DataFrame) -> pd.DataFrame:
+    """:func:`hypothesis_rows` as the reports print them: id, claim, pairs, the difference
+    with its CI, the Holm p and the verdict."""
+    return tested.assign(
+        difference=[
+            format_difference(m, lo, hi)
+            for m, lo, hi in zip(
+                tested["difference"], tested["ci_low"], tested["ci_high"], strict=True
+            )
+        ],
+        p_holm=[format_p(p) for p in tested["p_holm"]],
+    )[["id", "claim", "pairs", "difference", "p_holm", "verdict"]]

@@ -1,0 +1,98 @@
+"""The plain comparison study's report and the study hypotheses, on hand-made records
+whose answers are known."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fussbench.errors import FussbenchError
+from fussbench.params import StatsParams, parse_params
+from fussbench.reporting.baselines import baselines_report, method_table
+from fussbench.reporting.study_hypotheses import hypothesis_rows, parse_hypotheses
+
+SEEDS = range(6)
+
+
+def records() -> pd.DataFrame:
+    """On setup ``a`` (labels) ``iterative`` is 2 above ``once``; on ``b`` (no labels)
+    they tie up to noise; ``local`` is 5 below everywhere."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for setup, gap, label_skew in (("a", 2.0, 0.25), ("b", 0.0, None)):
+        for seed in SEEDS:
+            base = 25.0 + rng.normal(0, 1.0)  # shared by a seed's methods: pairing removes it
+            for method, shift in (("iterative", gap), ("once", 0.0), ("local", -5.0)):
+                rows.append(
+                    dict(
+                        variant="plain",
+                        setup=setup,
+                        method=method,
+                        seed=seed,
+                        miou=base + shift + rng.normal(0, 0.05),
+                        label_skew_js=label_skew,
+                        feature_skew_cosine=0.1,
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def test_beats_pairs_by_seed_within_the_named_setup():
+    hypotheses = parse_hypotheses(
+        [
+            {"id": "B1", "claim": "beats", "setup": "a", "a": "iterative", "b": "once"},
+            {"id": "B2", "claim": "beats", "setup": "a", "a": "once", "b": "iterative"},
+            {"id": "B3", "claim": "beats", "setup": "b", "a": "iterative", "b": "once"},
+        ]
+    )
+    table = hypothesis_rows(hypotheses, records(), StatsParams()).set_index("id")
+    assert table.loc["B1", "verdict"] == "supported"
+    assert table.loc["B1", "difference"] == pytest.approx(2.0, abs=0.1)
+    assert table.loc["B2", "verdict"] == "not supported"
+    assert table.loc["B3", "verdict"] == "inconclusive"
+    assert (table["pairs"] == 6).all()
+
+
+def test_a_claim_without_its_keys_or_with_a_stray_margin_is_refused():
+    with pytest.raises(FussbenchError, match="lacks variant"):
+        parse_hypotheses([{"id": "R", "claim": "keeps_more", "a": "x", "b": "y"}])
+    with pytest.raises(FussbenchError, match="only a non_inferior claim takes a margin"):
+        parse_hypotheses([{"id": "B", "claim": "beats", "a": "x", "b": "y", "margin": 1}])
+    keeps = parse_hypotheses(
+        [{"id": "R", "claim": "keeps_more", "variant": "v", "a": "x", "b": "y"}]
+    )
+    with pytest.raises(FussbenchError, match="reference variant"):
+        hypothesis_rows(keeps, records(), StatsParams())
+
+
+def test_the_table_pairs_every_method_with_the_reference():
+    table = method_table(records(), ["iterative", "once", "local"], "iterative", StatsParams())
+    row = table.set_index(["setup", "method"]).loc[("a", "local")]
+    assert row["seeds"] == 6
+    assert float(row["difference"].split()[0]) == pytest.approx(-7.0, abs=0.1)
+    assert table.set_index(["setup", "method"]).loc[("a", "iterative"), "difference"] == "—"
+
+
+def test_the_report_shows_each_setups_skew_and_the_verdicts(tmp_path):
+    params = parse_params(
+        {
+            "reports_dir": str(tmp_path),
+            "study": {
+                "name": "baselines",
+                "setups": ["a", "b"],
+                "methods": ["iterative", "once", "local"],
+                "seeds": list(SEEDS),
+                "reference": "iterative",
+                "hypotheses": [
+                    {"id": "B1", "claim": "beats", "setup": "a", "a": "iterative", "b": "once"}
+                ],
+            },
+        }
+    )
+    folder = baselines_report(params, records())
+    text = (folder / "baselines.md").read_text()
+    assert "36 of 36 runs recorded" in text
+    assert "## a: label skew (JS) 0.250, feature skew 0.100" in text
+    assert "## b: label skew (JS) —, feature skew 0.100" in text
+    assert "| B1 | iterative beats once on a | 6 |" in text
+    assert pd.read_csv(folder / "hypotheses.csv")["verdict"].tolist() == ["supported"]
+    assert len(pd.read_csv(folder / "baselines.csv")) == 6
