@@ -276,6 +276,14 @@ def test_run_fingerprint_ignores_what_does_not_change_a_run():
     for override in ("compare=[fedavg]", "seeds=[7]", "reports_dir=elsewhere", "stats.seed=3"):
         assert run_fingerprint(load_params("params.yaml", [override])) == base, override
     assert run_fingerprint(load_params("params.yaml", ["train.lr_head=0.001"])) != base
+    # a partition knob only another partition method reads is inert
+    assert run_fingerprint(load_params("params.yaml", ["partition.embedding_clusters=4"])) == base
+    embedding = ["partition.method=embedding_dirichlet", "partition.n_clients=3"]
+    clustered = run_fingerprint(load_params("params.yaml", embedding))
+    more = run_fingerprint(
+        load_params("params.yaml", [*embedding, "partition.embedding_clusters=4"])
+    )
+    assert clustered != more
 
 
 def test_changed_params_never_resume_a_stale_checkpoint(workspace):

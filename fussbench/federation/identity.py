@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from fussbench.data.partition import FEATURE_METHODS
 from fussbench.methods import get_spec
 from fussbench.params import Params, params_mapping
 
@@ -39,8 +40,9 @@ def run_fingerprint(params: Params) -> str:
     knobs enter only the runs of the method whose registry entry declares them,
     ``model.k_range`` only with ``model.n_clusters: auto``, ``evaluation.crf`` and
     ``evaluation.flip`` only when on, ``features.store`` only when not the default
-    ``cache``, ``faults`` only when a scenario is on, and ``privacy`` only when a
-    mechanism is on.
+    ``cache``, ``partition.embedding_clusters`` only for a partition that clusters
+    features, ``faults`` only when a scenario is on, and ``privacy`` only when a mechanism
+    is on.
     """
     relevant = params_mapping(params)
     for key in NOT_IN_A_RUN:
@@ -54,6 +56,8 @@ def run_fingerprint(params: Params) -> str:
         relevant["evaluation"].pop("flip")
     if params.features.store == "cache":
         relevant["features"].pop("store")
+    if params.partition.method not in FEATURE_METHODS:  # read by embedding_dirichlet only
+        relevant["partition"].pop("embedding_clusters")
     if params.faults.scenario == "none":  # an honest run: the fingerprint of earlier runs
         relevant.pop("faults")
     if not params.privacy.on:  # no privacy mechanism: the fingerprint of earlier runs
