@@ -313,6 +313,11 @@ class PrivacyParams:
         delta: the δ at which ε is reported.
         sample_rate: q, each client's chance of taking part in a round (Poisson
             sampling, drawn from the run seed and the round); 1: every client.
+        secure_aggregation: on the ``flower`` engine, the server learns only the
+            weighted sum of the clients' updates, through Flower's SecAgg+ protocol
+            (:mod:`fussbench.engines.flower.secure`); only methods whose server needs
+            nothing but a weighted sum take it. In-process it changes nothing (no message
+            crosses a network there), which the run says when it starts.
     """
 
     mechanism: str = field(default="none", metadata=rule(OneOf(PRIVACY_MECHANISMS)))
@@ -325,6 +330,7 @@ class PrivacyParams:
     )
     delta: float = field(default=1.0e-5, metadata=rule(Interval(float, 0.0, 1.0, "neither")))
     sample_rate: float = field(default=1.0, metadata=rule(Interval(float, 0.0, 1.0, "right")))
+    secure_aggregation: bool = field(default=False, metadata=rule(OneOf((False, True))))
 
     @property
     def on(self) -> bool:

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 import fussbench.engines.flower  # noqa: F401  (sets Flower's environment before flwr loads)
 from fussbench.cli import app
 from fussbench.data.camvid import CamVid
+from fussbench.data.partition import read_partition
 from fussbench.errors import FussbenchError
 from fussbench.features.cache import open_split
 from fussbench.federation.build import build_method
@@ -30,13 +31,17 @@ from fussbench.federation.faults import Fault
 from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.scoring import SCORES, ScoreCandidates
+from fussbench.methods import get_spec
 from fussbench.model.head import initial_arrays
 from fussbench.params import FederationParams, PrivacyParams, load_params
+from fussbench.paths import partition_dir
 from fussbench.privacy.mechanism import local_release
 
 pytest.importorskip("flwr")
 
 from flwr.app import ConfigRecord  # noqa: E402
+from flwr.common import parameters_to_ndarrays  # noqa: E402
+from flwr.compat.common import recorddict_compat as compat  # noqa: E402
 
 from fussbench.engines.flower import codec, engine  # noqa: E402  (needs flwr)
 from fussbench.engines.flower.export import export_sites  # noqa: E402
@@ -47,6 +52,7 @@ from fussbench.engines.flower.runconfig import (  # noqa: E402
     params_to_json,
     run_config,
 )
+from fussbench.engines.flower.secure_sum import CLIPPING_RANGE, sum_plan  # noqa: E402
 from fussbench.engines.flower.site import open_site, write_site  # noqa: E402
 from fussbench.engines.flower.strategy import client_outcome  # noqa: E402
 
@@ -300,6 +306,52 @@ def assert_engines_agree(workspace: Path, name: str, *overrides: str) -> dict:
     return metrics
 
 
+def test_flower_secure_aggregation_matches_the_plain_run_within_its_quantisation(workspace):
+    """FedAvg, one round, on Flower with and without SecAgg+: every array of the final
+    model within SecAgg+'s quantisation error |A| (2c + D) / (Q rho) (secure_sum's
+    docstring; D at most c / min r_k, beyond which SecAgg+ would clip) plus float32
+    rounding, and no failure; the round record counts the protocol's bytes. Prints the
+    cost: wall time per round and bytes per client, with and without."""
+    one = ["aggregator=fedavg", "federation.rounds=1"]
+    runs = {}
+    for name, extra in (("plain", []), ("secure", ["privacy.secure_aggregation=true"])):
+        result = federate(f"runs/secagg_{name}", *one, *extra)
+        assert result.exit_code == 0, result.output
+        runs[name] = workspace / f"runs/secagg_{name}"
+    setup = load_params("params.yaml").setup
+    sizes = [len(names) for names in read_partition(workspace / partition_dir(setup))]
+    plan = sum_plan(get_spec("fedavg"), None, "samples", ["centroids"], sizes, 1)
+    ratios = [size / plan.total_weight for size in sizes]
+    worst = CLIPPING_RANGE / min(ratios)
+    bound = len(sizes) * (2 * CLIPPING_RANGE + worst) / plan.quantization_range
+    largest = 0.0
+    with np.load(runs["plain"] / "model.npz") as a, np.load(runs["secure"] / "model.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=2**-23, atol=bound, err_msg=key)
+            largest = max(largest, float(np.abs(b[key] - a[key]).max()))
+    metrics = {name: read_metrics(folder) for name, folder in runs.items()}
+    assert metrics["secure"]["failed_client_rounds"] == 0
+    rows = {name: read_rows(folder / "rounds.csv")[0] for name, folder in runs.items()}
+    assert rows["plain"].keys() == rows["secure"].keys()
+    miou = {name: metrics[name]["miou"] for name in runs}
+    print(
+        f"\nSecAgg+ against plain, FedAvg, 1 round, {len(sizes)} clients: largest array "
+        f"difference {largest:.3g} (bound {bound:.3g}), final mIoU {miou['secure']} against "
+        f"{miou['plain']}"
+    )
+    for name, row in rows.items():
+        clients = range(len(sizes))
+        up = [int(row[f"client{k}_bytes_up"]) for k in clients]
+        down = [int(row[f"client{k}_bytes_down"]) for k in clients]
+        print(f"{name}: round {float(row['seconds']):.1f} s, bytes up {up}, down {down}")
+    secure_up = [int(rows["secure"][f"client{k}_bytes_up"]) for k in range(len(sizes))]
+    plain_up = [int(rows["plain"][f"client{k}_bytes_up"]) for k in range(len(sizes))]
+    assert all(s > 2 * p for s, p in zip(secure_up, plain_up, strict=True))  # int64 masks
+    assert abs(miou["secure"] - miou["plain"]) < 0.5
+    assert_cleaned_up(workspace)
+
+
 def test_flower_run_with_auto_k_matches_the_in_process_run(workspace):
     """model.n_clusters: auto on Flower: the initial model without centroids reaches the
     SuperNodes, each client estimates its own K, the server chooses the global K; the
@@ -520,6 +572,41 @@ def test_a_fedcc_sums_reply_carries_the_head_sums_and_counts_never_the_centroids
     np.testing.assert_array_equal(decoded.cluster_counts, update.cluster_counts)
     wire = np.concatenate([np.ravel(array) for array in decoded.arrays.values()])
     assert not np.isin(client.trained()["centroids"], wire).any()
+
+
+def test_a_secure_rounds_instruction_and_reply_carry_the_model_summands_and_report_only():
+    """Privacy under secure aggregation, the records fussbench hands Flower's SecAgg+: the
+    instruction (a legacy FitIns) carries the global model, round, seed and public plan;
+    the client's reply to the mod (a legacy FitRes) its summands, weight and report, and
+    nothing else. The mod masks the summands and empties the arrays before the reply
+    leaves the node: tests/test_engine_flower_secure.py checks every message on the
+    wire."""
+    model = initial_arrays(8, 6, 3, seed=0)
+    plan = sum_plan(get_spec("fedavg"), None, "samples", model, [5, 7], 12)
+    fitins = codec.encode_secure_train(codec.TrainInstruction(model, 2, 7), plan)
+    content = compat.fitins_to_recorddict(fitins, keep_input=True)  # as the workflow sends it
+    assert set(content) == {"fitins.parameters", "fitins.config"}
+    instruction, received_plan = codec.decode_secure_train(content)
+    assert (instruction.round, instruction.seed, instruction.previous) == (2, 7, None)
+    assert received_plan == plan and instruction.model.keys() == model.keys()
+    for key, value in model.items():
+        np.testing.assert_array_equal(instruction.model[key], value)
+    with pytest.raises(FussbenchError, match="no previous model"):
+        codec.encode_secure_train(codec.TrainInstruction(model, 2, 7, previous=model), plan)
+    summands = [np.full((2, 3), 0.25), np.arange(4.0)]
+    report = codec.ClientReport(0.5, 1.5, 40.0, 60.0)
+    reply = codec.encode_secure_reply(5, summands, report)
+    assert set(reply) == {
+        "fitres.parameters",
+        "fitres.num_examples",
+        "fitres.metrics",
+        "fitres.status",
+    }
+    fitres = compat.recorddict_to_fitres(reply, keep_input=True)
+    assert fitres.num_examples == 5 and codec.decode_secure_report(fitres) == report
+    assert set(fitres.metrics) == {"loss", "train_seconds", "local_miou", "local_accuracy"}
+    for sent, value in zip(parameters_to_ndarrays(fitres.parameters), summands, strict=True):
+        np.testing.assert_array_equal(sent, value)
 
 
 def test_a_locally_private_reply_carries_the_same_records_noised():

@@ -303,6 +303,56 @@ def test_the_fingerprint_leaves_privacy_out_until_a_mechanism_is_on(monkeypatch)
     assert hashed[2]["privacy"]["mechanism"] == "local"
 
 
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (
+            ["aggregator=fedcc_kmeans"],
+            "fedcc_kmeans's server needs each client's update (registry: server_needs individual)",
+        ),
+        (["aggregator=local"], "local has no server aggregation"),
+        (
+            ["aggregator=fedavg", "privacy.mechanism=central", "federation.weighting=uniform"],
+            "clips each update on the server",
+        ),
+        (["aggregator=fedavg", "privacy.mechanism=local"], "leave SecAgg+'s clipping range"),
+    ],
+)
+def test_secure_aggregation_is_refused_where_the_server_needs_more_than_the_sum(
+    overrides, fragment
+):
+    with pytest.raises(FussbenchError, match="privacy.secure_aggregation cannot run") as caught:
+        checked("privacy.secure_aggregation=true", *overrides)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+    if "individual" in fragment:
+        assert "fedavg, fedprox, fedmoon, fedcc_sums" in str(caught.value)
+
+
+def test_secure_aggregation_serves_every_method_whose_server_needs_a_weighted_sum():
+    for method in ("fedavg", "fedprox", "fedmoon", "fedcc_sums", "fedavg.uniform"):
+        name, *rest = method.split(".")
+        weighting = [f"federation.weighting={rest[0]}"] if rest else []
+        checked("privacy.secure_aggregation=true", f"aggregator={name}", *weighting)
+    with pytest.raises(FussbenchError, match="privacy.secure_aggregation must be of type bool"):
+        load_params(REPO / "params.yaml", ["privacy.secure_aggregation=1"])
+
+
+def test_the_fingerprint_takes_secure_aggregation_only_where_it_acts():
+    """Off, or in-process (where it changes nothing), a run keeps its fingerprint and its
+    checkpoints; on engine flower it is another run."""
+    fingerprint = identity.run_fingerprint
+    for engine in ("inprocess", "flower"):
+        plain = load_params(REPO / "params.yaml", [f"engine={engine}"])
+        secure = load_params(
+            REPO / "params.yaml", [f"engine={engine}", "privacy.secure_aggregation=true"]
+        )
+        assert (fingerprint(secure) == fingerprint(plain)) is (engine == "inprocess")
+    local = ["privacy.mechanism=local", "engine=flower"]
+    assert fingerprint(load_params(REPO / "params.yaml", local)) == fingerprint(
+        load_params(REPO / "params.yaml", [*local, "privacy.secure_aggregation=false"])
+    )
+
+
 # --- end to end ---------------------------------------------------------------------------
 
 QUICK = [*QUICK_IID3, "aggregator=fedavg", "federation.weighting=uniform"]
@@ -346,3 +396,27 @@ def test_a_central_run_reports_epsilon_in_its_metrics_records_and_results(worksp
     row = _row(private)
     assert row["privacy"] == "central" and row["epsilon"] == private["epsilon"]
     assert _row(plain)["epsilon"] is None
+
+
+def test_secure_aggregation_changes_nothing_in_process_and_says_so(workspace):
+    """In-process no update crosses a network: the flag is inert (the same model, numbers
+    and fingerprint) and the run says so in one line when it starts."""
+    result = invoke("federate", out="runs/inert_plain")
+    assert result.exit_code == 0, result.output
+    result = invoke("federate", "privacy.secure_aggregation=true", out="runs/inert_secure")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "secure_aggregation" in line]
+    assert lines == [
+        "privacy.secure_aggregation: in-process no update crosses a network, so it changes "
+        "nothing here (engine flower runs SecAgg+)"
+    ]
+    with np.load("runs/inert_plain/model.npz") as a, np.load("runs/inert_secure/model.npz") as b:
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    metrics = [
+        json.loads(Path(f"runs/{n}/metrics.json").read_text())
+        for n in ("inert_plain", "inert_secure")
+    ]
+    for item in metrics:
+        item.pop("seconds")
+    assert metrics[0] == metrics[1]

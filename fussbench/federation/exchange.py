@@ -99,11 +99,18 @@ class ServerStep:
 @dataclass(frozen=True)
 class ServedRound:
     """The server's half of a round: the aggregator's step and the bytes its exchange
-    moved, per client number (0 for a client it did not ask)."""
+    moved, per client number (0 for a client it did not ask).
+
+    ``secure``: the round ran under secure aggregation: the server saw only the sum of
+    the updates (no client's update, so no suspicion ratio), and ``bytes_up`` /
+    ``bytes_down`` are every byte of the protocol's messages, the model and the masked
+    update included.
+    """
 
     step: ServerStep
     bytes_up: list[int]
     bytes_down: list[int]
+    secure: bool = False
 
 
 def serve_round(

@@ -60,8 +60,10 @@ def run_fingerprint(params: Params) -> str:
         relevant["partition"].pop("embedding_clusters")
     if params.faults.scenario == "none":  # an honest run: the fingerprint of earlier runs
         relevant.pop("faults")
-    if not params.privacy.on:  # no privacy mechanism: the fingerprint of earlier runs
-        relevant.pop("privacy")
+    if not (params.privacy.secure_aggregation and params.engine == "flower"):
+        relevant["privacy"].pop("secure_aggregation")  # inert: the fingerprint of earlier runs
+    if not params.privacy.on and "secure_aggregation" not in relevant["privacy"]:
+        relevant.pop("privacy")  # no privacy mechanism: the fingerprint of earlier runs
     own = {knob.name for knob in get_spec(params.aggregator).knobs}
     for key in params.federation.knobs:
         if key not in own:

@@ -30,7 +30,9 @@ class RoundRecord:
         client_local_miou, client_local_accuracy: each client's trained model on the
             client's own training images (labels used for evaluation only).
         client_loss, train_seconds: each client's mean training loss and training time.
-        bytes_up, bytes_down: payload each client sent to / received from the server.
+        bytes_up, bytes_down: payload each client sent to / received from the server; under
+            secure aggregation, the bytes of every message of the protocol
+            (:attr:`~fussbench.federation.exchange.ServedRound.secure`).
         min_centroid_distance: smallest cosine distance between two global centroids
             (mean over clients without aggregation); near 0 means prototype collapse.
         failures: ``{"client": c, "reason": "..."}`` for each client left out.
@@ -42,8 +44,9 @@ class RoundRecord:
         n_clusters: the global model's number of centroids; None without aggregation.
         client_suspicion: how far each client's update stood out of the others' (the
             server's view, :func:`~fussbench.federation.robust.suspicion_ratios`); None
-            for a client that failed, and for every client without aggregation or with
-            fewer than 3 finishing clients.
+            for a client that failed, and for every client without aggregation, with
+            fewer than 3 finishing clients or under secure aggregation (the server sees
+            no client's update).
         sampled: the clients sampled this round under a privacy mechanism (stamped by
             :func:`fussbench.privacy.mechanism.stamp`); None without privacy.
         epsilon: the privacy spent after this round at ``privacy.delta``; None without
@@ -92,14 +95,32 @@ def round_record(
 
     A finished client k sent ``update.nbytes()`` plus its answers' bytes and received the
     global model plus the queries' bytes; a left-out client sent and received nothing
-    counted. miou = mean over ``evaluations``; min_centroid_distance = mean over
-    ``models`` of the smallest off-diagonal 1 - cos between their centroids.
+    counted. Under secure aggregation (``served.secure``) every client's bytes are those
+    of the protocol's messages it sent and received, a client that dropped midway
+    included, and a finished client's number of centroids is the global model's (the
+    shape of the vectors SecAgg+ sums). miou = mean over ``evaluations``;
+    min_centroid_distance = mean over ``models`` of the smallest off-diagonal 1 - cos
+    between their centroids.
     """
     federated = served is not None
+    secure = served is not None and served.secure
     done = [outcome if outcome.finished else None for outcome in outcomes]
-    extra_up = served.bytes_up if federated else [0] * len(outcomes)
-    extra_down = served.bytes_down if federated else [0] * len(outcomes)
-    down = model_nbytes(models[0])
+    if served is not None and served.secure:
+        bytes_up, bytes_down = served.bytes_up, served.bytes_down
+        sent_clusters = [len(models[0][CENTROIDS_KEY]) if item else None for item in done]
+    else:
+        extra_up = served.bytes_up if federated else [0] * len(outcomes)
+        extra_down = served.bytes_down if federated else [0] * len(outcomes)
+        down = model_nbytes(models[0])
+        bytes_up = [
+            item.update.nbytes() + extra if item and federated else 0
+            for item, extra in zip(done, extra_up, strict=True)
+        ]
+        bytes_down = [
+            down + extra if item and federated else 0
+            for item, extra in zip(done, extra_down, strict=True)
+        ]
+        sent_clusters = [len(item.update.centroids) if item else None for item in done]
     distances = [centroid_diagnostics(model[CENTROIDS_KEY])["min_offdiagonal"] for model in models]
     return RoundRecord(
         round=round_index,
@@ -111,21 +132,15 @@ def round_record(
         client_local_accuracy=[item.report.local_accuracy if item else None for item in done],
         client_loss=[item.report.loss if item else None for item in done],
         train_seconds=[item.report.train_seconds if item else None for item in done],
-        bytes_up=[
-            item.update.nbytes() + extra if item and federated else 0
-            for item, extra in zip(done, extra_up, strict=True)
-        ],
-        bytes_down=[
-            down + extra if item and federated else 0
-            for item, extra in zip(done, extra_down, strict=True)
-        ],
+        bytes_up=bytes_up,
+        bytes_down=bytes_down,
         min_centroid_distance=float(np.mean(distances)),
         failures=[*training_failures(outcomes), *(served.step.failures if federated else [])],
         seconds=seconds,
         selection=served.step.selection if federated else None,
-        client_n_clusters=[len(item.update.centroids) if item else None for item in done],
+        client_n_clusters=sent_clusters,
         n_clusters=len(models[0][CENTROIDS_KEY]) if federated else None,
-        client_suspicion=_suspicion(done) if federated else [None] * len(outcomes),
+        client_suspicion=_suspicion(done) if federated and not secure else [None] * len(done),
     )
 
 

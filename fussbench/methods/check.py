@@ -4,7 +4,7 @@
 registry owns are checked here: ``aggregator``, every ``compare`` and
 ``convergence.methods`` entry, ``federation.weighting`` and ``federation.mode``, every
 method knob under ``federation:`` (its name and its rule), the fault scenario, and
-whether the run's method can take its privacy mechanism. Each
+whether the run's method can take its privacy mechanism and secure aggregation. Each
 error is one line naming the param, the bad value and the valid ones. ``fussbench check``
 (the pipeline's first stage) and every command that trains, collects or reports call
 :func:`check_methods`.
@@ -17,7 +17,7 @@ from typing import Any
 
 from fussbench.errors import FussbenchError
 from fussbench.federation.faults import SCENARIOS
-from fussbench.methods import WEIGHTINGS, get_spec, knobs, names, parse_method
+from fussbench.methods import WEIGHTINGS, get_spec, knobs, names, parse_method, specs
 from fussbench.methods.registry import STRUCTURAL_KEYS
 from fussbench.params import Params, load_params
 from fussbench.rules import OneOf, enforce
@@ -78,6 +78,46 @@ def check_methods(params: Params, source: str = "params") -> None:
             f"smallest) for faults.scenario {params.faults.scenario}"
         )
     _check_privacy(params, source)
+    _check_secure_aggregation(params, source)
+
+
+def _check_secure_aggregation(params: Params, source: str) -> None:
+    """``privacy.secure_aggregation: true`` needs a method whose server needs only the
+    weighted sum of the updates (its registry entry's ``server_needs``) and no privacy
+    mechanism: ``central`` clips each update on the server, which then sees none, and
+    ``local`` noise would leave SecAgg+'s clipping range
+    (:mod:`fussbench.engines.flower.secure_sum`)."""
+    privacy = params.privacy
+    if not privacy.secure_aggregation:
+        return
+    aggregator = params.aggregator
+    spec = get_spec(aggregator)
+    problem = None
+    if spec.server_needs != "weighted_sum":
+        served = [item.name for item in specs("aggregator") if item.server_needs == "weighted_sum"]
+        what = (
+            f"{aggregator}'s server needs each client's update (registry: server_needs "
+            f"{spec.server_needs})"
+            if spec.federated
+            else f"{aggregator} has no server aggregation"
+        )
+        problem = (
+            f"{what} and secure aggregation serves a server that needs only the weighted sum "
+            f"of the updates; choose one of {', '.join(served)}, or privacy.secure_aggregation "
+            "false"
+        )
+    elif privacy.mechanism == "central":
+        problem = (
+            "privacy.mechanism central clips each update on the server, which then sees "
+            "none; set privacy.mechanism none"
+        )
+    elif privacy.mechanism == "local":
+        problem = (
+            "privacy.mechanism local noise would leave SecAgg+'s clipping range; set "
+            "privacy.mechanism none"
+        )
+    if problem is not None:
+        raise FussbenchError(f"{source}: privacy.secure_aggregation cannot run: {problem}")
 
 
 def _check_privacy(params: Params, source: str) -> None:

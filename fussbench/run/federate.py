@@ -428,6 +428,12 @@ def _run_engine(
             logs_dir=out_dir / "flower_logs",
             connection=superlink,
         )
+    if params.privacy.secure_aggregation:
+        print(
+            "privacy.secure_aggregation: in-process no update crosses a network, so it changes "
+            "nothing here (engine flower runs SecAgg+)",
+            flush=True,
+        )
     config = params.train_config()
     train = inputs.train
     clients = [

@@ -8,6 +8,8 @@ and the run submitted with ``flwr run``. Modules, one job each:
 - :mod:`.site_cache`: a site caching its own client's raw images itself;
 - :mod:`.runconfig`: the params and the server's job, as handed to the Flower apps;
 - :mod:`.strategy`: the Flower strategy that calls fussbench's aggregators;
+- :mod:`.secure` / :mod:`.secure_sum`: secure aggregation (Flower's SecAgg+) and what it
+  sums;
 - :mod:`.server_app` / :mod:`.client_app`: the ServerApp and the ClientApp;
 - :mod:`.launcher`: starting and always stopping the Flower processes on 127.0.0.1;
 - :mod:`.engine`: the entry point ``stages/federate.py`` calls.

@@ -10,7 +10,9 @@ The client's last model (FedMOON's "previous" model) stays in the node's Flower 
 between rounds. An exception becomes an error reply naming it, so the server leaves the
 client out of the round as the in-process engine does. Under ``privacy.mechanism: local``
 the update is clipped and noised here, on the node, with the in-process engine's function
-and seed.
+and seed. Under ``privacy.secure_aggregation`` every train message is a stage of Flower's
+SecAgg+, answered through Flower's ``secaggplus_mod`` (:mod:`.secure`): the update is
+masked here and never leaves the node as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import math
 import sys
 import traceback
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -39,6 +42,7 @@ from fussbench.params import Params
 from fussbench.privacy.mechanism import release
 
 from .codec import (
+    TrainInstruction,
     arrays_to_record,
     decode_query,
     decode_train,
@@ -57,6 +61,7 @@ from .runconfig import (
     objective_from_json,
     params_from_json,
 )
+from .secure import secure_train
 from .site import Site, open_site
 
 PARTITION_ID = "partition-id"
@@ -81,18 +86,33 @@ def answer(message: Message, context: Context) -> Message:
 
 @app.train()
 def train(message: Message, context: Context) -> Message:
-    """One round of local training from the global model in ``message``."""
+    """One round of local training from the global model in ``message``; under
+    ``privacy.secure_aggregation``, one stage of SecAgg+ (:func:`~.secure.secure_train`),
+    whose third stage trains."""
+    if _params(context).privacy.secure_aggregation:
+        fit = partial(_fit, context=context)
+        return _guarded(message, lambda: secure_train(message, context, fit))
     return _reply(message, lambda: _train(message, context))
 
 
 def _reply(message: Message, work: Callable[[], RecordDict]) -> Message:
     """The reply with ``work()``'s content, or an error reply naming the exception."""
+    return _guarded(message, lambda: Message(work(), reply_to=message))
+
+
+def _guarded(message: Message, work: Callable[[], Message]) -> Message:
+    """``work()``'s reply, or an error reply to ``message`` naming the exception."""
     try:
-        return Message(work(), reply_to=message)
+        return work()
     except Exception as error:  # the server records the reason and goes on without us
         traceback.print_exc(file=sys.stderr)
         reason = f"{type(error).__name__}: {error}"
         return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=message)
+
+
+def _params(context: Context) -> Params:
+    """The run's params (the run config's JSON)."""
+    return params_from_json(config_value(context.run_config, PARAMS))
 
 
 def _open_site(context: Context) -> Site:
@@ -104,12 +124,20 @@ def _open_site(context: Context) -> Site:
 
 
 def _train(message: Message, context: Context) -> RecordDict:
-    params = params_from_json(config_value(context.run_config, PARAMS))
+    """The reply to a ``train`` message: what :func:`_fit` leaves to send."""
+    sent = _fit(decode_train(message.content), context)
+    return encode_reply(sent.update, sent.report)
+
+
+def _fit(instruction: TrainInstruction, context: Context) -> ClientOutcome:
+    """The client's round from ``instruction``: trained, scored on its own images, then
+    changed by its fault and noised under ``privacy.mechanism: local``, as in-process (an
+    unusable update is left as it is, with its failure)."""
+    params = _params(context)
     objective = objective_from_json(config_value(context.run_config, OBJECTIVE))
     torch.set_num_threads(params.runtime.threads)
     threadpool_limits(params.runtime.threads)
     site = _open_site(context)
-    instruction = decode_train(message.content)
     config = params.train_config()
     data = ClientData.from_cache(site.cache.features, site.cache.pooled, config.knn_k)
     k_range = tuple(params.model.k_range) if params.model.auto else None
@@ -124,18 +152,24 @@ def _train(message: Message, context: Context) -> RecordDict:
     context.state[KEPT] = arrays_to_record(trained)
     local = _score_locally(update, trained, stats.loss, site, params)
     fault = fault_from_json(config_value(context.run_config, FAULT))
-    sent = ClientOutcome(update, ClientReport(stats.loss, stats.seconds, *local))
-    if is_usable(update, stats.loss):  # as in-process: a fault changes a finished update
-        sent = misbehave(
-            sent, instruction.model, fault, site.client, instruction.round, instruction.seed
-        )
-        sent = release(sent, instruction.model, params.privacy, instruction.seed)  # local DP
-    return encode_reply(sent.update, sent.report)
+    report = ClientReport(stats.loss, stats.seconds, *local)
+    if not is_usable(update, stats.loss):  # the server leaves it out
+        return ClientOutcome(update, report, failure="non-finite loss or weights")
+    # as in-process: a fault changes a finished update, then local DP noises it
+    sent = misbehave(
+        ClientOutcome(update, report),
+        instruction.model,
+        fault,
+        site.client,
+        instruction.round,
+        instruction.seed,
+    )
+    return release(sent, instruction.model, params.privacy, instruction.seed)
 
 
 def _answer(message: Message, context: Context) -> RecordDict:
     """The client's answer to the query (:meth:`FederatedClient.answer`), the only reply."""
-    params = params_from_json(config_value(context.run_config, PARAMS))
+    params = _params(context)
     torch.set_num_threads(params.runtime.threads)
     threadpool_limits(params.runtime.threads)
     site = _open_site(context)

@@ -13,6 +13,17 @@ leave a client.
 
 Client to server (``query`` reply): the client number of the node (its partition id).
 
+Under ``privacy.secure_aggregation`` a round is Flower's SecAgg+ protocol
+(:mod:`.secure`), whose four stages all travel as ``train`` messages in Flower's legacy
+records. Server to client: the protocol's settings, the neighbours' public keys, the
+others' encrypted key shares together with the train instruction (a legacy ``FitIns``:
+the global model's arrays in key order, the round, the seed and the public
+:class:`~.secure_sum.SumPlan`), and which neighbours dropped. Client to server: two
+public keys, its key shares encrypted for each neighbour, then its masked, quantised
+summands (int64, modulo 2^32) with the report's four numbers and its weight (the image
+count, as without secure aggregation; a legacy ``FitRes`` whose arrays Flower's mod
+has emptied), then the shares that unmask the sum. Its plain update never leaves it.
+
 An aggregator's query, after training (``query.aggregator``, e.g. FedCC-Auto's candidates):
 server to client, the query's type, arrays and config
 (:class:`~fussbench.federation.query.Query`); client to server, the answer's arrays and
@@ -21,16 +32,32 @@ nothing else (for FedCC-Auto, exactly J float64 scores).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from flwr.common import (
+    Code,
+    FitIns,
+    FitRes,
+    Scalar,
+    Status,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+from flwr.compat.common import recorddict_compat as compat
+from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 
 from fussbench.errors import FussbenchError
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.outcome import ClientReport
 from fussbench.federation.query import Query, query_class
 from fussbench.model.head import ModelArrays
+
+from .secure_sum import SumPlan
 
 MODEL = "model"
 PREVIOUS = "previous"
@@ -121,14 +148,7 @@ def encode_reply(update: ClientUpdate, report: ClientReport) -> RecordDict:
             UPDATE_ARRAYS: arrays_to_record(update.arrays),
             **counts,
             UPDATE_SIZE: ConfigRecord({"n_samples": int(update.n_samples)}),
-            REPORT: MetricRecord(
-                {
-                    "loss": float(report.loss),
-                    "train_seconds": float(report.train_seconds),
-                    "local_miou": float(report.local_miou),
-                    "local_accuracy": float(report.local_accuracy),
-                }
-            ),
+            REPORT: MetricRecord(_report_values(report)),
         }
     )
 
@@ -154,12 +174,68 @@ def decode_reply(content: RecordDict) -> tuple[ClientUpdate, ClientReport]:
         n_samples=int(size["n_samples"]),
         cluster_counts=counts,
     )
-    return update, ClientReport(
-        loss=float(report["loss"]),
-        train_seconds=float(report["train_seconds"]),
-        local_miou=float(report["local_miou"]),
-        local_accuracy=float(report["local_accuracy"]),
+    return update, _report(report)
+
+
+def encode_secure_train(instruction: TrainInstruction, plan: SumPlan) -> FitIns:
+    """The train instruction of a SecAgg+ round, as the legacy ``FitIns`` Flower's
+    workflow sends in its 'collect masked vectors' stage: the global model's arrays in
+    key order, and the round, the seed, the keys and the plan as config.
+
+    Raises:
+        FussbenchError: the instruction carries a previous model (the server of a secure
+            run never holds one).
+    """
+    if instruction.previous is not None:
+        raise FussbenchError("a secure round's instruction carries no previous model")
+    keys = sorted(instruction.model)
+    config: dict[str, Scalar] = {
+        "round": instruction.round,
+        "seed": instruction.seed,
+        "keys": json.dumps(keys),
+        "plan": plan.to_json(),
+    }
+    parameters = ndarrays_to_parameters([instruction.model[key] for key in keys])
+    return FitIns(parameters, config)
+
+
+def decode_secure_train(content: RecordDict) -> tuple[TrainInstruction, SumPlan]:
+    """The instruction and the plan of a SecAgg+ round's train message."""
+    fitins = compat.recorddict_to_fitins(content, keep_input=True)
+    config = fitins.config
+    keys = json.loads(str(config["keys"]))
+    arrays = parameters_to_ndarrays(fitins.parameters)
+    instruction = TrainInstruction(
+        model=dict(zip(keys, arrays, strict=True)),
+        round=int(config["round"]),
+        seed=int(config["seed"]),
     )
+    return instruction, SumPlan.from_json(str(config["plan"]))
+
+
+def encode_secure_reply(
+    weight: int, summands: list[np.ndarray], report: ClientReport
+) -> RecordDict:
+    """The legacy ``FitRes`` a client hands Flower's SecAgg+ mod: its weight m_k as
+    ``num_examples``, its summands (which the mod masks, then removes from the reply) and
+    the report's four numbers."""
+    parameters = ndarrays_to_parameters(summands)
+    metrics: dict[str, Scalar] = dict(_report_values(report))
+    return compat.fitres_to_recorddict(
+        FitRes(Status(Code.OK, ""), parameters, weight, metrics), True
+    )
+
+
+def decode_secure_report(fitres: FitRes) -> ClientReport:
+    """The report a client's SecAgg+ reply carries (its ``FitRes`` metrics)."""
+    return _report(fitres.metrics)
+
+
+def content_bytes(content: RecordDict) -> int:
+    """Bytes of a message's content as Flower ships it: every object of its tree (the
+    records, arrays and array chunks, each once), serialised; the message's metadata and
+    the transport's framing are not counted."""
+    return sum(len(item.deflate()) for item in get_all_nested_objects(content).values())
 
 
 def encode_query(query: Query) -> RecordDict:
@@ -211,6 +287,26 @@ def encode_node(client: int) -> RecordDict:
 def decode_node(content: RecordDict) -> int:
     """The client number in a ``query`` reply."""
     return int(_record(content, NODE, ConfigRecord)["client"])
+
+
+def _report_values(report: ClientReport) -> dict[str, float]:
+    """A report's four numbers by name, as a reply carries them."""
+    return {
+        "loss": float(report.loss),
+        "train_seconds": float(report.train_seconds),
+        "local_miou": float(report.local_miou),
+        "local_accuracy": float(report.local_accuracy),
+    }
+
+
+def _report(values: Mapping[str, Any]) -> ClientReport:
+    """The report of :func:`_report_values`."""
+    return ClientReport(
+        loss=float(values["loss"]),
+        train_seconds=float(values["train_seconds"]),
+        local_miou=float(values["local_miou"]),
+        local_accuracy=float(values["local_accuracy"]),
+    )
 
 
 def _record(content: RecordDict, key: str, kind: type) -> ArrayRecord | ConfigRecord | MetricRecord:

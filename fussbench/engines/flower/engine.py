@@ -22,10 +22,12 @@ from fussbench.errors import FussbenchError
 from fussbench.features.cache import FeatureSplit
 from fussbench.federation.checkpoint import load_checkpoint
 from fussbench.federation.run import FederationRun, RunResult, RunState
+from fussbench.methods import get_spec
 from fussbench.params import Params
 
 from .launcher import Connection, local_federation, submit, write_app
 from .runconfig import JobFolder, ServerJob, run_config
+from .secure_sum import SumPlan, sum_plan
 from .site import write_site
 
 ROUND_TIMEOUT_S = 1800.0
@@ -120,6 +122,7 @@ def run_flower(
                 n_classes=params.dataset_spec().n_classes,
                 round_timeout=ROUND_TIMEOUT_S,
                 node_timeout=NODE_TIMEOUT_S,
+                secure=_sum_plan(params, run, train, client_rows),
             )
         )
         app_dir = write_app(
@@ -153,6 +156,24 @@ def run_flower(
             _keep_logs(root / "logs", logs_dir)
             raise FussbenchError(f"{error} (Flower logs: {logs_dir})") from None
     return RunResult(forward.last, [run.evaluate(forward.last.models[0])])
+
+
+def _sum_plan(
+    params: Params, run: FederationRun, train: FeatureSplit, client_rows: list[np.ndarray]
+) -> SumPlan | None:
+    """The plan of secure aggregation under ``privacy.secure_aggregation`` (None without):
+    the method's registry entry says what is summed how; each client's image count and
+    the feature pixels of one image bound it (:mod:`.secure_sum`)."""
+    if not params.privacy.secure_aggregation:
+        return None
+    return sum_plan(
+        get_spec(params.aggregator),
+        params.federation.mode,
+        params.federation.weighting,
+        run.initial,
+        [len(rows) for rows in client_rows],
+        int(np.prod(train.features.shape[2:])),
+    )
 
 
 def _keep_logs(source: Path, target: Path) -> None:

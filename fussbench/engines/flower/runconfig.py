@@ -25,6 +25,8 @@ from fussbench.federation.run import RunState
 from fussbench.model.head import ModelArrays
 from fussbench.params import Params, params_mapping, parse_params
 
+from .secure_sum import SumPlan
+
 PARAMS = "params"
 OBJECTIVE = "objective"
 FAULT = "fault"
@@ -107,6 +109,8 @@ class ServerJob:
         round_timeout: seconds the server waits for a round's replies; a client that has
             not replied by then is left out of the round.
         node_timeout: seconds the server waits for the K SuperNodes to connect.
+        secure: the plan of secure aggregation (``privacy.secure_aggregation``); None:
+            without it.
     """
 
     params: Params
@@ -124,6 +128,7 @@ class ServerJob:
     n_classes: int
     round_timeout: float
     node_timeout: float
+    secure: SumPlan | None = None
 
 
 class JobFolder:

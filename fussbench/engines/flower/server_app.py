@@ -74,7 +74,7 @@ def serve(grid: Grid, folder: JobFolder) -> None:
         privacy=params.privacy,
     )
     nodes = discover_nodes(grid, job.n_clients, job.node_timeout)
-    strategy = FussbenchStrategy(run, nodes, job.round_timeout)
+    strategy = FussbenchStrategy(run, nodes, job.round_timeout, job.secure)
     state = strategy.state
     strategy.start(
         grid,

@@ -16,6 +16,13 @@ noises its own update, and a ``central`` round's server step is
 :func:`~fussbench.privacy.mechanism.round_aggregator`'s: the same functions and seeds as
 in-process, so the numbers match.
 
+Under ``privacy.secure_aggregation`` the round's train messages are the four stages of
+Flower's SecAgg+ (:func:`~.secure.run_secure_round`), sent from :meth:`aggregate_train`:
+the server learns each client's report and weight and only the weighted sum of the
+updates, which its aggregator steps from as one update (:mod:`.secure_sum`); a client
+that drops during the protocol is left out with the stage and the reason, and a round
+that cannot be unmasked stops the run.
+
 An aggregator that asks the clients something during the round (FedCC-Auto's scores)
 does so inside :meth:`aggregate_train`: each query goes to the clients that finished as
 one ``query.aggregator`` message; a client whose answer is missing, an error or malformed
@@ -33,7 +40,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fussbench.errors import FussbenchError
-from fussbench.federation.exchange import Reply, ServedRound, serve_round
+from fussbench.federation.exchange import Reply, ServedRound, ServerStep, serve_round
 from fussbench.federation.outcome import ClientOutcome, check_min_clients, is_usable
 from fussbench.federation.query import Query
 from fussbench.federation.record import round_record
@@ -51,6 +58,8 @@ from .codec import (
     encode_train,
     record_to_arrays,
 )
+from .secure import run_secure_round
+from .secure_sum import SumPlan
 
 
 def client_outcome(reply: Message | None, round_timeout: float) -> ClientOutcome:
@@ -89,22 +98,33 @@ class FussbenchStrategy(Strategy):
         run: the run (its ``aggregator`` must not be None); ``run.evaluate`` scores a
             global model on the server's evaluation split.
         nodes: SuperNode id -> client number, one node per client 0..K-1.
-        round_timeout: seconds to wait for a round's replies.
+        round_timeout: seconds to wait for a round's replies (under secure aggregation,
+            for each stage's).
+        secure: the plan of secure aggregation (None: without it).
 
     A resumed FedMOON run sends each client its own last model in the first round: a
-    client's Flower context does not outlive a run.
+    client's Flower context does not outlive a run. Under secure aggregation the server
+    never holds a client's model, so a resumed FedMOON client starts from the global one.
     """
 
-    def __init__(self, run: FederationRun, nodes: dict[int, int], round_timeout: float) -> None:
+    def __init__(
+        self,
+        run: FederationRun,
+        nodes: dict[int, int],
+        round_timeout: float,
+        secure: SumPlan | None = None,
+    ) -> None:
         if run.aggregator is None:
             raise FussbenchError("the Flower strategy runs federated aggregators only")
         self.run = run
         self.aggregator = run.aggregator
         self.nodes = nodes
         self.round_timeout = round_timeout
+        self.secure = secure
         self.state = run.start_state(len(nodes))
         self._send_previous = run.resume is not None and run.objective.kind == "fedmoon"
         self._sent: dict[int, Message] = {}
+        self._instructions: dict[int, tuple[int, TrainInstruction]] = {}
         self._outcomes: list[ClientOutcome] = []
         self._served: ServedRound | None = None
         self._started = 0.0
@@ -117,28 +137,37 @@ class FussbenchStrategy(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """One ``train`` message per client (per sampled client under ``privacy:``): the
-        global model and the client's seed."""
+        global model and the client's seed; none under secure aggregation, whose
+        protocol :meth:`aggregate_train` runs."""
         round_index = self.state.round + 1
         self._started = time.perf_counter()
         model = record_to_arrays(arrays)
         self._grid = grid
         self._served = None
-        self._sent = {}
         sampled = participants(
             self.run.seed, round_index, len(self.nodes), self.run.privacy.sample_rate
         )
+        self._instructions = {}
         for node, client in sorted(self.nodes.items(), key=lambda item: item[1]):
             if not sampled[client]:
                 continue
             previous = self.state.client_states[client] if self._send_previous else None
             seed = client_seed(self.run.seed, round_index, client)
-            self._sent[client] = Message(
-                encode_train(TrainInstruction(model, round_index, seed, previous)),
+            instruction = TrainInstruction(model, round_index, seed, previous)
+            self._instructions[client] = (node, instruction)
+        self._send_previous = False
+        self._sent = {}
+        if self.secure is not None:
+            return []
+        self._sent = {
+            client: Message(
+                encode_train(instruction),
                 dst_node_id=node,
                 message_type=MessageType.TRAIN,
                 group_id=str(round_index),
             )
-        self._send_previous = False
+            for client, (node, instruction) in self._instructions.items()
+        }
         return list(self._sent.values())
 
     def aggregate_train(
@@ -147,9 +176,12 @@ class FussbenchStrategy(Strategy):
         """The next global model from the clients that finished.
 
         Raises:
-            FussbenchError: fewer than ``min_clients`` clients finished; the state of the
-                rounds before has already gone to ``on_round``.
+            FussbenchError: fewer than ``min_clients`` clients finished, or SecAgg+ could
+                not unmask the sum; the state of the rounds before has already gone to
+                ``on_round``.
         """
+        if self.secure is not None:
+            return self._aggregate_securely(), None
         by_message = {reply.metadata.reply_to_message_id: reply for reply in replies}
         replied = {
             client: by_message.get(sent.metadata.message_id) for client, sent in self._sent.items()
@@ -169,6 +201,23 @@ class FussbenchStrategy(Strategy):
             aggregator, self._outcomes, self.state.models[0], self.run.min_clients, self._ask
         )
         return arrays_to_record(self._served.step.model), None
+
+    def _aggregate_securely(self) -> ArrayRecord:
+        """The round as SecAgg+: the aggregator's step from the one update holding the
+        sums (a method whose server needs only a weighted sum steps the same from it)."""
+        if self._grid is None or self.secure is None:
+            raise FussbenchError("a secure round needs the grid and the plan of the round")
+        round_index = self.state.round + 1
+        secure = run_secure_round(
+            self._grid, self._instructions, self.secure, len(self.nodes), self.round_timeout
+        )
+        self._outcomes = secure.outcomes
+        check_min_clients(round_index, self._outcomes, self.run.min_clients)
+        if secure.summed is None:
+            raise FussbenchError(f"round {round_index}: {secure.stopped}")
+        step = ServerStep(self.aggregator.aggregate([secure.summed], self.state.models[0]))
+        self._served = ServedRound(step, secure.bytes_up, secure.bytes_down, secure=True)
+        return arrays_to_record(step.model)
 
     def _ask(self, query: Query, clients: Sequence[int]) -> list[Reply]:
         """The Flower transport: one ``query.aggregator`` message to each of ``clients``;
