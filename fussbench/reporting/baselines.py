@@ -20,6 +20,7 @@ from fussbench.reporting.results import markdown_table, seeds_phrase
 from fussbench.reporting.study_hypotheses import (
     hypothesis_rows,
     mean_ci,
+    miou_by_seed,
     parse_hypotheses,
     shown_hypotheses,
 )
@@ -32,8 +33,7 @@ def _versus(rows: pd.DataFrame, method: str, reference: str | None, stats: Stats
     with its CI and the two-sided Wilcoxon p (dashes without a reference or pairs)."""
     if reference is None or method == reference:
         return {"difference": MISSING, "p": MISSING}
-    mine = rows[rows["method"] == method].set_index("seed")["miou"].astype(float)
-    theirs = rows[rows["method"] == reference].set_index("seed")["miou"].astype(float)
+    mine, theirs = miou_by_seed(rows, method), miou_by_seed(rows, reference)
     seeds = mine.index.intersection(theirs.index)
     if not len(seeds):
         return {"difference": MISSING, "p": MISSING}

@@ -21,6 +21,7 @@ from fussbench.errors import FussbenchError
 from fussbench.params import Params, StatsParams
 from fussbench.reporting.results import markdown_table
 from fussbench.reporting.study_hypotheses import (
+    drops,
     hypothesis_rows,
     mean_ci,
     parse_hypotheses,
@@ -30,19 +31,6 @@ from fussbench.stats.formatting import format_difference
 
 HONEST = "honest"
 """The variant every scenario is paired with."""
-
-
-def _by_seed(records: pd.DataFrame, variant: str, method: str) -> pd.Series:
-    """mIoU by seed of one method under one variant."""
-    rows = records[(records["variant"] == variant) & (records["method"] == method)]
-    return rows.set_index("seed")["miou"].astype(float)
-
-
-def _drops(records: pd.DataFrame, variant: str, method: str) -> pd.Series:
-    """Honest minus ``variant`` mIoU by seed, over the seeds both have."""
-    honest, faulty = _by_seed(records, HONEST, method), _by_seed(records, variant, method)
-    seeds = honest.index.intersection(faulty.index)
-    return honest[seeds] - faulty[seeds]
 
 
 def _detected(rows: pd.DataFrame) -> str:
@@ -67,7 +55,7 @@ def scenario_table(
         for method in pd.unique(records.loc[records["variant"] == variant, "method"]):
             chosen = records[(records["variant"] == variant) & (records["method"] == method)]
             miou = chosen["miou"].astype(float)
-            drop = _drops(records, variant, method) if variant != HONEST else pd.Series([])
+            drop = drops(records, method, variant, HONEST) if variant != HONEST else pd.Series([])
             low, high = mean_ci(drop.to_numpy(), stats)
             rows.append(
                 {

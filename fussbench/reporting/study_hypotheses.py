@@ -84,16 +84,6 @@ class StudyHypothesis:
             return f"{before}{self.a} is within {self.margin:g} mIoU of {self.b} or better{after}"
         return f"{before}{self.a} beats {self.b}{after}"
 
-    def by_seed(self, records: pd.DataFrame, method: str, variant: str | None) -> pd.Series:
-        """mIoU of ``method`` indexed by (setup, seed), from rows of ``variant`` (None:
-        every variant) and of :attr:`setup` when set."""
-        chosen = records["method"] == method
-        if variant is not None:
-            chosen &= records["variant"] == variant
-        if self.setup is not None:
-            chosen &= records["setup"] == self.setup
-        return records[chosen].set_index(["setup", "seed"])["miou"].astype(float)
-
     def pair(self, records: pd.DataFrame, reference: str | None) -> tuple[np.ndarray, np.ndarray]:
         """(x, y), shape (n,) each, over the (setup, seed) pairs both have: the claim is
         x > y. ``reference``: the variant keeps_more measures drops against."""
@@ -103,20 +93,41 @@ class StudyHypothesis:
                     f"study.hypotheses {self.id}: keeps_more needs a reference variant "
                     "(the honest federation), which this study's report does not name"
                 )
-            first = self._drops(records, self.b, reference)
-            second = self._drops(records, self.a, reference)
+            first = drops(records, self.b, self.variant, reference, self.setup)
+            second = drops(records, self.a, self.variant, reference, self.setup)
         else:
-            first = self.by_seed(records, self.a, self.variant) + self.margin
-            second = self.by_seed(records, self.b, self.variant)
+            first = miou_by_seed(records, self.a, self.variant, self.setup) + self.margin
+            second = miou_by_seed(records, self.b, self.variant, self.setup)
         keys = first.index.intersection(second.index)
         return first[keys].to_numpy(), second[keys].to_numpy()
 
-    def _drops(self, records: pd.DataFrame, method: str, reference: str) -> pd.Series:
-        """Reference minus :attr:`variant` mIoU of ``method`` by (setup, seed)."""
-        honest = self.by_seed(records, method, reference)
-        faulty = self.by_seed(records, method, self.variant)
-        keys = honest.index.intersection(faulty.index)
-        return honest[keys] - faulty[keys]
+
+def miou_by_seed(
+    records: pd.DataFrame, method: str, variant: str | None = None, setup: str | None = None
+) -> pd.Series:
+    """mIoU of ``method`` indexed by (setup, seed), from the rows of ``variant`` and of
+    ``setup`` (None: every variant / setup)."""
+    chosen = records["method"] == method
+    if variant is not None:
+        chosen &= records["variant"] == variant
+    if setup is not None:
+        chosen &= records["setup"] == setup
+    return records[chosen].set_index(["setup", "seed"])["miou"].astype(float)
+
+
+def drops(
+    records: pd.DataFrame,
+    method: str,
+    variant: str | None,
+    reference: str,
+    setup: str | None = None,
+) -> pd.Series:
+    """``reference`` minus ``variant`` mIoU of ``method`` by (setup, seed), over the pairs
+    both have."""
+    honest = miou_by_seed(records, method, reference, setup)
+    faulty = miou_by_seed(records, method, variant, setup)
+    keys = honest.index.intersection(faulty.index)
+    return honest[keys] - faulty[keys]
 
 
 def parse_hypotheses(entries: Sequence[Mapping[str, object]]) -> list[StudyHypothesis]:
