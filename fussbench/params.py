@@ -307,7 +307,11 @@ class PrivacyParams:
         mechanism: ``none`` (default: nothing changes), ``central`` (the server noises the
             sum of the clipped updates; methods whose server needs only a weighted sum) or
             ``local`` (each client noises its own clipped update; any federated method).
-        noise_multiplier: σ: the noise std of each block is σ times its clip norm.
+        noise_multiplier: σ: the noise std of each block is σ times its clip norm; 0:
+            clipping (and sampling) without noise, ε = ∞.
+        target_epsilon: a target ε at ``delta`` over the run; set, σ is calibrated to
+            spend at most it (:func:`fussbench.privacy.accounting.calibrated`) and
+            ``noise_multiplier`` is ignored; null: σ is ``noise_multiplier``.
         clip_head: C_h, the L2 bound of a client's head update (every ``head.*`` array).
         clip_centroids: C_c, the L2 bound of a client's centroid update.
         delta: the δ at which ε is reported.
@@ -321,8 +325,9 @@ class PrivacyParams:
     """
 
     mechanism: str = field(default="none", metadata=rule(OneOf(PRIVACY_MECHANISMS)))
-    noise_multiplier: float = field(
-        default=1.0, metadata=rule(Interval(float, 0.0, closed="neither"))
+    noise_multiplier: float = field(default=1.0, metadata=rule(Interval(float, 0.0)))
+    target_epsilon: float | None = field(
+        default=None, metadata=rule(OrNone(Interval(float, 0.0, closed="neither")))
     )
     clip_head: float = field(default=3.0, metadata=rule(Interval(float, 0.0, closed="neither")))
     clip_centroids: float = field(

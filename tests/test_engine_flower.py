@@ -238,16 +238,20 @@ def test_flower_applies_a_fault_as_the_in_process_engine_does(workspace, fault):
 
 
 @pytest.mark.parametrize(
-    "privacy",
-    [["privacy.mechanism=local"], ["privacy.mechanism=central", "federation.weighting=uniform"]],
+    ("name", "mechanism", "privacy"),
+    [
+        ("local", "local", []),
+        ("central", "central", ["federation.weighting=uniform"]),
+        ("sums", "central", ["aggregator=fedcc_sums", "federation.weighting=uniform"]),
+    ],
 )
-def test_flower_applies_privacy_as_the_in_process_engine_does(workspace, privacy):
+def test_flower_applies_privacy_as_the_in_process_engine_does(workspace, name, mechanism, privacy):
     """Seed 2 at q = 0.5: both clients train in round 1, only client 1 in round 2; the
-    clients' (local) or the server's (central) noise is drawn from the same seeds on both
-    engines, so the final model and every number match."""
-    mechanism = privacy[0].split("=")[1]
-    overrides = [*privacy, "privacy.sample_rate=0.5", "seed=2"]
-    runs = on_both_engines(workspace, f"privacy_{mechanism}", *overrides)
+    clients' (local) or the server's (central, FedCC-Sums' Lloyd step on noised code
+    shares included) noise is drawn from the same seeds on both engines, so the final
+    model and every number match."""
+    overrides = [f"privacy.mechanism={mechanism}", *privacy, "privacy.sample_rate=0.5", "seed=2"]
+    runs = on_both_engines(workspace, f"privacy_{name}", *overrides)
     metrics = read_metrics(runs["inprocess"])
     assert metrics["privacy"] == mechanism and metrics["epsilon"] > 0
     assert_same_numbers(metrics, read_metrics(runs["flower"]))

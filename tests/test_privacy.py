@@ -31,9 +31,9 @@ from fussbench.federation.outcome import ClientOutcome, check_min_clients
 from fussbench.methods.check import check_methods
 from fussbench.model.head import initial_arrays
 from fussbench.params import PrivacyParams, load_params
-from fussbench.privacy.accounting import epsilon, noise_for_epsilon
+from fussbench.privacy.accounting import calibrated, epsilon, noise_for_epsilon
 from fussbench.privacy.clipping import clip, clipped_delta
-from fussbench.privacy.mechanism import NoisySum, local_release
+from fussbench.privacy.mechanism import NoisySum, code_shares, local_release
 from fussbench.privacy.sampling import participants
 from fussbench.reporting.results import _row
 
@@ -102,6 +102,46 @@ def test_central_noise_is_seeded_per_round_and_a_round_without_clients_is_noise_
     np.testing.assert_allclose(noised["centroids"].std(), 1.0 * 2.0 / 4.0, rtol=0.02)
 
 
+def sums_update(sums: np.ndarray, counts: list[int]) -> ClientUpdate:
+    """A FedCC-Sums client's update: a head (every entry 0.5), code sums (4, 5), counts."""
+    arrays = {**model(0.5), "centroids": sums.astype(np.float32)}
+    return ClientUpdate(arrays, n_samples=1, cluster_counts=np.array(counts))
+
+
+def test_central_code_sums_take_a_lloyd_step_on_each_clients_code_shares():
+    """Without noise, FedCC-Sums under central normalises the sum of each client's code
+    sums over its own pixel count: a client with many pixels weighs as one with few."""
+    previous = model()
+    units = np.eye(4, 5)
+    big = sums_update(units * np.array([[90.0], [10.0], [0.0], [0.0]]), [90, 10, 0, 0])
+    small = sums_update(units[[1, 0, 2, 3]] * np.array([[1.0], [0.0], [0.0], [0.0]]), [1, 0, 0, 0])
+    np.testing.assert_allclose(code_shares(big)[:2, :2], [[0.9, 0], [0, 0.1]])
+    quiet = dataclasses.replace(CENTRAL, noise_multiplier=0.0)
+    step = NoisySum(privacy=quiet, expected=2.0, code_sums=True).aggregate([big, small], previous)
+    # row 0: shares 0.9 e0 (big) + 1.0 e1 (small): the small client pulls as hard as the big
+    expected = np.array([0.9, 1.0, 0, 0, 0]) / np.hypot(0.9, 1.0)
+    np.testing.assert_allclose(step["centroids"][0], expected, rtol=1e-6)
+    np.testing.assert_allclose(step["centroids"][1], units[1], rtol=1e-6)
+    np.testing.assert_array_equal(step["centroids"][2:], previous["centroids"][2:])  # no pixel
+    head = NoisySum(privacy=quiet, expected=2.0).aggregate([big, small], previous)
+    np.testing.assert_array_equal(step["head.a"], head["head.a"])  # the head is DP-FedAvg's
+    noised = NoisySum(privacy=CENTRAL, expected=2.0, code_sums=True).aggregate([], previous)
+    np.testing.assert_allclose(np.linalg.norm(noised["centroids"], axis=1), 1.0, rtol=1e-6)
+
+
+def test_code_shares_stay_within_their_bound_whatever_the_counts():
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(500, 5))
+    codes /= np.linalg.norm(codes, axis=1, keepdims=True)
+    winners = rng.integers(0, 4, 500)
+    sums = np.stack([codes[winners == c].sum(axis=0) for c in range(4)])
+    counts = np.bincount(winners, minlength=4)
+    shares = code_shares(sums_update(sums, list(counts)))
+    assert np.linalg.norm(shares) <= 1.0
+    aligned = sums_update(np.eye(4, 5) * 250.0, [250, 250, 0, 0])  # every code on its centroid
+    np.testing.assert_allclose(np.linalg.norm(code_shares(aligned)), 1.0)
+
+
 def test_local_noise_has_the_std_of_each_block_and_keeps_the_message_layout():
     received = {"head.w": np.zeros((300, 300), np.float32), "centroids": np.zeros((100, 50))}
     received["centroids"] = received["centroids"].astype(np.float32)
@@ -149,6 +189,21 @@ def test_epsilon_is_dp_accountings_and_flowers_for_the_joint_gaussian():
     local = dataclasses.replace(private, mechanism="local")
     every_round = dataclasses.replace(private, noise_multiplier=sigma / 2, sample_rate=1.0)
     assert epsilon(local, rounds) == pytest.approx(epsilon(every_round, rounds), rel=1e-9)
+
+
+def test_no_noise_spends_an_infinite_epsilon():
+    assert epsilon(dataclasses.replace(CENTRAL, noise_multiplier=0.0), 3) == math.inf
+    assert epsilon(dataclasses.replace(LOCAL, noise_multiplier=0.0), 0) == 0.0
+
+
+def test_a_target_epsilon_calibrates_sigma_to_stay_within_it():
+    target = dataclasses.replace(CENTRAL, sample_rate=0.5, target_epsilon=3.0)
+    chosen = calibrated(target, rounds=3)
+    assert chosen.noise_multiplier != target.noise_multiplier
+    assert epsilon(chosen, 3) <= 3.0
+    less = dataclasses.replace(chosen, noise_multiplier=chosen.noise_multiplier - 2e-3)
+    assert epsilon(less, 3) > 3.0
+    assert calibrated(CENTRAL, rounds=3) is CENTRAL  # no target: sigma is noise_multiplier
 
 
 @pytest.mark.parametrize("target", [1.0, 3.0, 8.0])
@@ -265,6 +320,7 @@ def checked(*overrides: str):
             "pixel counts",
         ),
         (["aggregator=fedavg", "privacy.sample_rate=0.5"], "set privacy.mechanism central or"),
+        (["aggregator=fedavg", "privacy.target_epsilon=3"], "privacy.target_epsilon null"),
         (["aggregator=fedcc_kmeans", "privacy.mechanism=local", "model.n_clusters=auto"], "auto"),
     ],
 )
@@ -277,8 +333,10 @@ def test_a_method_the_mechanism_cannot_serve_is_refused_at_load(overrides, fragm
 def test_the_privacy_params_keep_their_rules():
     with pytest.raises(FussbenchError, match="privacy.mechanism must be one of none, central"):
         load_params(REPO / "params.yaml", ["privacy.mechanism=secure"])
-    with pytest.raises(FussbenchError, match="privacy.noise_multiplier must be a number > 0"):
-        load_params(REPO / "params.yaml", ["privacy.noise_multiplier=0"])
+    with pytest.raises(FussbenchError, match="privacy.noise_multiplier must be a number >= 0"):
+        load_params(REPO / "params.yaml", ["privacy.noise_multiplier=-1"])
+    with pytest.raises(FussbenchError, match="privacy.target_epsilon must be"):
+        load_params(REPO / "params.yaml", ["privacy.target_epsilon=0"])
     assert checked("aggregator=fedcc_kmeans", "privacy.mechanism=local").privacy.on
     assert checked("aggregator=fedavg", "privacy.mechanism=central", "federation.weighting=uniform")
 
@@ -301,6 +359,16 @@ def test_the_fingerprint_leaves_privacy_out_until_a_mechanism_is_on(monkeypatch)
     assert identity.run_fingerprint(on) != default
     assert "privacy" not in hashed[0] and "privacy" not in hashed[1]
     assert hashed[2]["privacy"]["mechanism"] == "local"
+    assert "target_epsilon" not in hashed[2]["privacy"]  # the fingerprint of earlier runs
+
+
+def test_the_fingerprint_takes_the_source_of_sigma_in_use():
+    target = ["privacy.mechanism=local", "privacy.target_epsilon=3"]
+    by_target = identity.run_fingerprint(load_params(REPO / "params.yaml", target))
+    other_sigma = load_params(REPO / "params.yaml", [*target, "privacy.noise_multiplier=5"])
+    assert identity.run_fingerprint(other_sigma) == by_target  # sigma comes from the target
+    other_target = load_params(REPO / "params.yaml", [*target, "privacy.target_epsilon=8"])
+    assert identity.run_fingerprint(other_target) != by_target
 
 
 @pytest.mark.parametrize(

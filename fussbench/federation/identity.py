@@ -42,7 +42,8 @@ def run_fingerprint(params: Params) -> str:
     ``evaluation.flip`` only when on, ``features.store`` only when not the default
     ``cache``, ``partition.embedding_clusters`` only for a partition that clusters
     features, ``faults`` only when a scenario is on, and ``privacy`` only when a mechanism
-    is on.
+    is on (of σ's two sources, ``target_epsilon`` or ``noise_multiplier``, the one in
+    use).
     """
     relevant = params_mapping(params)
     for key in NOT_IN_A_RUN:
@@ -64,6 +65,10 @@ def run_fingerprint(params: Params) -> str:
         relevant["privacy"].pop("secure_aggregation")  # inert: the fingerprint of earlier runs
     if not params.privacy.on and "secure_aggregation" not in relevant["privacy"]:
         relevant.pop("privacy")  # no privacy mechanism: the fingerprint of earlier runs
+    elif params.privacy.target_epsilon is None:
+        relevant["privacy"].pop("target_epsilon")  # sigma is noise_multiplier
+    else:
+        relevant["privacy"].pop("noise_multiplier")  # calibrated from target_epsilon
     own = {knob.name for knob in get_spec(params.aggregator).knobs}
     for key in params.federation.knobs:
         if key not in own:

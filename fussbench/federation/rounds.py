@@ -108,7 +108,14 @@ def _round(
         ]
     else:
         served = serve_round(
-            round_aggregator(run.aggregator, run.privacy, run.seed, round_index, len(clients)),
+            round_aggregator(
+                run.aggregator,
+                run.privacy,
+                run.seed,
+                round_index,
+                len(clients),
+                run.objective.code_sums,
+            ),
             outcomes,
             state.models[0],
             run.min_clients,

@@ -123,8 +123,9 @@ def _check_secure_aggregation(params: Params, source: str) -> None:
 def _check_privacy(params: Params, source: str) -> None:
     """The run's method can take ``privacy.mechanism``, as its registry entry says
     (:mod:`fussbench.privacy`): a federated method; for ``central`` one whose server
-    needs only a weighted sum, with uniform weights; no answers or counts the mechanism
-    leaves unprotected; a fixed number of clusters. Client sampling needs a mechanism."""
+    needs only a weighted sum, with uniform weights; code sums under ``central`` only; no
+    answers or counts the mechanism leaves unprotected; a fixed number of clusters.
+    Client sampling and a target ε need a mechanism."""
     privacy = params.privacy
     if not privacy.on:
         if privacy.sample_rate != 1.0:
@@ -132,6 +133,12 @@ def _check_privacy(params: Params, source: str) -> None:
                 f"{source}: privacy.sample_rate {privacy.sample_rate} samples clients for a "
                 "privacy mechanism; set privacy.mechanism central or local, or "
                 "privacy.sample_rate 1"
+            )
+        if privacy.target_epsilon is not None:
+            raise FussbenchError(
+                f"{source}: privacy.target_epsilon {privacy.target_epsilon} calibrates the "
+                "noise of a privacy mechanism; set privacy.mechanism central or local, or "
+                "privacy.target_epsilon null"
             )
         return
     mechanism, aggregator = privacy.mechanism, params.aggregator
@@ -158,11 +165,10 @@ def _check_privacy(params: Params, source: str) -> None:
             f"{aggregator}'s server asks the clients for {spec.asks} and their answers go "
             "un-noised; choose another aggregator"
         )
-    elif spec.sends_code_sums:
+    elif spec.sends_code_sums and mechanism == "local":
         problem = (
-            f"{aggregator}'s clients send code sums and pixel counts, whose sensitivity grows "
-            "with a client's pixel count and which no clip bounds yet; choose another "
-            "aggregator"
+            f"{aggregator}'s clients send code sums and pixel counts, which local noise "
+            "does not cover (the counts go un-noised); use privacy.mechanism central"
         )
     elif spec.reads_cluster_counts(params.federation.mode):
         problem = (

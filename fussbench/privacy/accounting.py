@@ -85,10 +85,12 @@ def _quiet_orders() -> Iterator[None]:
 
 
 def epsilon(privacy: PrivacyParams, rounds: int) -> float:
-    """ε at ``privacy.delta`` after ``rounds`` rounds (0 after none; inf when the
-    accountant finds no finite bound)."""
+    """ε at ``privacy.delta`` after ``rounds`` rounds (0 after none; inf without noise,
+    σ = 0, or when the accountant finds no finite bound)."""
     if rounds == 0:
         return 0.0
+    if privacy.noise_multiplier == 0:
+        return math.inf  # clipping alone bounds no privacy loss
     accountant = rdp.RdpAccountant()
     with _quiet_orders():
         accountant.compose(round_event(privacy), rounds)
@@ -125,6 +127,17 @@ def noise_for_epsilon(privacy: PrivacyParams, rounds: int, target: float) -> flo
                 tol=1e-4,
             )
         )
+
+
+def calibrated(privacy: PrivacyParams, rounds: int) -> PrivacyParams:
+    """``privacy`` with the σ a run of ``rounds`` rounds uses: :func:`noise_for_epsilon`
+    of ``privacy.target_epsilon`` when one is set, else ``privacy`` itself (σ =
+    ``noise_multiplier``). σ is rounded up to 4 decimals (more noise, so ε stays within
+    the target) and is the same for the same settings."""
+    if privacy.target_epsilon is None or not privacy.on:
+        return privacy
+    sigma = noise_for_epsilon(privacy, rounds, privacy.target_epsilon)
+    return dataclasses.replace(privacy, noise_multiplier=math.ceil(sigma * 1e4) / 1e4)
 
 
 def budget_table(privacy: PrivacyParams, rounds: int, targets: Sequence[float]) -> str:

@@ -26,7 +26,9 @@ most C_h in the head block and C_c in the centroid block (its L2 sensitivity per
 Every client weighs 1 / (q K), whatever its image count: uniform weights, as Flower's DP
 strategies require (params refuse ``federation.weighting: samples`` with it). Only
 methods whose server needs nothing but a weighted sum (registry ``server_needs:
-weighted_sum``, i.e. FedAvg's step) take it; the estimator is that step. The clients
+weighted_sum``) take it; the estimator is FedAvg's step, and FedCC-Sums' centroids take
+a Lloyd step on the noised sum of its clients' code shares instead (:class:`NoisySum`,
+sensitivity 1 by construction, so no clip norm to choose). The clients
 send their updates as they are and the server clips them, so it sees every update (no
 secure aggregation here): central DP protects the global models everyone receives, not
 the clients from the server.
@@ -55,10 +57,13 @@ from fussbench.federation.exchange import Exchange, ServerStep
 from fussbench.federation.messages import ClientUpdate
 from fussbench.federation.outcome import ClientOutcome
 from fussbench.federation.record import RoundRecord
-from fussbench.model.head import ModelArrays
+from fussbench.model.head import CENTROIDS_KEY, ModelArrays
 from fussbench.params import PrivacyParams
 from fussbench.privacy.accounting import epsilon
-from fussbench.privacy.clipping import block_of, bounds, clipped_delta
+from fussbench.privacy.clipping import CENTROIDS, block_of, bounds, clip, clipped_delta
+
+SHARE_BOUND = 1.0
+"""The L2 bound of a FedCC-Sums client's code shares (:func:`code_shares`)."""
 
 LOCAL_STREAM = 2902
 CENTRAL_STREAM = 2903
@@ -66,16 +71,31 @@ CENTRAL_STREAM = 2903
 
 
 def block_noise(
-    shapes: Mapping[str, tuple[int, ...]], privacy: PrivacyParams, seed: np.random.SeedSequence
+    shapes: Mapping[str, tuple[int, ...]],
+    sigma: float,
+    block_bounds: Mapping[str, float],
+    seed: np.random.SeedSequence,
 ) -> ModelArrays:
     """float64 noise of each array: xi[key] ~ N(0, (sigma C_b)^2) per coordinate, b the
-    key's block; drawn key by key in sorted order from ``seed``."""
+    key's block and C_b its bound in ``block_bounds``; drawn key by key in sorted order
+    from ``seed``."""
     rng = np.random.default_rng(seed)
-    stds = bounds(privacy)
     return {
-        key: rng.standard_normal(shapes[key]) * (privacy.noise_multiplier * stds[block_of(key)])
+        key: rng.standard_normal(shapes[key]) * (sigma * block_bounds[block_of(key)])
         for key in sorted(shapes)
     }
+
+
+def code_shares(update: ClientUpdate) -> np.ndarray:
+    """A FedCC-Sums client's centroid block under ``central``: its code sums over its
+    pixel count, A_k = S_k / n_k with n_k = sum_c n_{k,c}, (n_clusters, dim) float64.
+
+    Bound: every code is a unit vector, so ||S_{k,c}|| <= n_{k,c} and
+    ||A_k||_F <= sum_c ||S_{k,c}|| / n_k <= 1 = :data:`SHARE_BOUND` whatever the data;
+    clipping to it only guards against rounding. Every client weighs the same (central's
+    uniform weights), whatever its pixel count."""
+    total = max(int(np.sum(update.cluster_counts)), 1)
+    return clip(np.asarray(update.centroids, np.float64) / total, SHARE_BOUND)
 
 
 def local_release(
@@ -96,7 +116,8 @@ def local_release(
     """
     deltas = clipped_delta(update.arrays, received, bounds(privacy))
     shapes = {key: np.shape(value) for key, value in deltas.items()}
-    noise = block_noise(shapes, privacy, np.random.SeedSequence([seed, LOCAL_STREAM]))
+    stream = np.random.SeedSequence([seed, LOCAL_STREAM])
+    noise = block_noise(shapes, privacy.noise_multiplier, bounds(privacy), stream)
     arrays = {
         key: (received[key] + deltas[key] + noise[key]).astype(value.dtype)
         for key, value in update.arrays.items()
@@ -121,10 +142,24 @@ class NoisySum(Aggregator):
     participants (module docstring); a round in which nobody took part still moves the
     model by the noise, so the release does not tell who took part.
 
+    With ``code_sums`` (FedCC-Sums, whose clients send code sums in the centroids' place)
+    the centroid block is the federated Lloyd step on noised sums instead, the spherical
+    form of DP-Lloyd (Blum, Dwork, McSherry and Nissim, "Practical Privacy: the SuLQ
+    Framework", PODS 2005): with A_k the client's code shares (:func:`code_shares`,
+    ||A_k|| <= 1) and xi_c ~ N(0, sigma^2 I),
+
+        g'_c = normalise(sum_{k in S} A_{k,c} + xi_c)
+
+    (rows whose noised sum is exactly zero keep g_c). Counts cancel in the normalisation,
+    so none is released. Adding or removing one client moves the sum by at most 1: the
+    block's sensitivity is 1 and its noise std sigma, one Gaussian of multiplier sigma as
+    for the other blocks, so the accountant is unchanged.
+
     Attributes:
         privacy: the mechanism's settings (sigma, C_h, C_c).
         expected: q K, the fixed denominator.
         seed, round_index: the run seed and the round (1-based), the noise's seed.
+        code_sums: the clients send code sums (the registry's ``client_sends``).
     """
 
     weighting: str = "uniform"
@@ -132,21 +167,42 @@ class NoisySum(Aggregator):
     expected: float = field(default=1.0, kw_only=True)
     seed: int = field(default=0, kw_only=True)
     round_index: int = field(default=1, kw_only=True)
+    code_sums: bool = field(default=False, kw_only=True)
 
     def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
         """theta' = theta_g + (sum_k clip(Delta_k) + xi) / (q K), float32, the keys of
-        ``previous``; ``updates`` may be empty."""
+        ``previous`` (the centroids by the Lloyd step above under ``code_sums``);
+        ``updates`` may be empty."""
+        block_bounds = bounds(self.privacy)
+        if self.code_sums:
+            block_bounds[CENTROIDS] = SHARE_BOUND
         total = {key: np.zeros(np.shape(value)) for key, value in previous.items()}
         for update in updates:
-            for key, delta in clipped_delta(update.arrays, previous, bounds(self.privacy)).items():
+            deltas = clipped_delta(update.arrays, previous, block_bounds)
+            if self.code_sums:  # the centroids' place holds code sums, not centroids
+                deltas[CENTROIDS_KEY] = code_shares(update)
+            for key, delta in deltas.items():
                 total[key] += delta
         shapes = {key: np.shape(value) for key, value in previous.items()}
         seed = np.random.SeedSequence([self.seed, self.round_index, CENTRAL_STREAM])
-        noise = block_noise(shapes, self.privacy, seed)
-        return {
+        noise = block_noise(shapes, self.privacy.noise_multiplier, block_bounds, seed)
+        model = {
             key: (value + (total[key] + noise[key]) / self.expected).astype(np.float32)
             for key, value in previous.items()
         }
+        if self.code_sums:
+            model[CENTROIDS_KEY] = _lloyd_step(
+                total[CENTROIDS_KEY] + noise[CENTROIDS_KEY], previous[CENTROIDS_KEY]
+            )
+        return model
+
+
+def _lloyd_step(noised: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """(n_clusters, dim) float32: each row of the noised share sum normalised to unit
+    length; a row that is exactly zero keeps ``previous``'s."""
+    norms = np.linalg.norm(noised, axis=1, keepdims=True)
+    unit = noised / np.where(norms > 0, norms, 1.0)
+    return np.where(norms > 0, unit, previous).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -170,14 +226,26 @@ class SampledRound(Aggregator):
 
 
 def round_aggregator(
-    aggregator: Aggregator, privacy: PrivacyParams, seed: int, round_index: int, n_clients: int
+    aggregator: Aggregator,
+    privacy: PrivacyParams,
+    seed: int,
+    round_index: int,
+    n_clients: int,
+    code_sums: bool = False,
 ) -> Aggregator:
     """The server's aggregator for round ``round_index`` of a run of ``n_clients`` clients
-    and run seed ``seed``: :class:`NoisySum` under ``central``, :class:`SampledRound`
-    under sampled ``local``, else ``aggregator`` itself."""
+    and run seed ``seed``: :class:`NoisySum` under ``central`` (its Lloyd step when the
+    clients send ``code_sums``), :class:`SampledRound` under sampled ``local``, else
+    ``aggregator`` itself."""
     if privacy.mechanism == "central":
         expected = privacy.sample_rate * n_clients
-        return NoisySum(privacy=privacy, expected=expected, seed=seed, round_index=round_index)
+        return NoisySum(
+            privacy=privacy,
+            expected=expected,
+            seed=seed,
+            round_index=round_index,
+            code_sums=code_sums,
+        )
     if privacy.sample_rate < 1.0:
         return SampledRound(inner=aggregator)
     return aggregator

@@ -45,6 +45,7 @@ from fussbench.model.head import CENTROIDS_KEY, ModelArrays, initial_arrays
 from fussbench.model.training import ClientData
 from fussbench.params import Params
 from fussbench.paths import features_dir, partition_dir, raw_dir
+from fussbench.privacy.accounting import calibrated
 from fussbench.run import reference
 from fussbench.run.outputs import (
     cluster_count_metrics,
@@ -362,6 +363,9 @@ def run_federation(
     )
     fingerprint = run_fingerprint(params)
     params = at_equal_compute(params, len(inputs.partition))
+    params = dataclasses.replace(  # sigma for privacy.target_epsilon over the rounds it runs
+        params, privacy=calibrated(params.privacy, params.federation.rounds)
+    )
     resume = load_checkpoint(out_dir / CHECKPOINT, fingerprint)
     if resume is not None:
         print(f"resuming {out_dir} after round {resume.round}", flush=True)
@@ -385,7 +389,7 @@ def run_federation(
     inherited = sum(record.seconds for record in resume.records) if resume is not None else 0.0
     metrics = {
         **_metrics(inputs, result.state, final, initial, fault),
-        **privacy_metrics(params.privacy, federation.rounds),
+        **privacy_metrics(params.privacy, params.federation.rounds),
         "seconds": round(inherited + time.perf_counter() - started, 2),
     }
     return _write_run(params, inputs, result.state, final, metrics, out_dir)

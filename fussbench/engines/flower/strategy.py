@@ -195,7 +195,12 @@ class FussbenchStrategy(Strategy):
         round_index = self.state.round + 1
         check_min_clients(round_index, self._outcomes, self.run.min_clients)
         aggregator = round_aggregator(
-            self.aggregator, self.run.privacy, self.run.seed, round_index, len(self.nodes)
+            self.aggregator,
+            self.run.privacy,
+            self.run.seed,
+            round_index,
+            len(self.nodes),
+            self.run.objective.code_sums,
         )
         self._served = serve_round(
             aggregator, self._outcomes, self.state.models[0], self.run.min_clients, self._ask
