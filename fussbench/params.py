@@ -448,6 +448,10 @@ class StudyParams:
         setups, methods, seeds: what runs (methods as in ``compare``).
         variants: variant name -> ``key=value`` params overrides that each of its runs
             gets (e.g. a fault scenario); one variant with no overrides is the plain study.
+        method_overrides: method cell (one of ``methods``) -> ``key=value`` params
+            overrides that every run of that method gets, in every variant (e.g. its own
+            privacy mechanism); they apply after the variant's overrides and before the
+            setup's, the seed's and the cell's own (aggregator, weighting, mode), which win.
         skip: ``<variant>/<method>`` cells left out (a method a variant cannot change,
             e.g. ``local`` under a fault on what clients send: it sends nothing).
         hypotheses: the study's pre-registered hypotheses, one mapping each (read by its
@@ -464,6 +468,7 @@ class StudyParams:
         default_factory=lambda: [0], metadata=rule(Each(Interval(int, 0), True))
     )
     variants: dict[str, list[str]] = field(default_factory=lambda: {"plain": []})
+    method_overrides: dict[str, list[str]] = field(default_factory=dict)
     skip: list[str] = field(default_factory=list)
     hypotheses: list[dict] = field(default_factory=list)
     reference: str | None = None
@@ -740,7 +745,32 @@ def parse_params(values: Any, source: str = "params", overrides: list[str] | Non
     merged = _with_setup(apply_overrides(values, overrides), source)
     params = _build(Params, apply_overrides(merged, overrides), "", source)
     _check_rules(params, "", source)
+    _check_method_overrides(params.study, source)
     return params
+
+
+def _check_method_overrides(study: StudyParams, source: str) -> None:
+    """Every key of ``study.method_overrides`` is a method of the study and each of its
+    overrides is ``key=value``.
+
+    Raises:
+        FussbenchError: naming the method cell or the override, and the fix.
+    """
+    for method, overrides in study.method_overrides.items():
+        if method not in study.methods:
+            raise FussbenchError(
+                f"{source}: study.method_overrides names '{method}', which is not in "
+                f"study.methods ({', '.join(study.methods)}); add it there or drop its entry"
+            )
+        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            raise FussbenchError(
+                f"{source}: study.method_overrides.{method} must be a list of key=value "
+                f"overrides, e.g. [privacy.mechanism=central], got {overrides!r}"
+            )
+        try:
+            apply_overrides({}, overrides)
+        except FussbenchError as error:
+            raise FussbenchError(f"{source}: study.method_overrides.{method}: {error}") from error
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

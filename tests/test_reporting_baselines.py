@@ -96,3 +96,46 @@ def test_the_report_shows_each_setups_skew_and_the_verdicts(tmp_path):
     assert "| B1 | iterative beats once on a | 6 |" in text
     assert pd.read_csv(folder / "hypotheses.csv")["verdict"].tolist() == ["supported"]
     assert len(pd.read_csv(folder / "baselines.csv")) == 6
+
+
+def test_b_variant_takes_bs_rows_from_its_own_variant():
+    rows = records()
+    rows["variant"] = np.where(rows["method"] == "local", "none", "eps8")
+    hypotheses = parse_hypotheses(
+        [
+            {"id": "P1", "claim": "beats", "variant": "eps8", "a": "once", "b": "local"},
+            {
+                "id": "P2",
+                "claim": "beats",
+                "variant": "eps8",
+                "a": "once",
+                "b": "local",
+                "b_variant": "none",
+                "setup": "a",
+            },
+        ]
+    )
+    table = hypothesis_rows(hypotheses, rows, StatsParams()).set_index("id")
+    assert table.loc["P1", "pairs"] == 0  # local never runs under eps8
+    assert table.loc["P2", "pairs"] == 6
+    assert table.loc["P2", "difference"] == pytest.approx(5.0, abs=0.1)
+    assert table.loc["P2", "verdict"] == "supported"
+    assert table.loc["P2", "claim"] == "under eps8, once beats local (local under none) on a"
+
+
+def test_b_variant_needs_a_variant_and_no_keeps_more_claim():
+    with pytest.raises(FussbenchError, match="drop b_variant"):
+        parse_hypotheses(
+            [
+                {
+                    "id": "R",
+                    "claim": "keeps_more",
+                    "variant": "v",
+                    "a": "x",
+                    "b": "y",
+                    "b_variant": "w",
+                }
+            ]
+        )
+    with pytest.raises(FussbenchError, match="lacks variant"):
+        parse_hypotheses([{"id": "P", "claim": "beats", "a": "x", "b": "y", "b_variant": "w"}])

@@ -39,7 +39,7 @@ def save_png(figure: Figure, path: Path, dpi: int = DPI) -> None:
         figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
 
 
-def _method_colours(methods: Sequence[str]) -> dict[str, tuple[float, ...]]:
+def method_colours(methods: Sequence[str]) -> dict[str, tuple[float, ...]]:
     """A distinct colour per method, stable in the order given."""
     cmap = matplotlib.colormaps["tab10" if len(methods) <= 10 else "tab20"]
     return {method: cmap(index % cmap.N) for index, method in enumerate(methods)}
@@ -60,7 +60,7 @@ def rounds_figure(
     figure = Figure(figsize=(7.5, 4.5))
     axes = figure.subplots()
     shown = [method for method in methods if (curves["method"] == method).any()]
-    colours = _method_colours(shown)
+    colours = method_colours(shown)
     for index, method in enumerate(shown):
         stats = curves[curves["method"] == method].groupby("round")["miou"]
         stats = stats.agg(["mean", "std", "count"]).fillna({"std": 0.0})

@@ -3,15 +3,17 @@ study's records (``runs.csv``, :mod:`fussbench.studies.study`).
 
 Every claim compares two methods paired by (setup, seed), from rows of one variant (and
 one setup) when the hypothesis names them:
-    - ``{id, claim: beats, a, b[, variant][, setup]}``: ``a`` has a higher mIoU than ``b``:
-      the paired one-sided Wilcoxon test of a - b > 0;
-    - ``{id, claim: non_inferior, a, b, margin[, variant][, setup]}``: ``a`` is not worse
-      than ``b`` by ``margin`` mIoU or more: the paired one-sided Wilcoxon test of
-      (a + margin) - b > 0;
+    - ``{id, claim: beats, a, b[, variant][, b_variant][, setup]}``: ``a`` has a higher
+      mIoU than ``b``: the paired one-sided Wilcoxon test of a - b > 0;
+    - ``{id, claim: non_inferior, a, b, margin[, variant][, b_variant][, setup]}``: ``a``
+      is not worse than ``b`` by ``margin`` mIoU or more: the paired one-sided Wilcoxon
+      test of (a + margin) - b > 0;
     - ``{id, claim: keeps_more, variant, a, b[, setup]}``: under ``variant``, ``a`` loses
       less of its mIoU in the study's reference variant (the honest federation) than ``b``:
       with drop_m = reference_m - variant_m per (setup, seed), the paired one-sided Wilcoxon
       test of drop_b - drop_a > 0.
+``b_variant`` (beats and non_inferior, with ``variant``): ``b``'s rows come from that
+variant instead, e.g. a private method against ``local``, which runs in its own variant.
 Holm over the whole family; a claim is supported when its adjusted p is below
 ``stats.alpha``, not supported when the opposite claim's is, inconclusive otherwise.
 """
@@ -37,7 +39,7 @@ CLAIMS = ("beats", "non_inferior", "keeps_more")
 @dataclass(frozen=True)
 class StudyHypothesis:
     """One pre-registered claim (see the module docstring); ``variant`` and ``setup`` None:
-    rows of every variant / setup."""
+    rows of every variant / setup; ``b_variant`` None: ``b``'s rows from ``variant``."""
 
     id: str
     claim: str
@@ -46,17 +48,20 @@ class StudyHypothesis:
     variant: str | None = None
     setup: str | None = None
     margin: float = 0.0
+    b_variant: str | None = None
 
     @classmethod
     def parse(cls, entry: Mapping[str, object]) -> StudyHypothesis:
         """From one mapping of ``study.hypotheses``.
 
         Raises:
-            FussbenchError: a missing key, an unknown claim, keeps_more without a variant,
-                or a margin on a claim other than non_inferior.
+            FussbenchError: a missing key, an unknown claim, keeps_more or b_variant without
+                a variant, a margin on a claim other than non_inferior, or keeps_more with a
+                b_variant.
         """
         missing = [key for key in ("id", "claim", "a", "b") if key not in entry]
-        if entry.get("claim") == "keeps_more" and "variant" not in entry:
+        needs_variant = entry.get("claim") == "keeps_more" or "b_variant" in entry
+        if needs_variant and "variant" not in entry:
             missing.append("variant")
         if missing:
             raise FussbenchError(f"study.hypotheses: {dict(entry)} lacks {', '.join(missing)}")
@@ -69,20 +74,29 @@ class StudyHypothesis:
             raise FussbenchError(
                 f"study.hypotheses {entry['id']}: only a non_inferior claim takes a margin"
             )
-        optional = {key: str(entry[key]) for key in ("variant", "setup") if key in entry}
+        if "b_variant" in entry and entry["claim"] == "keeps_more":
+            raise FussbenchError(
+                f"study.hypotheses {entry['id']}: a keeps_more claim compares both methods' "
+                "drops under one variant; drop b_variant"
+            )
+        optional = {
+            key: str(entry[key]) for key in ("variant", "setup", "b_variant") if key in entry
+        }
         margin = float(entry.get("margin", 0.0))  # type: ignore[arg-type]
         names = (str(entry[key]) for key in ("id", "claim", "a", "b"))
         return cls(*names, margin=margin, **optional)
 
     def text(self) -> str:
-        """The claim in words, e.g. ``"under random_centroids, a loses less ..."``."""
+        """The claim in words, e.g. ``"under random_centroids, a loses less ..."`` or
+        ``"under eps8, a beats b (b under none)"``."""
         before = f"under {self.variant}, " if self.variant is not None else ""
         after = f" on {self.setup}" if self.setup is not None else ""
+        b = f"{self.b} ({self.b} under {self.b_variant})" if self.b_variant else self.b
         if self.claim == "keeps_more":
-            return f"{before}{self.a} loses less of its honest mIoU than {self.b}{after}"
+            return f"{before}{self.a} loses less of its honest mIoU than {b}{after}"
         if self.claim == "non_inferior":
-            return f"{before}{self.a} is within {self.margin:g} mIoU of {self.b} or better{after}"
-        return f"{before}{self.a} beats {self.b}{after}"
+            return f"{before}{self.a} is within {self.margin:g} mIoU of {b} or better{after}"
+        return f"{before}{self.a} beats {b}{after}"
 
     def pair(self, records: pd.DataFrame, reference: str | None) -> tuple[np.ndarray, np.ndarray]:
         """(x, y), shape (n,) each, over the (setup, seed) pairs both have: the claim is
@@ -97,7 +111,8 @@ class StudyHypothesis:
             second = drops(records, self.a, self.variant, reference, self.setup)
         else:
             first = miou_by_seed(records, self.a, self.variant, self.setup) + self.margin
-            second = miou_by_seed(records, self.b, self.variant, self.setup)
+            b_variant = self.b_variant if self.b_variant is not None else self.variant
+            second = miou_by_seed(records, self.b, b_variant, self.setup)
         keys = first.index.intersection(second.index)
         return first[keys].to_numpy(), second[keys].to_numpy()
 

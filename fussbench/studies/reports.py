@@ -10,6 +10,7 @@ import pandas as pd
 from fussbench.errors import FussbenchError
 from fussbench.params import Params
 from fussbench.reporting.baselines import baselines_report
+from fussbench.reporting.privacy import privacy_report
 from fussbench.reporting.robustness import robustness_report
 
 StudyReport = Callable[[Params, pd.DataFrame], Path]
@@ -18,6 +19,7 @@ StudyReport = Callable[[Params, pd.DataFrame], Path]
 REPORTS: dict[str, StudyReport] = {
     "robustness": robustness_report,
     "baselines": baselines_report,
+    "privacy": privacy_report,
 }
 """Study name (``study.name``) -> its report."""
 

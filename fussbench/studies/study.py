@@ -1,11 +1,12 @@
 """A resumable study: ``study:`` in params, every variant × setup × method × seed one run.
 
 Each run is an ordinary federate run into ``<study.out>/<name>/<variant>/<setup>/<method>/
-seed<k>`` with the variant's overrides. As a run finishes, its row (the identifying columns
-and every scalar of its ``metrics.json``) goes into ``<reports_dir>/runs.csv`` (a study's
-preset names its own ``reports_dir``, as a profile's does), which is committed: a study
-stopped by the end of a session resumes from it on any machine, and its report reads the
-records only, never the (git-ignored) run folders.
+seed<k>`` with the variant's overrides and the method's (``study.method_overrides``). As a
+run finishes, its row (the identifying columns and every scalar of its ``metrics.json``)
+goes into ``<reports_dir>/runs.csv`` (a study's preset names its own ``reports_dir``, as a
+profile's does), which is committed: a study stopped by the end of a session resumes from
+it on any machine, and its report reads the records only, never the (git-ignored) run
+folders.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class StudyRun:
 
     Attributes:
         variant, setup, method, seed: its place in the study (:data:`KEYS`).
-        overrides: its ``key=value`` params overrides (variant, setup, method, seed).
+        overrides: its ``key=value`` params overrides: the variant's, the method's
+            (``study.method_overrides``), the setup's and seed's, the method cell's.
         out: its run folder.
     """
 
@@ -98,7 +100,13 @@ def study_runs(params: Params) -> list[StudyRun]:
             setup,
             method,
             seed,
-            (*overrides, f"setup={setup}", f"seed={seed}", *method_overrides(method)),
+            (
+                *overrides,
+                *study.method_overrides.get(method, []),
+                f"setup={setup}",
+                f"seed={seed}",
+                *method_overrides(method),
+            ),
             base / variant / setup / method / f"seed{seed}",
         )
         for variant, overrides in study.variants.items()

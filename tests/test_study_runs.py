@@ -1,0 +1,60 @@
+"""A study's runs (:func:`fussbench.studies.study.study_runs`): what each run is given."""
+
+import pytest
+
+from fussbench.errors import FussbenchError
+from fussbench.params import parse_params
+from fussbench.studies.study import study_runs
+
+
+def study(**changes: object) -> dict:
+    """A two-variant, two-method study of one setup and seed, with ``changes``."""
+    return {
+        "study": {
+            "name": "privacy",
+            "methods": ["local", "fedavg.uniform"],
+            "variants": {"eps1": ["privacy.target_epsilon=1"], "none": []},
+            **changes,
+        }
+    }
+
+
+def test_a_methods_overrides_come_after_the_variants_and_before_the_cells():
+    params = parse_params(
+        study(method_overrides={"fedavg.uniform": ["privacy.mechanism=central", "seed=9"]})
+    )
+    runs = {run.key: run for run in study_runs(params)}
+    fedavg = runs[("eps1", "camvid_domain", "fedavg.uniform", 0)]
+    assert fedavg.overrides == (
+        "privacy.target_epsilon=1",
+        "privacy.mechanism=central",
+        "seed=9",
+        "setup=camvid_domain",
+        "seed=0",  # the study's seed wins over the method's
+        "aggregator=fedavg",
+        "federation.weighting=uniform",
+        "federation.mode=null",
+    )
+    assert (
+        "privacy.mechanism=central"
+        in runs[("none", "camvid_domain", "fedavg.uniform", 0)].overrides
+    )
+    local = runs[("eps1", "camvid_domain", "local", 0)]
+    assert not any(override.startswith("privacy.mechanism") for override in local.overrides)
+
+
+def test_the_cells_own_aggregator_wins_over_a_methods_overrides():
+    params = parse_params(study(method_overrides={"local": ["aggregator=fedavg"]}))
+    run = next(run for run in study_runs(params) if run.method == "local")
+    assert run.overrides.index("aggregator=fedavg") < run.overrides.index("aggregator=local")
+
+
+def test_method_overrides_are_checked_at_load():
+    with pytest.raises(FussbenchError, match="names 'fedcc_kmeans', which is not in study.methods"):
+        parse_params(study(method_overrides={"fedcc_kmeans": ["privacy.mechanism=local"]}))
+    with pytest.raises(FussbenchError, match=r"method_overrides.local: override 'privacy' must"):
+        parse_params(study(method_overrides={"local": ["privacy"]}))
+    with pytest.raises(FussbenchError, match="must be a list of key=value overrides"):
+        parse_params(study(method_overrides={"local": "privacy.mechanism=local"}))
+    with pytest.raises(FussbenchError, match="must be a list of key=value overrides"):
+        parse_params(study(method_overrides={"local": [{"privacy.mechanism": "local"}]}))
