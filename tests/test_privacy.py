@@ -339,6 +339,8 @@ def test_the_privacy_params_keep_their_rules():
         load_params(REPO / "params.yaml", ["privacy.target_epsilon=0"])
     assert checked("aggregator=fedcc_kmeans", "privacy.mechanism=local").privacy.on
     assert checked("aggregator=fedavg", "privacy.mechanism=central", "federation.weighting=uniform")
+    sums = ["aggregator=fedcc_sums", "federation.weighting=uniform"]
+    assert checked(*sums, "privacy.mechanism=central").privacy.on  # its counts stay inside
 
 
 def test_the_fingerprint_leaves_privacy_out_until_a_mechanism_is_on(monkeypatch):

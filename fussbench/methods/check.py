@@ -170,7 +170,9 @@ def _check_privacy(params: Params, source: str) -> None:
             f"{aggregator}'s clients send code sums and pixel counts, which local noise "
             "does not cover (the counts go un-noised); use privacy.mechanism central"
         )
-    elif spec.reads_cluster_counts(params.federation.mode):
+    elif spec.reads_cluster_counts(params.federation.mode) and not spec.sends_code_sums:
+        # code sums under central: the counts only divide each client's own sums (its
+        # code shares, sensitivity 1) and leave the server in no release
         problem = (
             f"{aggregator} reads the clients' pixel counts in this mode, un-noised; choose "
             "another federation.mode"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from fussbench.methods.registry import MethodSpec, specs
 from fussbench.rules import Interval
 
@@ -71,16 +73,18 @@ def _sent(spec: MethodSpec) -> str:
     return "; ".join(parts)
 
 
-def server_sees_table() -> str:
+def server_sees_table(aggregators: Collection[str] | None = None) -> str:
     """A Markdown table of what the server sees of each client under every federated
-    method, and whether secure aggregation and central differential privacy (which give
-    the server only a sum) can serve its server step (registry ``server_needs``); local
-    differential privacy applies to every method."""
+    method (those of ``aggregators`` only, when given), and whether secure aggregation and
+    central differential privacy (which give the server only a sum) can serve its server
+    step (registry ``server_needs``); local differential privacy applies to every method."""
     lines = [
         "| method | each client sends | its server step needs | secure aggregation, central DP |",
         "| --- | --- | --- | --- |",
     ]
     for spec in specs("aggregator"):
+        if aggregators is not None and spec.name not in aggregators:
+            continue
         if spec.server_needs == "weighted_sum":
             needs, served = "only the sum over clients", "can serve it"
         else:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from fussbench.atomic import write_text
+from fussbench.methods import parse_method
 from fussbench.methods.listing import server_sees_table
 from fussbench.params import Params
 from fussbench.reporting.figures import save_png
@@ -59,7 +60,8 @@ def privacy_report(params: Params, records: pd.DataFrame) -> Path:
         lines += [f"## {setup}", "", markdown_table(levels_table(levels, setup, variants))]
     if not levels.empty:
         lines += ["![mIoU against ε spent](privacy.png)", ""]
-    lines += ["## What the server sees", "", server_sees_table()]
+    shown = {parse_method(method).aggregator for method in study.methods}
+    lines += ["## What the server sees", "", server_sees_table(shown)]
     if not tested.empty:
         lines += [
             "## Pre-registered hypotheses (Holm over the family)",

@@ -150,7 +150,10 @@ def detection_metrics(records: list[RoundRecord]) -> dict[str, object]:
     if not rows:
         return {}
     table = np.array([[np.nan if v is None else v for v in row] for row in rows])
-    means = np.nanmean(table, axis=0)
+    scored = ~np.isnan(table)  # a client sampled in no scored round has no mean
+    means = np.where(
+        scored.any(axis=0), np.nansum(table, axis=0) / np.maximum(scored.sum(axis=0), 1), np.nan
+    )
     suspect = int(np.nanargmax(means))
     ratio = float(means[suspect])
     return {
