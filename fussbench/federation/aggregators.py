@@ -38,11 +38,15 @@ from fussbench.errors import FussbenchError
 from fussbench.federation.cluster_count import global_cluster_count
 from fussbench.federation.exchange import Exchange, ServerStep
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.pooled import (
+    canonical_order,
+    pool_centroids,
+    pool_counts,
+    unit_rows,
+)
 from fussbench.methods import WEIGHTINGS, get_spec, specs
 from fussbench.methods.catalog import FEDCC_MERGES, FEDCC_MODES, MATCHED_VARIANTS
 from fussbench.model.head import CENTROIDS_KEY, ModelArrays, head_arrays
-
-_EPS = 1e-12
 
 
 def client_weights(updates: Sequence[ClientUpdate], weighting: str) -> np.ndarray:
@@ -56,7 +60,7 @@ def client_weights(updates: Sequence[ClientUpdate], weighting: str) -> np.ndarra
         FussbenchError: unknown ``weighting``, no updates, or sample counts that are
             negative or sum to zero.
     """
-    _check_choice(weighting, WEIGHTINGS, "weighting", "federation.weighting")
+    check_choice(weighting, WEIGHTINGS, "weighting", "federation.weighting")
     if not updates:
         raise FussbenchError("cannot aggregate zero client updates")
     if weighting == "uniform":
@@ -129,7 +133,7 @@ class Aggregator:
     k_range: tuple[int, int] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
-        _check_choice(self.weighting, WEIGHTINGS, "weighting", "federation.weighting")
+        check_choice(self.weighting, WEIGHTINGS, "weighting", "federation.weighting")
 
     def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
         """The next global model from this round's updates.
@@ -336,7 +340,7 @@ class FedCCKMeans(Aggregator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_choice(self.mode, FEDCC_MODES, "mode", "federation.mode")
+        check_choice(self.mode, FEDCC_MODES, "mode", "federation.mode")
         if self.n_init < 1:
             raise FussbenchError(f"FedCC-kMeans n_init must be >= 1, got {self.n_init}")
 
@@ -348,11 +352,11 @@ class FedCCKMeans(Aggregator):
     ) -> np.ndarray:
         """(n_clusters, dim) k-means centres of the (normalised in cosine mode) pool."""
         n_clusters = previous_centroids.shape[0]
-        pool = _pool(updates, n_clusters)
+        pool = pool_centroids(updates, n_clusters)
         if self.mode == "cosine":
-            pool = _normalize(pool)
-        centres = _kmeans(pool[_canonical_order(pool)], n_clusters, self.n_init, self.seed)
-        return _normalize(centres) if self.mode == "cosine" else centres
+            pool = unit_rows(pool)
+        centres = _kmeans(pool[canonical_order(pool)], n_clusters, self.n_init, self.seed)
+        return unit_rows(centres) if self.mode == "cosine" else centres
 
 
 @dataclass(frozen=True)
@@ -378,7 +382,7 @@ class FedCCMaximin(Aggregator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_choice(self.mode, FEDCC_MODES, "mode", "federation.mode")
+        check_choice(self.mode, FEDCC_MODES, "mode", "federation.mode")
 
     def aggregate_centroids(
         self,
@@ -388,13 +392,13 @@ class FedCCMaximin(Aggregator):
     ) -> np.ndarray:
         """(n_clusters, dim) rows of the (normalised in cosine mode) pool."""
         n_clusters = previous_centroids.shape[0]
-        pool = _pool(updates, n_clusters)
+        pool = pool_centroids(updates, n_clusters)
         if self.mode == "faithful":
             chosen = _farthest_points(_euclidean(pool), start=0, count=n_clusters)
             return pool[chosen]
-        pool = _normalize(pool)
-        pool = pool[_canonical_order(pool)]
-        start = int(np.argmax(pool @ _normalize(pool.mean(axis=0, keepdims=True))[0]))
+        pool = unit_rows(pool)
+        pool = pool[canonical_order(pool)]
+        start = int(np.argmax(pool @ unit_rows(pool.mean(axis=0, keepdims=True))[0]))
         chosen = _farthest_points(1.0 - pool @ pool.T, start=start, count=n_clusters)
         return pool[chosen]
 
@@ -432,7 +436,7 @@ class FedCCMatched(Aggregator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_choice(self.variant, MATCHED_VARIANTS, "mode", "federation.mode")
+        check_choice(self.variant, MATCHED_VARIANTS, "mode", "federation.mode")
 
     def aggregate_centroids(
         self,
@@ -449,13 +453,13 @@ class FedCCMatched(Aggregator):
         """(K, dim) k-means centres of the normalised pool, the global K chosen as the base
         class does: the reference the hungarian variant aligns round 1's sets to."""
         count = len(super()._first_centroids(updates))
-        pool = _normalize(_pool(updates, count))
-        return _normalize(_kmeans(pool[_canonical_order(pool)], count, 10, self.seed))
+        pool = unit_rows(pool_centroids(updates, count))
+        return unit_rows(_kmeans(pool[canonical_order(pool)], count, 10, self.seed))
 
     def _pooled_counts(self, updates: Sequence[ClientUpdate], n_clusters: int) -> np.ndarray:
         """(n_clusters, dim) count-weighted k-means centres of the normalised pool."""
-        pool = _normalize(_pool(updates, n_clusters))
-        counts = _pool_counts(updates)
+        pool = unit_rows(pool_centroids(updates, n_clusters))
+        counts = pool_counts(updates)
         if counts.sum() == 0:
             warnings.warn(
                 "every cluster_count is zero; FedCC-Matched pooled_counts weighs all "
@@ -463,9 +467,9 @@ class FedCCMatched(Aggregator):
                 stacklevel=4,
             )
             counts = np.ones_like(counts)
-        order = _canonical_order(pool)
+        order = canonical_order(pool)
         centres = _kmeans(pool[order], n_clusters, 10, self.seed, sample_weight=counts[order])
-        return _normalize(centres)
+        return unit_rows(centres)
 
 
 def fedcc_merge(
@@ -483,7 +487,7 @@ def fedcc_merge(
     Raises:
         FussbenchError: an unknown ``mode``, naming ``federation.mode`` and the valid ones.
     """
-    _check_choice(mode, FEDCC_MERGES, "mode", "federation.mode")
+    check_choice(mode, FEDCC_MERGES, "mode", "federation.mode")
     if mode == "maximin":
         return FedCCMaximin(weighting, mode="cosine", k_range=k_range)
     return FedCCKMeans(weighting, mode="cosine", seed=seed, k_range=k_range)
@@ -519,7 +523,7 @@ def make_aggregator(
             its rule.
     """
     aggregators = [spec.name for spec in specs("aggregator")]
-    _check_choice(name, aggregators, "aggregator", "aggregator")
+    check_choice(name, aggregators, "aggregator", "aggregator")
     spec = get_spec(name)
     arguments: dict[str, object] = {"weighting": weighting}
     if spec.modes:
@@ -555,14 +559,14 @@ def centroid_diagnostics(centroids: np.ndarray) -> dict:
         "min_offdiagonal": smallest distance between two different centroids}``; the
         minimum is ``nan`` for K < 2. A minimum near 0 means two prototypes merged.
     """
-    unit = _normalize(np.asarray(centroids, dtype=np.float64))
+    unit = unit_rows(np.asarray(centroids, dtype=np.float64))
     distance = 1.0 - unit @ unit.T
     offdiagonal = distance[~np.eye(len(unit), dtype=bool)]
     minimum = float(offdiagonal.min()) if offdiagonal.size else float("nan")
     return {"pairwise_cosine_distance": distance.tolist(), "min_offdiagonal": minimum}
 
 
-def _check_choice(value: str, valid: Sequence[str], what: str, param: str) -> None:
+def check_choice(value: str, valid: Sequence[str], what: str, param: str) -> None:
     """Raise FussbenchError naming ``param`` and listing ``valid`` unless value is valid."""
     if value not in valid:
         raise FussbenchError(
@@ -590,48 +594,6 @@ def _check_same_layout(
                 "(params: model.n_clusters must be the same on every client)"
             )
         raise FussbenchError(f"{what}: array '{key}' has shape {shape}, expected {value.shape}")
-
-
-def _pool(updates: Sequence[ClientUpdate], n_clusters: int) -> np.ndarray:
-    """(sum of the clients' K_k, dim) float64: every client's centroids, client by client
-    (K * n_clusters rows when every client has n_clusters)."""
-    pool = np.concatenate([update.centroids for update in updates]).astype(np.float64)
-    if n_clusters > len(pool):
-        raise FussbenchError(
-            f"cannot choose {n_clusters} centroids from a pool of {len(pool)} "
-            "(params: model.n_clusters)"
-        )
-    return pool
-
-
-def _pool_counts(updates: Sequence[ClientUpdate]) -> np.ndarray:
-    """(sum of the clients' n_clusters,) float64 cluster counts in pool order."""
-    missing = [index for index, update in enumerate(updates) if update.cluster_counts is None]
-    if missing:
-        raise FussbenchError(
-            f"client {missing[0]} sent no cluster_counts; this aggregator needs them from "
-            "every client (clients send them when LocalObjective.cluster_counts is set)"
-        )
-    counts = [np.asarray(update.cluster_counts, dtype=np.float64) for update in updates]
-    for index, (client_counts, update) in enumerate(zip(counts, updates, strict=True)):
-        expected = len(update.centroids)
-        if client_counts.shape != (expected,) or (client_counts < 0).any():
-            raise FussbenchError(
-                f"client {index}: cluster_counts must be {expected} non-negative counts "
-                f"(one per centroid), got shape {client_counts.shape}"
-            )
-    return np.concatenate(counts)
-
-
-def _normalize(vectors: np.ndarray) -> np.ndarray:
-    """(N, D) rows scaled to unit L2 norm (zero rows stay zero)."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, _EPS)
-
-
-def _canonical_order(pool: np.ndarray) -> np.ndarray:
-    """(N,) indices that sort the rows of (N, D) ``pool`` lexicographically."""
-    return np.lexsort(pool.T[::-1])
 
 
 def _euclidean(pool: np.ndarray) -> np.ndarray:
@@ -683,15 +645,15 @@ def _matched_average(
     pairs); a global row no client matched keeps its previous (normalised) value. Rows are
     normalised at the end, so a row matched by only some clients needs no re-weighting.
     """
-    reference = _normalize(previous_centroids.astype(np.float64))
+    reference = unit_rows(previous_centroids.astype(np.float64))
     total = np.zeros_like(reference)
     matched = np.zeros(len(reference), dtype=bool)
     for weight, update in zip(weights, updates, strict=True):
-        unit = _normalize(update.centroids.astype(np.float64))
+        unit = unit_rows(update.centroids.astype(np.float64))
         rows, columns = linear_sum_assignment(unit @ reference.T, maximize=True)
         aligned = np.zeros_like(reference)
         aligned[columns] = unit[rows]
         matched[columns] = True
         total += weight * aligned
     total[~matched] = reference[~matched]
-    return _normalize(total)
+    return unit_rows(total)

@@ -21,15 +21,9 @@ import numpy as np
 from scipy.special import logsumexp
 
 from fussbench.errors import FussbenchError
-from fussbench.federation.aggregators import (
-    _EPS,
-    Aggregator,
-    FedCCKMeans,
-    _canonical_order,
-    _normalize,
-    _pool,
-)
+from fussbench.federation.aggregators import Aggregator, FedCCKMeans
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.pooled import EPS, canonical_order, pool_centroids, unit_rows
 
 SINKHORN_TOLERANCE = 1e-6
 """Sinkhorn-Knopp stops once every column sums to 1/K within this relative error."""
@@ -85,7 +79,7 @@ def balanced_centroids(pool: np.ndarray, start: np.ndarray, epsilon: float) -> n
         plan = sinkhorn(pool @ centroids.T, epsilon)
         moved = plan.T @ pool
         norms = np.linalg.norm(moved, axis=1, keepdims=True)
-        centroids = np.where(norms > _EPS, moved / np.maximum(norms, _EPS), centroids)
+        centroids = np.where(norms > EPS, moved / np.maximum(norms, EPS), centroids)
     return centroids
 
 
@@ -130,11 +124,11 @@ class FedCCBalanced(Aggregator):
         previous_centroids: np.ndarray,
     ) -> np.ndarray:
         """(n_clusters, dim) unit-norm centroids of the balanced clustering of the pool."""
-        pool = _normalize(_pool(updates, previous_centroids.shape[0]))
-        pool = pool[_canonical_order(pool)]
+        pool = unit_rows(pool_centroids(updates, previous_centroids.shape[0]))
+        pool = pool[canonical_order(pool)]
         previous = previous_centroids.astype(np.float64)
-        if (np.linalg.norm(previous, axis=1) > _EPS).all():
-            start = _normalize(previous)
+        if (np.linalg.norm(previous, axis=1) > EPS).all():
+            start = unit_rows(previous)
         else:
             start = FedCCKMeans(mode="cosine", seed=self.seed).aggregate_centroids(
                 updates, weights, previous

@@ -43,14 +43,13 @@ import numpy as np
 from scipy.linalg import eigh
 
 from fussbench.errors import FussbenchError
+from fussbench.federation.pooled import EPS, unit_rows
 
 SAMPLED_PIXELS = 1500
 """Feature pixels a client samples to estimate its K (the eigenproblem is P x P)."""
 
 NEIGHBOURS = 10
 """k of the kNN affinity over a client's sampled pixels."""
-
-_EPS = 1e-12
 
 
 def check_k_range(k_range: tuple[int, int], n_points: int, what: str) -> tuple[int, int]:
@@ -136,11 +135,11 @@ def estimate_cluster_count(
     np.fill_diagonal(distance, 0.0)
     order = np.argsort(distance, axis=1, kind="stable")
     scale = np.sqrt(distance[np.arange(count), order[:, neighbours]])
-    affinity = np.exp(-distance / np.maximum(scale[:, None] * scale[None, :], _EPS))
+    affinity = np.exp(-distance / np.maximum(scale[:, None] * scale[None, :], EPS))
     graph = np.zeros((count, count), dtype=bool)
     graph[np.repeat(np.arange(count), neighbours), order[:, 1 : neighbours + 1].ravel()] = True
     affinity = np.where(graph | graph.T, affinity, 0.0)
-    inverse_root = 1.0 / np.sqrt(np.maximum(affinity.sum(axis=1), _EPS))
+    inverse_root = 1.0 / np.sqrt(np.maximum(affinity.sum(axis=1), EPS))
     laplacian = np.eye(count) - inverse_root[:, None] * affinity * inverse_root[None, :]
     eigenvalues = eigh(laplacian, eigvals_only=True, subset_by_index=[0, high])
     gaps = eigenvalues[low : high + 1] - eigenvalues[low - 1 : high]
@@ -185,7 +184,7 @@ def global_cluster_count(client_centroids: Sequence[np.ndarray], k_range: tuple[
         client_centroids: one (K_k, D) array per client, K_k >= 1.
         k_range: (low, high) of ``model.k_range``.
     """
-    units = [_normalize(np.asarray(centroids, dtype=np.float64)) for centroids in client_centroids]
+    units = [unit_rows(np.asarray(centroids, dtype=np.float64)) for centroids in client_centroids]
     nearest_own = []
     for unit in units:
         distance = 1.0 - unit @ unit.T
@@ -200,7 +199,7 @@ def global_cluster_count(client_centroids: Sequence[np.ndarray], k_range: tuple[
         )
     threshold = 0.5 * float(np.median(nearest_own)) if nearest_own else 0.0
     pool = pool[np.lexsort(pool.T[::-1])]
-    start = int(np.argmax(pool @ _normalize(pool.mean(axis=0, keepdims=True))[0]))
+    start = int(np.argmax(pool @ unit_rows(pool.mean(axis=0, keepdims=True))[0]))
     distance = 1.0 - pool @ pool.T
     chosen = [start]
     nearest = distance[start].copy()
@@ -213,8 +212,3 @@ def global_cluster_count(client_centroids: Sequence[np.ndarray], k_range: tuple[
         nearest = np.minimum(nearest, distance[index])
         nearest[chosen] = -np.inf
     return len(chosen)
-
-
-def _normalize(vectors: np.ndarray) -> np.ndarray:
-    """(N, D) rows scaled to unit L2 norm (zero rows stay zero)."""
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), _EPS)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fussbench.federation.aggregators import Aggregator, _check_choice, fedcc_merge
+from fussbench.federation.aggregators import Aggregator, check_choice, fedcc_merge
 from fussbench.federation.messages import ClientUpdate
 from fussbench.methods.catalog import FEDCC_MERGES
 from fussbench.model.head import ModelArrays
@@ -45,7 +45,7 @@ class FedCCOneShot(Aggregator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_choice(self.mode, FEDCC_MERGES, "mode", "federation.mode")
+        check_choice(self.mode, FEDCC_MERGES, "mode", "federation.mode")
 
     def aggregate(self, updates: Sequence[ClientUpdate], previous: ModelArrays) -> ModelArrays:
         """The merge of :attr:`mode` (:func:`~fussbench.federation.aggregators.fedcc_merge`)

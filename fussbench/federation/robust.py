@@ -23,8 +23,9 @@ import numpy as np
 from scipy.stats import trim_mean
 
 from fussbench.errors import FussbenchError
-from fussbench.federation.aggregators import Aggregator, _check_choice, _normalize, fedcc_merge
+from fussbench.federation.aggregators import Aggregator, check_choice, fedcc_merge
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.pooled import unit_rows
 from fussbench.methods.catalog import FEDCC_MERGES
 from fussbench.model.head import ModelArrays
 
@@ -80,7 +81,7 @@ def _directions(centroids: np.ndarray) -> np.ndarray:
     """(n, D) unit rows of the (n_k, D) ``centroids`` without their zero rows (n <= n_k);
     one zero row when every row is zero."""
     nonzero = np.linalg.norm(centroids, axis=1) > 0
-    return _normalize(centroids[nonzero] if nonzero.any() else centroids[:1])
+    return unit_rows(centroids[nonzero] if nonzero.any() else centroids[:1])
 
 
 def suspicion_scores(centroid_sets: Sequence[np.ndarray], max_bad: int = 1) -> np.ndarray:
@@ -245,7 +246,7 @@ class FedCCScreened(Aggregator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_choice(self.mode, FEDCC_MERGES, "mode", "federation.mode")
+        check_choice(self.mode, FEDCC_MERGES, "mode", "federation.mode")
         if self.factor <= 1.0:
             raise FussbenchError(f"federation.screen_factor must be > 1, got {self.factor}")
 

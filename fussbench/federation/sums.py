@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fussbench.federation.aggregators import Aggregator, _normalize, _pool_counts
+from fussbench.federation.aggregators import Aggregator
 from fussbench.federation.messages import ClientUpdate
+from fussbench.federation.pooled import pool_counts, unit_rows
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class FedCCSums(Aggregator):
         Raises:
             FussbenchError: a client sent no counts, or counts of another length.
         """
-        counts = _pool_counts(updates).reshape(len(updates), -1).sum(axis=0)
+        counts = pool_counts(updates).reshape(len(updates), -1).sum(axis=0)
         sums = np.sum([update.centroids for update in updates], axis=0, dtype=np.float64)
         chosen = (counts > 0)[:, None]
-        return np.where(chosen, _normalize(sums), previous_centroids.astype(np.float64))
+        return np.where(chosen, unit_rows(sums), previous_centroids.astype(np.float64))
