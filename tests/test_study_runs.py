@@ -58,3 +58,15 @@ def test_method_overrides_are_checked_at_load():
         parse_params(study(method_overrides={"local": "privacy.mechanism=local"}))
     with pytest.raises(FussbenchError, match="must be a list of key=value overrides"):
         parse_params(study(method_overrides={"local": [{"privacy.mechanism": "local"}]}))
+
+
+def test_runs_go_seed_major_so_an_interrupted_study_leaves_whole_seeds():
+    params = parse_params(study(seeds=[0, 1], skip=["eps1/local"]))
+    assert [run.key for run in study_runs(params)] == [
+        ("eps1", "camvid_domain", "fedavg.uniform", 0),
+        ("none", "camvid_domain", "local", 0),
+        ("none", "camvid_domain", "fedavg.uniform", 0),
+        ("eps1", "camvid_domain", "fedavg.uniform", 1),
+        ("none", "camvid_domain", "local", 1),
+        ("none", "camvid_domain", "fedavg.uniform", 1),
+    ]
