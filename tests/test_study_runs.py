@@ -70,3 +70,18 @@ def test_runs_go_seed_major_so_an_interrupted_study_leaves_whole_seeds():
         ("none", "camvid_domain", "local", 1),
         ("none", "camvid_domain", "fedavg.uniform", 1),
     ]
+
+
+def test_hypotheses_naming_what_the_study_does_not_run_are_refused_before_any_run():
+    claim = {"id": "H", "claim": "beats", "a": "fedavg.uniform", "b": "local"}
+    assert study_runs(parse_params(study(hypotheses=[{**claim, "variant": "eps1"}])))
+    for change, message in (
+        ({"a": "fedavg"}, r"H: a 'fedavg' is not in the study; valid: local, fedavg.uniform"),
+        ({"b": "better_fedcc"}, "H: b 'better_fedcc' is not in the study"),
+        ({"variant": "eps2"}, "H: variant 'eps2' is not in the study; valid: eps1, none"),
+        ({"setup": "camvid_embedding"}, "H: setup 'camvid_embedding' is not in the study"),
+    ):
+        with pytest.raises(FussbenchError, match=message):
+            study_runs(parse_params(study(hypotheses=[{**claim, **change}])))
+    token = study(methods=["local", "fedcc_maximin"], hypotheses=[{**claim, "a": "better_fedcc"}])
+    assert study_runs(parse_params(token))

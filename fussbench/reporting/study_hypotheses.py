@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from fussbench.errors import FussbenchError
-from fussbench.params import StatsParams
+from fussbench.params import StatsParams, StudyParams
 from fussbench.stats.formatting import format_difference, format_p
 from fussbench.stats.primary import NOT_RUN, TOKENS, holm_whole_family, resolve, verdict
 from fussbench.stats.tests import GREATER, LESS, bootstrap_mean_ci, paired_tests
@@ -220,6 +220,32 @@ def drops(
 def parse_hypotheses(entries: Sequence[Mapping[str, object]]) -> list[StudyHypothesis]:
     """Every entry of ``study.hypotheses``, parsed (see :meth:`StudyHypothesis.parse`)."""
     return [StudyHypothesis.parse(entry) for entry in entries]
+
+
+def check_hypotheses(study: StudyParams) -> list[StudyHypothesis]:
+    """``study.hypotheses`` parsed and checked against the study before any run: each
+    method among ``a`` / ``b`` is one of ``study.methods`` (a token: one of its methods
+    is), each variant one of ``study.variants``, the setup one of ``study.setups``.
+
+    Raises:
+        FussbenchError: naming the hypothesis, the key, the value and the valid ones.
+    """
+    hypotheses = parse_hypotheses(study.hypotheses)
+    for hypothesis in hypotheses:
+        names = {
+            "a": (hypothesis.a, set(TOKENS.get(hypothesis.a, (hypothesis.a,))), study.methods),
+            "b": (hypothesis.b, set(TOKENS.get(hypothesis.b, (hypothesis.b,))), study.methods),
+            "variant": (hypothesis.variant, {hypothesis.variant}, list(study.variants)),
+            "b_variant": (hypothesis.b_variant, {hypothesis.b_variant}, list(study.variants)),
+            "setup": (hypothesis.setup, {hypothesis.setup}, study.setups),
+        }
+        for key, (value, needs, valid) in names.items():
+            if value is not None and not needs & set(valid):
+                raise FussbenchError(
+                    f"study.hypotheses {hypothesis.id}: {key} {value!r} is not in the study; "
+                    f"valid: {', '.join(map(str, valid))}"
+                )
+    return hypotheses
 
 
 def mean_ci(differences: np.ndarray, stats: StatsParams) -> tuple[float, float]:

@@ -28,6 +28,7 @@ import pandas as pd
 from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
 from fussbench.params import Params, apply_overrides
+from fussbench.reporting.study_hypotheses import check_hypotheses
 from fussbench.studies.overrides import method_overrides
 from fussbench.studies.trainer import Trainer
 
@@ -80,10 +81,12 @@ def study_runs(params: Params) -> list[StudyRun]:
     then method (the module docstring says why).
 
     Raises:
-        FussbenchError: a setup that ``setups`` does not define, or a variant override
-            that is not ``key=value``.
+        FussbenchError: a setup that ``setups`` does not define, a variant override
+            that is not ``key=value``, or a hypothesis naming what the study does not run
+            (:func:`~fussbench.reporting.study_hypotheses.check_hypotheses`).
     """
     study = params.study
+    check_hypotheses(study)
     for setup in study.setups:
         if setup not in params.setups:
             raise FussbenchError(
