@@ -7,7 +7,7 @@ import pytest
 
 from fussbench.errors import FussbenchError
 from fussbench.params import StatsParams, parse_params
-from fussbench.reporting.baselines import baselines_report, method_table
+from fussbench.reporting.comparison import comparison_report, method_table
 from fussbench.reporting.study_hypotheses import hypothesis_rows, parse_hypotheses
 from fussbench.studies.study import KEYS
 
@@ -89,7 +89,7 @@ def test_the_report_shows_each_setups_skew_and_the_verdicts(tmp_path):
             },
         }
     )
-    folder = baselines_report(params, records())
+    folder = comparison_report(params, records())
     text = (folder / "baselines.md").read_text()
     assert "36 of 36 runs recorded" in text
     assert "## a: label skew (JS) 0.250, feature skew 0.100" in text
@@ -203,6 +203,6 @@ def test_no_records_read_not_run_and_the_report_is_written(tmp_path):
             "study": {"name": "baselines", "methods": ["local"], "hypotheses": hypotheses},
         }
     )
-    text = (baselines_report(params, empty) / "baselines.md").read_text()
+    text = (comparison_report(params, empty) / "baselines.md").read_text()
     assert "0 of 1 runs recorded" in text
     assert "| H3 | better_fedcc beats local on a | 0 | — | — | not run |" in text
