@@ -10,8 +10,13 @@ from cli_workspace import REPO, invoke
 
 from fussbench import presets
 from fussbench.errors import FussbenchError
+from fussbench.methods import get_spec, parse_method
+from fussbench.methods.check import load_checked_params
 from fussbench.params import load_params
 from fussbench.presets import load_preset, preset_names
+from fussbench.reporting.study_hypotheses import check_hypotheses
+from fussbench.studies.reports import REPORTS, study_report
+from fussbench.studies.study import study_runs
 
 PARAMS = str(REPO / "params.yaml")
 
@@ -82,3 +87,26 @@ def test_bad_presets_and_overrides_are_named(tmp_path, monkeypatch):
     (tmp_path / "wrong.yaml").write_text("description: x\nset: {setup: no_such_setup}\n")
     wrong = invoke("preset", "wrong", "--params", PARAMS)
     assert wrong.exit_code == 2 and "unknown setup 'no_such_setup'" in wrong.output
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in preset_names() if "study.name" in load_preset(n).values]
+)
+def test_every_study_preset_has_a_report_and_hypotheses_about_what_it_runs(name):
+    params = load_checked_params(PARAMS, load_preset(name).overrides())
+    assert params.study.name == name
+    assert study_report(params) is REPORTS[name]
+    assert study_runs(params)  # checks the hypotheses against the study
+
+
+def test_the_converged_study_trains_ten_methods_over_ten_seeds_in_fp32():
+    params = load_checked_params(PARAMS, load_preset("paper_converged").overrides())
+    runs = study_runs(params)
+    trained = [
+        run for run in runs if get_spec(parse_method(run.method).aggregator).kind != "reference"
+    ]
+    assert len(trained) == 100 and params.train.precision == "fp32"
+    assert (params.federation.rounds, params.train.local_steps) == (5, 200)
+    family = {h.id: h for h in check_hypotheses(params.study)}
+    assert list(family) == ["H1", "H2", "H3", "C1", "C2"]
+    assert family["H3"].a == "better_fedcc" and family["C2"].margin == 1.0

@@ -7,8 +7,9 @@ import pytest
 
 from fussbench.errors import FussbenchError
 from fussbench.params import StatsParams, parse_params
-from fussbench.reporting.baselines import baselines_report, method_table
+from fussbench.reporting.comparison import comparison_report, method_table
 from fussbench.reporting.study_hypotheses import hypothesis_rows, parse_hypotheses
+from fussbench.studies.study import KEYS
 
 SEEDS = range(6)
 
@@ -88,7 +89,7 @@ def test_the_report_shows_each_setups_skew_and_the_verdicts(tmp_path):
             },
         }
     )
-    folder = baselines_report(params, records())
+    folder = comparison_report(params, records())
     text = (folder / "baselines.md").read_text()
     assert "36 of 36 runs recorded" in text
     assert "## a: label skew (JS) 0.250, feature skew 0.100" in text
@@ -139,3 +140,69 @@ def test_b_variant_needs_a_variant_and_no_keeps_more_claim():
         )
     with pytest.raises(FussbenchError, match="lacks variant"):
         parse_hypotheses([{"id": "P", "claim": "beats", "a": "x", "b": "y", "b_variant": "w"}])
+
+
+def fedcc_records(kmeans_shift: float) -> pd.DataFrame:
+    """Setup ``a``: ``fedcc_maximin`` 3 above ``local`` every seed, ``fedcc_kmeans``
+    ``kmeans_shift`` above ``local``."""
+    rows = records()
+    local = rows[(rows["method"] == "local") & (rows["setup"] == "a")]
+    fedcc = [
+        local.assign(method=method, miou=local["miou"] + shift)
+        for method, shift in (("fedcc_kmeans", kmeans_shift), ("fedcc_maximin", 3.0))
+    ]
+    return pd.concat([rows, *fedcc], ignore_index=True)
+
+
+BETTER = {"id": "H3", "claim": "beats", "setup": "a", "a": "better_fedcc", "b": "local"}
+
+
+@pytest.mark.parametrize(
+    ("kmeans_shift", "chosen", "difference"),
+    [(1.0, "fedcc_maximin", 3.0), (4.0, "fedcc_kmeans", 4.0), (3.0, "fedcc_kmeans", 3.0)],
+)
+def test_better_fedcc_resolves_to_the_higher_mean_on_the_same_records(
+    kmeans_shift, chosen, difference
+):
+    table = hypothesis_rows(parse_hypotheses([BETTER]), fedcc_records(kmeans_shift), StatsParams())
+    row = table.set_index("id").loc["H3"]
+    assert row["claim"] == f"better_fedcc ({chosen}) beats local on a"
+    assert row["difference"] == pytest.approx(difference)
+    assert row["pairs"] == 6 and row["verdict"] == "supported"
+
+
+def test_better_fedcc_as_b_and_each_setup_resolved_on_its_own_rows():
+    rows = fedcc_records(1.0)
+    on_b = fedcc_records(4.0)
+    on_b = on_b[on_b["method"].str.startswith("fedcc") & (on_b["setup"] == "a")]
+    rows = pd.concat([rows, on_b.assign(setup="b")], ignore_index=True)
+    against = {"id": "X", "claim": "beats", "a": "local", "b": "better_fedcc"}
+    table = hypothesis_rows(parse_hypotheses([against]), rows, StatsParams()).set_index("id")
+    assert (
+        table.loc["X", "claim"]
+        == "local beats better_fedcc (fedcc_maximin on a, fedcc_kmeans on b)"
+    )
+    assert table.loc["X", "pairs"] == 12
+    assert table.loc["X", "verdict"] == "not supported"
+    with pytest.raises(FussbenchError, match="needs methods, not the token 'better_fedcc'"):
+        parse_hypotheses([{**against, "claim": "keeps_more", "variant": "v"}])
+
+
+def test_no_records_read_not_run_and_the_report_is_written(tmp_path):
+    empty = pd.DataFrame({key: pd.Series(dtype=object) for key in KEYS})
+    hypotheses = [
+        BETTER,
+        {"id": "C2", "claim": "non_inferior", "a": "once", "b": "iterative", "margin": 1.0},
+    ]
+    table = hypothesis_rows(parse_hypotheses(hypotheses), empty, StatsParams())
+    assert table["verdict"].tolist() == ["not run", "not run"]
+    assert table["pairs"].tolist() == [0, 0]
+    params = parse_params(
+        {
+            "reports_dir": str(tmp_path),
+            "study": {"name": "baselines", "methods": ["local"], "hypotheses": hypotheses},
+        }
+    )
+    text = (comparison_report(params, empty) / "baselines.md").read_text()
+    assert "0 of 1 runs recorded" in text
+    assert "| H3 | better_fedcc beats local on a | 0 | — | — | not run |" in text

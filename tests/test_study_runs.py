@@ -58,3 +58,30 @@ def test_method_overrides_are_checked_at_load():
         parse_params(study(method_overrides={"local": "privacy.mechanism=local"}))
     with pytest.raises(FussbenchError, match="must be a list of key=value overrides"):
         parse_params(study(method_overrides={"local": [{"privacy.mechanism": "local"}]}))
+
+
+def test_runs_go_seed_major_so_an_interrupted_study_leaves_whole_seeds():
+    params = parse_params(study(seeds=[0, 1], skip=["eps1/local"]))
+    assert [run.key for run in study_runs(params)] == [
+        ("eps1", "camvid_domain", "fedavg.uniform", 0),
+        ("none", "camvid_domain", "local", 0),
+        ("none", "camvid_domain", "fedavg.uniform", 0),
+        ("eps1", "camvid_domain", "fedavg.uniform", 1),
+        ("none", "camvid_domain", "local", 1),
+        ("none", "camvid_domain", "fedavg.uniform", 1),
+    ]
+
+
+def test_hypotheses_naming_what_the_study_does_not_run_are_refused_before_any_run():
+    claim = {"id": "H", "claim": "beats", "a": "fedavg.uniform", "b": "local"}
+    assert study_runs(parse_params(study(hypotheses=[{**claim, "variant": "eps1"}])))
+    for change, message in (
+        ({"a": "fedavg"}, r"H: a 'fedavg' is not in the study; valid: local, fedavg.uniform"),
+        ({"b": "better_fedcc"}, "H: b 'better_fedcc' is not in the study"),
+        ({"variant": "eps2"}, "H: variant 'eps2' is not in the study; valid: eps1, none"),
+        ({"setup": "camvid_embedding"}, "H: setup 'camvid_embedding' is not in the study"),
+    ):
+        with pytest.raises(FussbenchError, match=message):
+            study_runs(parse_params(study(hypotheses=[{**claim, **change}])))
+    token = study(methods=["local", "fedcc_maximin"], hypotheses=[{**claim, "a": "better_fedcc"}])
+    assert study_runs(parse_params(token))

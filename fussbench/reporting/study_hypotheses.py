@@ -14,26 +14,48 @@ one setup) when the hypothesis names them:
       test of drop_b - drop_a > 0.
 ``b_variant`` (beats and non_inferior, with ``variant``): ``b``'s rows come from that
 variant instead, e.g. a private method against ``local``, which runs in its own variant.
+``a`` or ``b`` (beats and non_inferior) may be a token of
+:data:`fussbench.stats.primary.TOKENS`: ``better_fedcc`` is, per setup, whichever of its
+methods has the higher mean mIoU over the seeds in the rows that side of the claim reads
+(:func:`fussbench.stats.primary.resolve`, the rule of ``stats.primary``), chosen on the same
+records the test runs on; the claim's text names the method it resolved to.
 Holm over the whole family; a claim is supported when its adjusted p is below
-``stats.alpha``, not supported when the opposite claim's is, inconclusive otherwise.
+``stats.alpha``, not supported when the opposite claim's is, inconclusive otherwise, not
+run when it has no pairs (e.g. before any run is recorded).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from fussbench.errors import FussbenchError
-from fussbench.params import StatsParams
+from fussbench.params import StatsParams, StudyParams
 from fussbench.stats.formatting import format_difference, format_p
-from fussbench.stats.primary import holm_whole_family, verdict
+from fussbench.stats.primary import NOT_RUN, TOKENS, holm_whole_family, resolve, verdict
 from fussbench.stats.tests import GREATER, LESS, bootstrap_mean_ci, paired_tests
 
 CLAIMS = ("beats", "non_inferior", "keeps_more")
 """Valid ``claim`` values of a study hypothesis."""
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A hypothesis's paired values over the (setup, seed) pairs both sides have.
+
+    Attributes:
+        x, y: shape (n,) each; the claim is x > y.
+        chosen_a, chosen_b: setup -> the method a token among ``a`` / ``b`` resolved to
+            there; empty for a method name.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    chosen_a: Mapping[str, str] = field(default_factory=dict)
+    chosen_b: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,7 +79,7 @@ class StudyHypothesis:
         Raises:
             FussbenchError: a missing key, an unknown claim, keeps_more or b_variant without
                 a variant, a margin on a claim other than non_inferior, or keeps_more with a
-                b_variant.
+                b_variant or a token.
         """
         missing = [key for key in ("id", "claim", "a", "b") if key not in entry]
         needs_variant = entry.get("claim") == "keeps_more" or "b_variant" in entry
@@ -79,6 +101,12 @@ class StudyHypothesis:
                 f"study.hypotheses {entry['id']}: a keeps_more claim compares both methods' "
                 "drops under one variant; drop b_variant"
             )
+        tokens = [entry[key] for key in ("a", "b") if entry[key] in TOKENS]
+        if tokens and entry["claim"] == "keeps_more":
+            raise FussbenchError(
+                f"study.hypotheses {entry['id']}: a keeps_more claim needs methods, not the "
+                f"token {tokens[0]!r} (its choice could differ between the two variants)"
+            )
         optional = {
             key: str(entry[key]) for key in ("variant", "setup", "b_variant") if key in entry
         }
@@ -86,21 +114,24 @@ class StudyHypothesis:
         names = (str(entry[key]) for key in ("id", "claim", "a", "b"))
         return cls(*names, margin=margin, **optional)
 
-    def text(self) -> str:
-        """The claim in words, e.g. ``"under random_centroids, a loses less ..."`` or
-        ``"under eps8, a beats b (b under none)"``."""
+    def text(self, paired: Paired | None = None) -> str:
+        """The claim in words, e.g. ``"under random_centroids, a loses less ..."``,
+        ``"under eps8, a beats b (b under none)"`` or, with the ``paired`` values that
+        resolved a token, ``"better_fedcc (fedcc_maximin) beats local"``."""
+        chosen_a, chosen_b = (paired.chosen_a, paired.chosen_b) if paired else ({}, {})
+        a, b = named(self.a, chosen_a), named(self.b, chosen_b)
         before = f"under {self.variant}, " if self.variant is not None else ""
         after = f" on {self.setup}" if self.setup is not None else ""
-        b = f"{self.b} ({self.b} under {self.b_variant})" if self.b_variant else self.b
+        b = f"{b} ({self.b} under {self.b_variant})" if self.b_variant else b
         if self.claim == "keeps_more":
-            return f"{before}{self.a} loses less of its honest mIoU than {b}{after}"
+            return f"{before}{a} loses less of its honest mIoU than {b}{after}"
         if self.claim == "non_inferior":
-            return f"{before}{self.a} is within {self.margin:g} mIoU of {b} or better{after}"
-        return f"{before}{self.a} beats {b}{after}"
+            return f"{before}{a} is within {self.margin:g} mIoU of {b} or better{after}"
+        return f"{before}{a} beats {b}{after}"
 
-    def pair(self, records: pd.DataFrame, reference: str | None) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y), shape (n,) each, over the (setup, seed) pairs both have: the claim is
-        x > y. ``reference``: the variant keeps_more measures drops against."""
+    def pair(self, records: pd.DataFrame, reference: str | None) -> Paired:
+        """The claim's paired values (x > y claimed), tokens resolved on the records.
+        ``reference``: the variant keeps_more measures drops against."""
         if self.claim == "keeps_more":
             if reference is None:
                 raise FussbenchError(
@@ -109,19 +140,60 @@ class StudyHypothesis:
                 )
             first = drops(records, self.b, self.variant, reference, self.setup)
             second = drops(records, self.a, self.variant, reference, self.setup)
+            chosen_a: dict[str, str] = {}
+            chosen_b: dict[str, str] = {}
         else:
-            first = miou_by_seed(records, self.a, self.variant, self.setup) + self.margin
+            first, chosen_a = resolved_by_seed(records, self.a, self.variant, self.setup)
+            first = first + self.margin
             b_variant = self.b_variant if self.b_variant is not None else self.variant
-            second = miou_by_seed(records, self.b, b_variant, self.setup)
+            second, chosen_b = resolved_by_seed(records, self.b, b_variant, self.setup)
         keys = first.index.intersection(second.index)
-        return first[keys].to_numpy(), second[keys].to_numpy()
+        return Paired(first[keys].to_numpy(), second[keys].to_numpy(), chosen_a, chosen_b)
+
+
+def named(name: str, chosen: Mapping[str, str]) -> str:
+    """``name`` with the method(s) a token resolved to: ``"better_fedcc (fedcc_maximin)"``,
+    or per setup where they differ; ``name`` alone without a choice."""
+    methods = list(dict.fromkeys(chosen.values()))
+    if len(methods) == 1:
+        return f"{name} ({methods[0]})"
+    if methods:
+        return f"{name} ({', '.join(f'{m} on {s}' for s, m in chosen.items())})"
+    return name
+
+
+def resolved_by_seed(
+    records: pd.DataFrame, name: str, variant: str | None = None, setup: str | None = None
+) -> tuple[pd.Series, dict[str, str]]:
+    """mIoU by (setup, seed) of the method ``name`` or, for a token of ``TOKENS``, per
+    setup of the token's method with the highest mean mIoU over its seeds in these rows
+    (:func:`fussbench.stats.primary.resolve`), with setup -> that method ({} for a method).
+    Rows: those of ``variant`` and ``setup`` (None: every variant / setup)."""
+    if name not in TOKENS:
+        return miou_by_seed(records, name, variant, setup), {}
+    candidates = {method: miou_by_seed(records, method, variant, setup) for method in TOKENS[name]}
+    chosen: dict[str, str] = {}
+    parts = []
+    for where in pd.unique(records["setup"]):
+        rows = {
+            method: series[series.index.get_level_values("setup") == where]
+            for method, series in candidates.items()
+        }
+        means = {method: float(row.mean()) for method, row in rows.items() if len(row)}
+        best, _ = resolve(name, means)
+        if best is not None:
+            chosen[str(where)] = best
+            parts.append(rows[best])
+    return (pd.concat(parts) if parts else candidates[TOKENS[name][0]]), chosen
 
 
 def miou_by_seed(
     records: pd.DataFrame, method: str, variant: str | None = None, setup: str | None = None
 ) -> pd.Series:
     """mIoU of ``method`` indexed by (setup, seed), from the rows of ``variant`` and of
-    ``setup`` (None: every variant / setup)."""
+    ``setup`` (None: every variant / setup); empty before any run is recorded."""
+    if "miou" not in records:  # no run recorded: the records hold only their keys
+        records = records.assign(miou=pd.Series(dtype=float))
     chosen = records["method"] == method
     if variant is not None:
         chosen &= records["variant"] == variant
@@ -150,6 +222,32 @@ def parse_hypotheses(entries: Sequence[Mapping[str, object]]) -> list[StudyHypot
     return [StudyHypothesis.parse(entry) for entry in entries]
 
 
+def check_hypotheses(study: StudyParams) -> list[StudyHypothesis]:
+    """``study.hypotheses`` parsed and checked against the study before any run: each
+    method among ``a`` / ``b`` is one of ``study.methods`` (a token: one of its methods
+    is), each variant one of ``study.variants``, the setup one of ``study.setups``.
+
+    Raises:
+        FussbenchError: naming the hypothesis, the key, the value and the valid ones.
+    """
+    hypotheses = parse_hypotheses(study.hypotheses)
+    for hypothesis in hypotheses:
+        names = {
+            "a": (hypothesis.a, set(TOKENS.get(hypothesis.a, (hypothesis.a,))), study.methods),
+            "b": (hypothesis.b, set(TOKENS.get(hypothesis.b, (hypothesis.b,))), study.methods),
+            "variant": (hypothesis.variant, {hypothesis.variant}, list(study.variants)),
+            "b_variant": (hypothesis.b_variant, {hypothesis.b_variant}, list(study.variants)),
+            "setup": (hypothesis.setup, {hypothesis.setup}, study.setups),
+        }
+        for key, (value, needs, valid) in names.items():
+            if value is not None and not needs & set(valid):
+                raise FussbenchError(
+                    f"study.hypotheses {hypothesis.id}: {key} {value!r} is not in the study; "
+                    f"valid: {', '.join(map(str, valid))}"
+                )
+    return hypotheses
+
+
 def mean_ci(differences: np.ndarray, stats: StatsParams) -> tuple[float, float]:
     """The bootstrap 95% CI of the mean of (n,) ``differences`` (NaN for fewer than 2)."""
     if len(differences) < 2:
@@ -165,10 +263,12 @@ def hypothesis_rows(
 ) -> pd.DataFrame:
     """One row per hypothesis: id, claim, pairs, the mean difference with its CI (a - b;
     for keeps_more drop_b - drop_a), raw and Holm p of the claim and of its opposite, and
-    the verdict. ``reference``: the variant a keeps_more claim measures drops against."""
+    the verdict ("not run" without pairs). ``reference``: the variant a keeps_more claim
+    measures drops against."""
     rows = []
     for hypothesis in hypotheses:
-        x, y = hypothesis.pair(records, reference)
+        paired = hypothesis.pair(records, reference)
+        x, y = paired.x, paired.y
         claim = paired_tests(x, y, GREATER)[0].p_value if len(x) else None
         opposite = paired_tests(x, y, LESS)[0].p_value if len(x) else None
         difference = x - y - hypothesis.margin  # the margin is the test's, not the data's
@@ -176,7 +276,7 @@ def hypothesis_rows(
         rows.append(
             {
                 "id": hypothesis.id,
-                "claim": hypothesis.text(),
+                "claim": hypothesis.text(paired),
                 "pairs": len(x),
                 "difference": float(np.mean(difference)) if len(x) else np.nan,
                 "ci_low": low,
@@ -191,8 +291,10 @@ def hypothesis_rows(
     table["p_holm"] = holm_whole_family(list(table["p"]))
     table["p_holm_opposite"] = holm_whole_family(list(table["p_opposite"]))
     table["verdict"] = [
-        verdict(p, q, stats.alpha)
-        for p, q in zip(table["p_holm"], table["p_holm_opposite"], strict=True)
+        verdict(p, q, stats.alpha) if pairs else NOT_RUN
+        for p, q, pairs in zip(
+            table["p_holm"], table["p_holm_opposite"], table["pairs"], strict=True
+        )
     ]
     return table
 

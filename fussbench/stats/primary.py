@@ -127,10 +127,12 @@ def parse_primary(entries: Sequence[Any], source: str = "stats.primary") -> list
     return hypotheses
 
 
-def _resolve(name: str, means: Mapping[str, float]) -> tuple[str | None, str]:
+def resolve(name: str, means: Mapping[str, float]) -> tuple[str | None, str]:
     """(method, how it was chosen) for a method name or token; method None when absent.
 
-    ``means`` maps each method run in the setup to its mean mIoU over seeds.
+    ``means`` maps each method run in the setup to its mean mIoU over seeds; a token is
+    the method of ``TOKENS[name]`` with the highest mean, the first listed on a tie. The
+    study hypotheses (:mod:`fussbench.reporting.study_hypotheses`) resolve by it too.
     """
     if name not in TOKENS:
         return (name if name in means else None), ""
@@ -145,7 +147,7 @@ def _resolve(name: str, means: Mapping[str, float]) -> tuple[str | None, str]:
 
 def _target(hypothesis: Hypothesis, setup: str, means: Mapping[str, float]) -> Target:
     """``hypothesis`` on ``setup``, whose methods' mean mIoU over seeds are ``means``."""
-    (a, choice_a), (b, choice_b) = _resolve(hypothesis.a, means), _resolve(hypothesis.b, means)
+    (a, choice_a), (b, choice_b) = resolve(hypothesis.a, means), resolve(hypothesis.b, means)
     absent = [name for name, method in ((hypothesis.a, a), (hypothesis.b, b)) if method is None]
     missing = f"{' and '.join(absent)} not in the results of {setup}" if absent else ""
     choice = "; ".join(text for text in (choice_a, choice_b) if text)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from fussbench.errors import FussbenchError
 from fussbench.params import Params
-from fussbench.reporting.baselines import baselines_report
+from fussbench.reporting.comparison import comparison_report
 from fussbench.reporting.privacy import privacy_report
 from fussbench.reporting.robustness import robustness_report
 
@@ -18,7 +18,8 @@ StudyReport = Callable[[Params, pd.DataFrame], Path]
 
 REPORTS: dict[str, StudyReport] = {
     "robustness": robustness_report,
-    "baselines": baselines_report,
+    "baselines": comparison_report,
+    "paper_converged": comparison_report,
     "privacy": privacy_report,
 }
 """Study name (``study.name``) -> its report."""

@@ -7,6 +7,12 @@ goes into ``<reports_dir>/runs.csv`` (a study's preset names its own ``reports_d
 profile's does), which is committed: a study stopped by the end of a session resumes from
 it on any machine, and its report reads the records only, never the (git-ignored) run
 folders.
+
+Runs go seed-major: every run of seed 0 (variant, then setup, then method), then every run
+of seed 1, and so on, so a study interrupted part-way leaves whole seeds, each pairing
+across all methods, rather than every seed of the first methods and none of the last.
+Each run is fixed by its own overrides, so the order changes when a result arrives, never
+what it is.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import pandas as pd
 from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
 from fussbench.params import Params, apply_overrides
+from fussbench.reporting.study_hypotheses import check_hypotheses
 from fussbench.studies.overrides import method_overrides
 from fussbench.studies.trainer import Trainer
 
@@ -70,13 +77,16 @@ def report_dir(params: Params) -> Path:
 
 
 def study_runs(params: Params) -> list[StudyRun]:
-    """Every run of the study, variant by variant, then setup, method and seed.
+    """Every run of the study, seed-major: seed by seed, within a seed variant, then setup,
+    then method (the module docstring says why).
 
     Raises:
-        FussbenchError: a setup that ``setups`` does not define, or a variant override
-            that is not ``key=value``.
+        FussbenchError: a setup that ``setups`` does not define, a variant override
+            that is not ``key=value``, or a hypothesis naming what the study does not run
+            (:func:`~fussbench.reporting.study_hypotheses.check_hypotheses`).
     """
     study = params.study
+    check_hypotheses(study)
     for setup in study.setups:
         if setup not in params.setups:
             raise FussbenchError(
@@ -109,11 +119,11 @@ def study_runs(params: Params) -> list[StudyRun]:
             ),
             base / variant / setup / method / f"seed{seed}",
         )
+        for seed in study.seeds
         for variant, overrides in study.variants.items()
         for setup in study.setups
         for method in study.methods
         if f"{variant}/{method}" not in study.skip
-        for seed in study.seeds
     ]
 
 
@@ -153,7 +163,7 @@ def record_finished(params: Params, runs: list[StudyRun]) -> int:
 
 
 def pending(params: Params) -> list[StudyRun]:
-    """The runs the records lack, in study order."""
+    """The runs the records lack, in study order (seed-major, :func:`study_runs`)."""
     records = read_records(params)
     known = set(records[list(KEYS)].itertuples(index=False, name=None))
     return [run for run in study_runs(params) if run.key not in known]

@@ -1,8 +1,8 @@
-"""The report of a plain comparison study (``fussbench study``, e.g. the baselines preset):
-each setup's methods with mean ± std mIoU over seeds, each method's paired difference from
-``study.reference`` with its bootstrap 95% CI and an exploratory two-sided Wilcoxon p, the
-setup's label and feature skew, and the pre-registered hypotheses' verdicts
-(:mod:`fussbench.reporting.study_hypotheses`).
+"""The report of a plain comparison study (``fussbench study``; the presets baselines and
+paper_converged): each setup's methods with mean ± std mIoU over seeds, each method's
+paired difference from ``study.reference`` with its bootstrap 95% CI and an exploratory
+two-sided Wilcoxon p, the setup's label and feature skew, and the pre-registered
+hypotheses' verdicts (:mod:`fussbench.reporting.study_hypotheses`).
 
 Reads only the study's records (``runs.csv``, :mod:`fussbench.studies.study`).
 """
@@ -75,9 +75,10 @@ def _skew(rows: pd.DataFrame) -> str:
     return f"label skew (JS) {label_text}, feature skew {float(first['feature_skew_cosine']):.3f}"
 
 
-def baselines_report(params: Params, records: pd.DataFrame) -> Path:
+def comparison_report(params: Params, records: pd.DataFrame) -> Path:
     """Write ``<study.name>.md`` and ``.csv`` (the method table) and ``hypotheses.csv``
-    into the study's folder (``reports_dir``); returns it."""
+    into the study's folder (``reports_dir``); returns it. With no records: the header and
+    the hypotheses, each "not run"."""
     folder = Path(params.reports_dir)
     study = params.study
     hypotheses = parse_hypotheses(study.hypotheses)
