@@ -18,6 +18,7 @@ from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
 from fussbench.methods import parse_method
 from fussbench.params import Params
+from fussbench.studies.prepare import check_setups
 
 REFERENCE = "kmeans"
 """The untrained reference run once per setup and seed (its mIoU is the bar to beat)."""
@@ -49,12 +50,7 @@ def study_runs(params: Params) -> list[StudyRun]:
                 "after rounds × local steps, so its rounds are not budgets; leave it out of "
                 "the convergence study and compare it at one budget (compare, study)"
             )
-    for setup in study.setups:
-        if setup not in params.setups:
-            raise FussbenchError(
-                f"convergence.setups names '{setup}', which is not a key of setups; "
-                f"valid: {', '.join(params.setups)}"
-            )
+    check_setups(study.setups, params, "convergence.setups")
     references = [(s, REFERENCE, seed, None) for s in study.setups for seed in study.seeds]
     trained = [
         (setup, method, seed, steps)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fussbench.errors import FussbenchError
 from fussbench.params import Params
 from fussbench.paths import features_dir, partition_dir, raw_dir
 
@@ -52,3 +53,18 @@ def prepare_setups(
             say(f"features cached in {steps.features(settings)}")
         if not partition_dir(setup).is_dir():
             say(f"partition written to {steps.partition(settings)}")
+
+
+def check_setups(names: Sequence[str], params: Params, param: str) -> None:
+    """Every one of ``names`` is a key of ``setups``.
+
+    Raises:
+        FussbenchError: naming ``param`` (e.g. ``study.setups``), the unknown setup and the
+            valid ones.
+    """
+    for setup in names:
+        if setup not in params.setups:
+            raise FussbenchError(
+                f"{param} names '{setup}', which is not a key of setups; "
+                f"valid: {', '.join(params.setups)}"
+            )

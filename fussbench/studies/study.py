@@ -30,6 +30,7 @@ from fussbench.errors import FussbenchError
 from fussbench.params import Params, apply_overrides
 from fussbench.reporting.study_hypotheses import check_hypotheses
 from fussbench.studies.overrides import method_overrides
+from fussbench.studies.prepare import check_setups
 from fussbench.studies.trainer import Trainer
 
 KEYS = ("variant", "setup", "method", "seed")
@@ -87,12 +88,7 @@ def study_runs(params: Params) -> list[StudyRun]:
     """
     study = params.study
     check_hypotheses(study)
-    for setup in study.setups:
-        if setup not in params.setups:
-            raise FussbenchError(
-                f"study.setups names '{setup}', which is not a key of setups; "
-                f"valid: {', '.join(params.setups)}"
-            )
+    check_setups(study.setups, params, "study.setups")
     for variant, overrides in study.variants.items():
         apply_overrides({}, list(overrides))  # each must be key=value
         if "/" in variant or not variant:
