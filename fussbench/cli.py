@@ -130,13 +130,15 @@ def privacy_budget(
 ) -> None:
     """The privacy a run spends under `privacy:` over `federation.rounds` rounds (set them
     with -S, e.g. -S privacy.mechanism=central -S privacy.sample_rate=0.25 -S
-    federation.rounds=20): epsilon at privacy.delta of privacy.noise_multiplier, from the
-    accountant, and the noise multiplier each `--epsilon` needs (repeatable). With
-    privacy.mechanism none, both mechanisms are shown."""
-    from fussbench.privacy.accounting import budget_table
+    federation.rounds=20): epsilon at privacy.delta of privacy.noise_multiplier (or of the
+    sigma privacy.target_epsilon calibrates), from the accountant, and the noise multiplier
+    each `--epsilon` needs (repeatable). With privacy.mechanism none, both mechanisms are
+    shown."""
+    from fussbench.privacy.accounting import budget_table, calibrated
 
     settings = load_params(params, overrides)
-    typer.echo(budget_table(settings.privacy, settings.federation.rounds, epsilon or []), nl=False)
+    rounds = settings.federation.rounds
+    typer.echo(budget_table(calibrated(settings.privacy, rounds), rounds, epsilon or []), nl=False)
 
 
 @app.command()

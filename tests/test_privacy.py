@@ -225,6 +225,14 @@ def test_privacy_budget_prints_the_noise_for_each_target():
     rows = [line.split("|") for line in result.output.splitlines()[2:]]
     assert [row[1].strip() for row in rows] == ["central", "central"]
     assert float(rows[0][5]) == pytest.approx(1.0) and float(rows[1][6]) <= 3.0
+    targeted = CliRunner().invoke(
+        app,
+        ["privacy-budget", "-p", str(REPO / "params.yaml"), "-S", "federation.rounds=3"]
+        + ["-S", "privacy.mechanism=central", "-S", "privacy.target_epsilon=3"],
+        catch_exceptions=False,
+    )
+    first = targeted.output.splitlines()[2].split("|")
+    assert float(first[5]) == pytest.approx(float(rows[1][5]), abs=1e-3)  # the target's sigma
 
 
 # --- sampling -----------------------------------------------------------------------------
