@@ -18,11 +18,12 @@ from fussbench.atomic import write_text
 from fussbench.params import Params, StatsParams
 from fussbench.reporting.results import markdown_table, seeds_phrase
 from fussbench.reporting.study_hypotheses import (
+    hypotheses_section,
     hypothesis_rows,
     mean_ci,
     miou_by_seed,
     parse_hypotheses,
-    shown_hypotheses,
+    write_hypotheses,
 )
 from fussbench.stats.formatting import MISSING, format_difference, format_p
 from fussbench.stats.tests import TWO_SIDED, paired_tests
@@ -106,15 +107,9 @@ def comparison_report(params: Params, records: pd.DataFrame) -> Path:
             "",
             markdown_table(table[table["setup"] == setup].drop(columns="setup")),
         ]
-    if not tested.empty:
-        lines += [
-            "## Pre-registered hypotheses (Holm over the family)",
-            "",
-            markdown_table(shown_hypotheses(tested)),
-        ]
+    lines += hypotheses_section(tested)
     write_text(folder / f"{study.name}.md", "\n".join(lines))
     if not table.empty:
         write_text(folder / f"{study.name}.csv", table.to_csv(index=False))
-    if not tested.empty:
-        write_text(folder / "hypotheses.csv", tested.to_csv(index=False))
+    write_hypotheses(folder, tested)
     return folder

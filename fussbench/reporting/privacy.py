@@ -23,9 +23,10 @@ from fussbench.reporting.privacy_figure import privacy_figure
 from fussbench.reporting.privacy_levels import levels_table, privacy_levels
 from fussbench.reporting.results import markdown_table, seeds_phrase
 from fussbench.reporting.study_hypotheses import (
+    hypotheses_section,
     hypothesis_rows,
     parse_hypotheses,
-    shown_hypotheses,
+    write_hypotheses,
 )
 from fussbench.studies.study import study_runs
 
@@ -62,16 +63,10 @@ def privacy_report(params: Params, records: pd.DataFrame) -> Path:
         lines += ["![mIoU against ε spent](privacy.png)", ""]
     shown = {parse_method(method).aggregator for method in study.methods}
     lines += ["## What the server sees", "", server_sees_table(shown)]
-    if not tested.empty:
-        lines += [
-            "## Pre-registered hypotheses (Holm over the family)",
-            "",
-            markdown_table(shown_hypotheses(tested)),
-        ]
+    lines += hypotheses_section(tested)
     write_text(folder / "privacy.md", "\n".join(lines))
     if not levels.empty:
         write_text(folder / "privacy.csv", levels.to_csv(index=False))
         save_png(privacy_figure(levels, study.setups, study.methods), folder / "privacy.png")
-    if not tested.empty:
-        write_text(folder / "hypotheses.csv", tested.to_csv(index=False))
+    write_hypotheses(folder, tested)
     return folder

@@ -22,10 +22,11 @@ from fussbench.params import Params, StatsParams
 from fussbench.reporting.results import markdown_table
 from fussbench.reporting.study_hypotheses import (
     drops,
+    hypotheses_section,
     hypothesis_rows,
     mean_ci,
     parse_hypotheses,
-    shown_hypotheses,
+    write_hypotheses,
 )
 from fussbench.stats.formatting import format_difference
 
@@ -107,15 +108,9 @@ def robustness_report(params: Params, records: pd.DataFrame) -> Path:
     ]
     if not table.empty:
         lines.append(markdown_table(table))
-    if not tested.empty:
-        lines += [
-            "## Pre-registered hypotheses (Holm over the family)",
-            "",
-            markdown_table(shown_hypotheses(tested)),
-        ]
+    lines += hypotheses_section(tested)
     write_text(folder / "robustness.md", "\n".join(lines))
     if not table.empty:
         write_text(folder / "robustness.csv", table.to_csv(index=False))
-    if not tested.empty:
-        write_text(folder / "hypotheses.csv", tested.to_csv(index=False))
+    write_hypotheses(folder, tested)
     return folder

@@ -28,12 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
 from fussbench.params import StatsParams, StudyParams
+from fussbench.reporting.results import markdown_table
 from fussbench.stats.formatting import format_difference, format_p
 from fussbench.stats.primary import NOT_RUN, TOKENS, holm_whole_family, resolve, verdict
 from fussbench.stats.tests import GREATER, LESS, bootstrap_mean_ci, paired_tests
@@ -311,3 +314,21 @@ def shown_hypotheses(tested: pd.DataFrame) -> pd.DataFrame:
         ],
         p_holm=[format_p(p) for p in tested["p_holm"]],
     )[["id", "claim", "pairs", "difference", "p_holm", "verdict"]]
+
+
+def hypotheses_section(tested: pd.DataFrame) -> list[str]:
+    """A study report's lines for :func:`hypothesis_rows`' table, under its heading; [] for
+    a study without hypotheses."""
+    if tested.empty:
+        return []
+    return [
+        "## Pre-registered hypotheses (Holm over the family)",
+        "",
+        markdown_table(shown_hypotheses(tested)),
+    ]
+
+
+def write_hypotheses(folder: Path, tested: pd.DataFrame) -> None:
+    """``folder/hypotheses.csv``: :func:`hypothesis_rows`' table (nothing without any)."""
+    if not tested.empty:
+        write_text(folder / "hypotheses.csv", tested.to_csv(index=False))
