@@ -792,7 +792,8 @@ def study(
     setup × method × seed is a federate run into `study.out`, recorded in
     `<reports_dir>/runs.csv` as it finishes (commit it as you go), so that a
     rerun on any machine does only what is missing; then the study's report is written
-    from the records."""
+    from the records. After each finished run it prints how many of its runs are done and
+    about how long the rest will take at the pace so far."""
     from fussbench.methods.check import load_checked_params
     from fussbench.presets import load_preset
     from fussbench.studies.reports import study_report

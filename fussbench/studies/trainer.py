@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fussbench.params import Params, load_params
 from fussbench.studies.prepare import SetupSteps, prepare_setups
+from fussbench.studies.progress import Progress
 from fussbench.studies.scheduler import Federate, FederateJob, run_jobs
 
 
@@ -44,7 +45,10 @@ class Trainer:
         return load_params(self.params, [*self.overrides, f"setup={setup}"])
 
     def train(self, jobs: Sequence[FederateJob], setups: Sequence[str], where: Path | str) -> None:
-        """Prepare ``setups``, say how many runs are to go under ``where``, run ``jobs``."""
+        """Prepare ``setups``, say how many runs are to go under ``where``, run ``jobs``;
+        after each finished run, say how many are done and about how long the rest will
+        take (:class:`~fussbench.studies.progress.Progress`)."""
         prepare_setups(setups, self.setup_params, self.steps, self.say)
         self.say(f"{len(jobs)} run(s) to go under {where}")
-        run_jobs(jobs, self.workers, self.federate, self.done)
+        progress = Progress(len(jobs), self.say)
+        run_jobs(jobs, self.workers, self.federate, progress.after(self.done))
