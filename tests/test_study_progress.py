@@ -10,7 +10,8 @@ from fussbench.studies.trainer import Trainer
 def test_durations_read_in_the_largest_sensible_units():
     assert duration(42.4) == "42 s"
     assert duration(425) == "7 min 05 s"
-    assert duration(3 * 3600 + 12 * 60 + 59) == "3 h 12 min"
+    assert duration(3 * 3600 + 12 * 60 + 29) == "3 h 12 min"
+    assert duration(3 * 3600 + 59 * 60 + 31) == "4 h 00 min"
     assert duration(-1) == "0 s"
 
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 
 def duration(seconds: float) -> str:
-    """``seconds`` for a person: "42 s", "7 min 05 s" or "3 h 12 min"."""
+    """``seconds`` for a person, rounded to the unit shown last: "42 s", "7 min 05 s" or,
+    from an hour on, "3 h 12 min"."""
     whole = max(int(round(seconds)), 0)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
+    if whole >= 3600:
+        hours, minutes = divmod(int(round(whole / 60)), 60)
         return f"{hours} h {minutes:02d} min"
+    minutes, secs = divmod(whole, 60)
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
