@@ -45,7 +45,7 @@ def test_beats_pairs_by_seed_within_the_named_setup():
             {"id": "B3", "claim": "beats", "setup": "b", "a": "iterative", "b": "once"},
         ]
     )
-    table = hypothesis_rows(hypotheses, records(), StatsParams()).set_index("id")
+    table = hypothesis_rows(hypotheses, records(), StatsParams(), records()).set_index("id")
     assert table.loc["B1", "verdict"] == "supported"
     assert table.loc["B1", "difference"] == pytest.approx(2.0, abs=0.1)
     assert table.loc["B2", "verdict"] == "not supported"
@@ -62,7 +62,7 @@ def test_a_claim_without_its_keys_or_with_a_stray_margin_is_refused():
         [{"id": "R", "claim": "keeps_more", "variant": "v", "a": "x", "b": "y"}]
     )
     with pytest.raises(FussbenchError, match="reference variant"):
-        hypothesis_rows(keeps, records(), StatsParams())
+        hypothesis_rows(keeps, records(), StatsParams(), records())
 
 
 def test_the_table_pairs_every_method_with_the_reference():
@@ -116,7 +116,7 @@ def test_b_variant_takes_bs_rows_from_its_own_variant():
             },
         ]
     )
-    table = hypothesis_rows(hypotheses, rows, StatsParams()).set_index("id")
+    table = hypothesis_rows(hypotheses, rows, StatsParams(), rows).set_index("id")
     assert table.loc["P1", "pairs"] == 0  # local never runs under eps8
     assert table.loc["P2", "pairs"] == 6
     assert table.loc["P2", "difference"] == pytest.approx(5.0, abs=0.1)
@@ -164,7 +164,8 @@ BETTER = {"id": "H3", "claim": "beats", "setup": "a", "a": "better_fedcc", "b": 
 def test_better_fedcc_resolves_to_the_higher_mean_on_the_same_records(
     kmeans_shift, chosen, difference
 ):
-    table = hypothesis_rows(parse_hypotheses([BETTER]), fedcc_records(kmeans_shift), StatsParams())
+    rows = fedcc_records(kmeans_shift)
+    table = hypothesis_rows(parse_hypotheses([BETTER]), rows, StatsParams(), rows)
     row = table.set_index("id").loc["H3"]
     assert row["claim"] == f"better_fedcc ({chosen}) beats local on a"
     assert row["difference"] == pytest.approx(difference)
@@ -177,7 +178,7 @@ def test_better_fedcc_as_b_and_each_setup_resolved_on_its_own_rows():
     on_b = on_b[on_b["method"].str.startswith("fedcc") & (on_b["setup"] == "a")]
     rows = pd.concat([rows, on_b.assign(setup="b")], ignore_index=True)
     against = {"id": "X", "claim": "beats", "a": "local", "b": "better_fedcc"}
-    table = hypothesis_rows(parse_hypotheses([against]), rows, StatsParams()).set_index("id")
+    table = hypothesis_rows(parse_hypotheses([against]), rows, StatsParams(), rows).set_index("id")
     assert (
         table.loc["X", "claim"]
         == "local beats better_fedcc (fedcc_maximin on a, fedcc_kmeans on b)"
@@ -188,21 +189,66 @@ def test_better_fedcc_as_b_and_each_setup_resolved_on_its_own_rows():
         parse_hypotheses([{**against, "claim": "keeps_more", "variant": "v"}])
 
 
-def test_no_records_read_not_run_and_the_report_is_written(tmp_path):
+def test_no_records_read_not_run_without_a_plan_and_pending_with_one(tmp_path):
     empty = pd.DataFrame({key: pd.Series(dtype=object) for key in KEYS})
     hypotheses = [
-        BETTER,
+        {**BETTER, "setup": "camvid_domain"},
         {"id": "C2", "claim": "non_inferior", "a": "once", "b": "iterative", "margin": 1.0},
     ]
-    table = hypothesis_rows(parse_hypotheses(hypotheses), empty, StatsParams())
+    table = hypothesis_rows(parse_hypotheses(hypotheses), empty, StatsParams(), empty)
     assert table["verdict"].tolist() == ["not run", "not run"]
     assert table["pairs"].tolist() == [0, 0]
+    methods = ["local", "fedcc_kmeans", "fedcc_maximin", "once", "iterative"]
     params = parse_params(
         {
             "reports_dir": str(tmp_path),
-            "study": {"name": "baselines", "methods": ["local"], "hypotheses": hypotheses},
+            "study": {"name": "baselines", "methods": methods, "hypotheses": hypotheses},
         }
     )
     text = (comparison_report(params, empty) / "baselines.md").read_text()
-    assert "0 of 1 runs recorded" in text
-    assert "| H3 | better_fedcc beats local on a | 0 | — | — | not run |" in text
+    assert "0 of 5 runs recorded" in text
+    assert (
+        "| H3 | better_fedcc beats local on camvid_domain | 0 | — | — "
+        "| pending (0 of 1 planned pairs) |"
+    ) in text
+
+
+def test_verdicts_wait_until_every_planned_pair_is_recorded():
+    planned = records()
+    partial = planned[~((planned["method"] == "once") & (planned["seed"] == 5))]
+    hypotheses = parse_hypotheses(
+        [
+            {"id": "B1", "claim": "beats", "setup": "a", "a": "iterative", "b": "once"},
+            {"id": "B4", "claim": "beats", "setup": "a", "a": "iterative", "b": "local"},
+        ]
+    )
+    waiting = hypothesis_rows(hypotheses, partial, StatsParams(), planned).set_index("id")
+    assert waiting.loc["B1", "verdict"] == "pending (5 of 6 planned pairs)"
+    assert waiting.loc["B4", "verdict"] == "pending (6 of 6 planned pairs)"  # its family is not
+    assert waiting[["p", "p_opposite", "p_holm", "p_holm_opposite"]].isna().all().all()
+    assert waiting.loc["B1", "difference"] == pytest.approx(2.0, abs=0.1)  # shown meanwhile
+    decided = hypothesis_rows(hypotheses, planned, StatsParams(), planned).set_index("id")
+    assert decided["verdict"].tolist() == ["supported", "supported"]
+    assert (decided["p_holm"] < 0.05).all()
+
+
+def test_a_partial_study_report_prints_pending_and_no_p(tmp_path):
+    params = parse_params(
+        {
+            "reports_dir": str(tmp_path),
+            "study": {
+                "name": "baselines",
+                "setups": ["camvid_domain"],
+                "methods": ["iterative", "once"],
+                "seeds": list(SEEDS),
+                "hypotheses": [{"id": "B1", "claim": "beats", "a": "iterative", "b": "once"}],
+            },
+        }
+    )
+    rows = records()
+    rows = rows[(rows["setup"] == "a") & (rows["method"] != "local") & (rows["seed"] < 4)]
+    folder = comparison_report(params, rows.assign(setup="camvid_domain"))
+    text = (folder / "baselines.md").read_text()
+    assert "8 of 12 runs recorded" in text
+    assert text.splitlines()[-1].endswith("| — | pending (4 of 6 planned pairs) |")
+    assert pd.read_csv(folder / "hypotheses.csv")["p_holm"].isna().all()

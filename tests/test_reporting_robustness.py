@@ -63,7 +63,8 @@ HYPOTHESES = [
 
 def test_verdicts_follow_the_records():
     parsed = parse_hypotheses(HYPOTHESES)
-    table = hypothesis_rows(parsed, records(), StatsParams(), reference="honest").set_index("id")
+    rows = records()
+    table = hypothesis_rows(parsed, rows, StatsParams(), rows, reference="honest").set_index("id")
     assert table.loc["R1", "verdict"] == "supported"
     assert table.loc["R1", "difference"] == pytest.approx(5.0, abs=0.3)
     assert table.loc["R2", "verdict"] == "supported"  # 0.2 below, margin 1

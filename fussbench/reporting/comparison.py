@@ -27,6 +27,7 @@ from fussbench.reporting.study_hypotheses import (
 )
 from fussbench.stats.formatting import MISSING, format_difference, format_p
 from fussbench.stats.tests import TWO_SIDED, paired_tests
+from fussbench.studies.study import planned_keys
 
 
 def _versus(rows: pd.DataFrame, method: str, reference: str | None, stats: StatsParams) -> dict:
@@ -88,9 +89,9 @@ def comparison_report(params: Params, records: pd.DataFrame) -> Path:
         if len(records)
         else pd.DataFrame()
     )
-    tested = hypothesis_rows(hypotheses, records, params.stats)
-    total = len(study.variants) * len(study.setups) * len(study.methods) * len(study.seeds)
-    total -= len(study.skip) * len(study.setups) * len(study.seeds)
+    planned = planned_keys(params.study)
+    tested = hypothesis_rows(hypotheses, records, params.stats, planned)
+    total = len(planned)
     versus = f" − {study.reference}" if study.reference else ""
     lines = [
         f"# {study.name}: {', '.join(study.methods)}",

@@ -28,7 +28,7 @@ from fussbench.reporting.study_hypotheses import (
     parse_hypotheses,
     write_hypotheses,
 )
-from fussbench.studies.study import study_runs
+from fussbench.studies.study import planned_keys
 
 
 def privacy_report(params: Params, records: pd.DataFrame) -> Path:
@@ -44,12 +44,17 @@ def privacy_report(params: Params, records: pd.DataFrame) -> Path:
         else pd.DataFrame()
     )
     hypotheses = parse_hypotheses(study.hypotheses)
-    tested = hypothesis_rows(hypotheses, records, params.stats) if len(records) else pd.DataFrame()
+    planned = planned_keys(params.study)
+    tested = (
+        hypothesis_rows(hypotheses, records, params.stats, planned)
+        if len(records)
+        else pd.DataFrame()
+    )
     lines = [
         f"# {study.name}: mIoU against privacy, {', '.join(study.methods)}",
         "",
         f"Setups {', '.join(study.setups)}; {seeds_phrase(study.seeds)}; {len(records)} of "
-        f"{len(study_runs(params))} runs recorded. Each cell: mIoU mean ± std over seeds (ε: "
+        f"{len(planned)} runs recorded. Each cell: mIoU mean ± std over seeds (ε: "
         "the privacy spent over the run at the run's privacy.delta, mean over seeds; ∞: "
         "clipped and sampled without noise; σ: the noise multiplier). A method that releases "
         "nothing spends ε 0.",

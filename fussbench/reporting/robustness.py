@@ -29,6 +29,7 @@ from fussbench.reporting.study_hypotheses import (
     write_hypotheses,
 )
 from fussbench.stats.formatting import format_difference
+from fussbench.studies.study import planned_keys
 
 HONEST = "honest"
 """The variant every scenario is paired with."""
@@ -88,19 +89,18 @@ def robustness_report(params: Params, records: pd.DataFrame) -> Path:
         )
     hypotheses = parse_hypotheses(params.study.hypotheses)
     table = scenario_table(records, variants, params.stats) if len(records) else pd.DataFrame()
-    tested = hypothesis_rows(hypotheses, records, params.stats, reference=HONEST)
+    planned = planned_keys(params.study)
+    tested = hypothesis_rows(hypotheses, records, params.stats, planned, reference=HONEST)
     scenarios = {
         variant: " ".join(overrides) or "every client honest"
         for variant, overrides in params.study.variants.items()
     }
     study = params.study
-    cells = len(variants) * len(study.methods) - len(study.skip)
-    total = cells * len(study.setups) * len(study.seeds)
     seeds = ", ".join(map(str, study.seeds))
     lines = [
         "# One bad client: " + "; ".join(f"{name} ({text})" for name, text in scenarios.items()),
         "",
-        f"Setups {', '.join(study.setups)}; seeds {seeds}; {len(records)} of {total} runs "
+        f"Setups {', '.join(study.setups)}; seeds {seeds}; {len(records)} of {len(planned)} runs "
         "recorded. Drop: honest minus scenario mIoU of the same method and seed (mean, "
         "bootstrap 95% CI); detected: runs in which the server's suspicion score ranked "
         "the bad client first.",

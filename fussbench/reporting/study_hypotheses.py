@@ -22,6 +22,11 @@ records the test runs on; the claim's text names the method it resolved to.
 Holm over the whole family; a claim is supported when its adjusted p is below
 ``stats.alpha``, not supported when the opposite claim's is, inconclusive otherwise, not
 run when it has no pairs (e.g. before any run is recorded).
+
+The family is decided once, over the pairs the study plans: while any hypothesis has fewer
+recorded pairs than its planned runs give it, every verdict reads ``pending (k of n planned
+pairs)`` and no p-value is computed, since deciding as runs arrive is optional stopping.
+The difference and its CI are shown meanwhile, as the method table shows them.
 """
 
 from __future__ import annotations
@@ -258,22 +263,34 @@ def mean_ci(differences: np.ndarray, stats: StatsParams) -> tuple[float, float]:
     return bootstrap_mean_ci(differences, stats.n_resamples, stats.seed)
 
 
+def pending(recorded: int, planned: int) -> str:
+    """The verdict of a family not yet complete: ``"pending (7 of 10 planned pairs)"``."""
+    return f"pending ({recorded} of {planned} planned pairs)"
+
+
 def hypothesis_rows(
     hypotheses: Sequence[StudyHypothesis],
     records: pd.DataFrame,
     stats: StatsParams,
+    planned: pd.DataFrame,
     reference: str | None = None,
 ) -> pd.DataFrame:
     """One row per hypothesis: id, claim, pairs, the mean difference with its CI (a - b;
     for keeps_more drop_b - drop_a), raw and Holm p of the claim and of its opposite, and
-    the verdict ("not run" without pairs). ``reference``: the variant a keeps_more claim
-    measures drops against."""
+    the verdict ("not run" without pairs). ``planned``: the keys (variant, setup, method,
+    seed) of every run the study plans; until the records give each hypothesis every pair
+    the plan gives it, the p columns are NaN and each verdict is :func:`pending`.
+    ``reference``: the variant a keeps_more claim measures drops against."""
+    everything = planned.assign(miou=0.0)
+    expected = [len(hypothesis.pair(everything, reference).x) for hypothesis in hypotheses]
+    pairings = [hypothesis.pair(records, reference) for hypothesis in hypotheses]
+    complete = all(len(p.x) >= n for p, n in zip(pairings, expected, strict=True))
     rows = []
-    for hypothesis in hypotheses:
-        paired = hypothesis.pair(records, reference)
+    for hypothesis, paired in zip(hypotheses, pairings, strict=True):
         x, y = paired.x, paired.y
-        claim = paired_tests(x, y, GREATER)[0].p_value if len(x) else None
-        opposite = paired_tests(x, y, LESS)[0].p_value if len(x) else None
+        tested = complete and len(x) > 0
+        claim = paired_tests(x, y, GREATER)[0].p_value if tested else None
+        opposite = paired_tests(x, y, LESS)[0].p_value if tested else None
         difference = x - y - hypothesis.margin  # the margin is the test's, not the data's
         low, high = mean_ci(difference, stats)
         rows.append(
@@ -293,6 +310,11 @@ def hypothesis_rows(
         return table
     table["p_holm"] = holm_whole_family(list(table["p"]))
     table["p_holm_opposite"] = holm_whole_family(list(table["p_opposite"]))
+    if not complete:
+        table["verdict"] = [
+            pending(pairs, n) for pairs, n in zip(table["pairs"], expected, strict=True)
+        ]
+        return table
     table["verdict"] = [
         verdict(p, q, stats.alpha) if pairs else NOT_RUN
         for p, q, pairs in zip(

@@ -27,7 +27,7 @@ import pandas as pd
 
 from fussbench.atomic import write_text
 from fussbench.errors import FussbenchError
-from fussbench.params import Params, apply_overrides
+from fussbench.params import Params, StudyParams, apply_overrides
 from fussbench.reporting.study_hypotheses import check_hypotheses
 from fussbench.studies.overrides import method_overrides
 from fussbench.studies.prepare import check_setups
@@ -107,7 +107,7 @@ def study_runs(params: Params) -> list[StudyRun]:
             method,
             seed,
             (
-                *overrides,
+                *study.variants[variant],
                 *study.method_overrides.get(method, []),
                 f"setup={setup}",
                 f"seed={seed}",
@@ -115,12 +115,26 @@ def study_runs(params: Params) -> list[StudyRun]:
             ),
             base / variant / setup / method / f"seed{seed}",
         )
+        for variant, setup, method, seed in planned_cells(study)
+    ]
+
+
+def planned_cells(study: StudyParams) -> list[tuple[str, str, str, int]]:
+    """(variant, setup, method, seed) of every run the study plans, seed-major (the
+    module docstring says why), leaving out ``study.skip``."""
+    return [
+        (variant, setup, method, seed)
         for seed in study.seeds
-        for variant, overrides in study.variants.items()
+        for variant in study.variants
         for setup in study.setups
         for method in study.methods
         if f"{variant}/{method}" not in study.skip
     ]
+
+
+def planned_keys(study: StudyParams) -> pd.DataFrame:
+    """:func:`planned_cells` as a frame with the columns :data:`KEYS`."""
+    return pd.DataFrame(planned_cells(study), columns=list(KEYS))
 
 
 def read_records(params: Params) -> pd.DataFrame:
