@@ -288,9 +288,9 @@ def hypothesis_rows(
     rows = []
     for hypothesis, paired in zip(hypotheses, pairings, strict=True):
         x, y = paired.x, paired.y
-        tested = complete and len(x) > 0
-        claim = paired_tests(x, y, GREATER)[0].p_value if tested else None
-        opposite = paired_tests(x, y, LESS)[0].p_value if tested else None
+        decided = complete and len(x) > 0
+        claim = paired_tests(x, y, GREATER)[0].p_value if decided else None
+        opposite = paired_tests(x, y, LESS)[0].p_value if decided else None
         difference = x - y - hypothesis.margin  # the margin is the test's, not the data's
         low, high = mean_ci(difference, stats)
         rows.append(
