@@ -658,7 +658,10 @@ def verify(
 @app.command()
 @_friendly
 def versus(
-    a: Annotated[Path, typer.Argument(help="Profile A's reports folder (holds results.csv).")],
+    a: Annotated[
+        Path,
+        typer.Argument(help="Profile A's reports folder (results.csv, or a study's runs.csv)."),
+    ],
     b: Annotated[Path, typer.Argument(help="Profile B's reports folder, the reference.")],
     pair: Annotated[
         list[str],
@@ -676,7 +679,8 @@ def versus(
     overrides: SetOption = None,
 ) -> None:
     """Compare two finished profiles run against run, paired by (setup, seed): e.g. auto K
-    against the oracle K, or fedcc_auto against the best and worst fixed FedCC variant.
+    against the oracle K, fedcc_auto against the best and worst fixed FedCC variant, or
+    the converged study against the paper profile.
     Prints a Markdown table: mean mIoU of each side, A − B with a bootstrap CI
     (stats.n_resamples, stats.seed), two-sided Wilcoxon and t-test p-values with Holm over
     the rows (exploratory), and seconds and bytes per round of each side."""

@@ -85,8 +85,23 @@ def test_bad_pairs_and_missing_results_are_named(tmp_path):
         parse_pair("fedcc_auto=best:")
     with pytest.raises(FussbenchError, match="write A_METHOD=B_METHOD"):
         parse_pair("=fedavg")
-    with pytest.raises(FussbenchError, match=r"results\.csv not found"):
+    with pytest.raises(FussbenchError, match=r"results\.csv not found \(nor a study's runs\.csv\)"):
         read_results(tmp_path)
+
+
+def test_a_one_variant_studys_records_stand_in_for_results(profiles, tmp_path):
+    _, b = profiles
+    study = tmp_path / "study"
+    study.mkdir()
+    rows = pd.DataFrame(_rows("s1", "fedcc_kmeans", [31.0, 32.0, 31.0, 32.0, 32.0, 31.0]))
+    rows.drop(columns="status").assign(variant="plain").to_csv(study / "runs.csv", index=False)
+    table = compare_profiles(read_results(study), read_results(b), [parse_pair("fedcc_kmeans")])
+    assert table.loc[0, "n"] == 6
+    assert table.loc[0, "diff"] == pytest.approx(2.0)
+    two = pd.concat([rows.assign(variant="plain"), rows.assign(variant="noisy")])
+    two.drop(columns="status").to_csv(study / "runs.csv", index=False)
+    with pytest.raises(FussbenchError, match="holds the variants noisy, plain"):
+        read_results(study)
 
 
 def test_the_command_writes_markdown_and_csv(profiles, tmp_path):

@@ -1,11 +1,14 @@
 """Paired comparisons across two profiles' results: ``fussbench versus``.
 
-A profile's ``results.csv`` holds one row per (setup, method, seed). Two profiles run at the
-same budget, on the same setups and seeds, can be compared run against run: the automatic
-number of clusters against the oracle K (``reports/paper_auto_clusters/`` against
-``reports/paper/``), or ``fedcc_auto`` against the fixed FedCC variants
-(``reports/paper_auto_aggregation/`` against ``reports/paper/``). Pairs are matched on
-(setup, seed); only runs with status ``ok`` count.
+A profile's ``results.csv`` holds one row per (setup, method, seed), and so do the records
+of a one-variant study (``runs.csv``, :mod:`fussbench.studies.study`), which stand in for it
+in a folder without ``results.csv``. Two profiles on the same setups and seeds can be
+compared run against run: the automatic number of clusters against the oracle K
+(``reports/paper_auto_clusters/`` against ``reports/paper/``), ``fedcc_auto`` against the
+fixed FedCC variants (``reports/paper_auto_aggregation/`` against ``reports/paper/``), or
+one budget against another (``reports/paper_converged/`` against ``reports/paper/``).
+Pairs are matched on (setup, seed); only runs with status ``ok`` count (a study records
+only finished runs).
 
 A comparison names a method of profile A and a reference: a method of profile B, or
 ``best:M1,M2,...`` / ``worst:M1,M2,...``, which picks, per setup, the listed method (from
@@ -96,15 +99,31 @@ def parse_pair(text: str) -> tuple[str, Reference]:
 
 
 def read_results(folder: Path) -> pd.DataFrame:
-    """The finished runs of a profile: ``folder/results.csv`` rows with status ``ok``.
+    """The finished runs of a profile: ``folder/results.csv`` rows with status ``ok``, or,
+    without that file, a one-variant study's records ``folder/runs.csv`` (each finished).
 
     Raises:
-        FussbenchError: when the file is missing or lacks the columns a comparison needs.
+        FussbenchError: when neither file is there, the records hold several variants (a
+            pairing by seed would mix them), or the rows lack the columns a comparison needs.
     """
     path = folder / "results.csv"
-    if not path.is_file():
-        raise FussbenchError(f"{path} not found: run the profile (or `fussbench collect`) first")
-    results = pd.read_csv(path)
+    records = folder / "runs.csv"
+    if not path.is_file() and records.is_file():
+        path, results = records, pd.read_csv(records)
+        variants = sorted(set(results.get("variant", pd.Series(dtype=str)).astype(str)))
+        if len(variants) > 1:
+            raise FussbenchError(
+                f"{path} holds the variants {', '.join(variants)}; versus pairs one-variant "
+                "studies by seed"
+            )
+        results = results.assign(status="ok")
+    elif path.is_file():
+        results = pd.read_csv(path)
+    else:
+        raise FussbenchError(
+            f"{path} not found (nor a study's runs.csv): run the profile (or "
+            "`fussbench collect`) first"
+        )
     needed = {"setup", "method", "seed", "miou", "status", "rounds", "seconds"}
     if missing := needed - set(results.columns):
         raise FussbenchError(f"{path}: no column(s) {sorted(missing)}; rerun `fussbench collect`")
@@ -262,8 +281,9 @@ def versus_report(
     a: Path, b: Path, pairs: list[str], n_resamples: int, seed: int, out: Path | None
 ) -> str:
     """:func:`compare_profiles` of the reports folders ``a`` and ``b`` (each holds
-    ``results.csv``) over ``pairs`` (each as :func:`parse_pair` reads it), as Markdown,
-    also written to ``out``.md, with the numbers in ``out``.csv, when ``out`` is given.
+    ``results.csv`` or a one-variant study's ``runs.csv``) over ``pairs`` (each as
+    :func:`parse_pair` reads it), as Markdown, also written to ``out``.md, with the numbers
+    in ``out``.csv, when ``out`` is given.
 
     Raises:
         FussbenchError: when no pair's method of ``a`` ran on a setup of ``b``.
