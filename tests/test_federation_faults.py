@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from cli_workspace import QUICK_IID3, camvid_workspace
 from typer.testing import CliRunner
@@ -159,5 +160,10 @@ def test_a_study_records_each_run_and_resumes_from_its_records(workspace):
     assert len(records) == 3 and records[0].startswith("variant,setup,method,seed")
     assert '"pending": 0' in first.output
     assert Path("reports/rb/robustness.md").read_text().startswith("# One bad client: honest")
+    by_round = pd.read_csv("reports/rb/rounds.csv")
+    kept = pd.read_csv("reports/rb/runs.csv")
+    assert len(by_round) == kept["rounds"].sum()  # every round of both runs
+    last = by_round.sort_values("round").groupby("variant").last()["miou"]
+    assert last.to_dict() == pytest.approx(kept.set_index("variant")["miou"].to_dict(), abs=1e-3)
     again = federate_cli("study", *study)
     assert '"recorded": 2' in again.output and "run(s) to go" not in again.output

@@ -9,7 +9,7 @@ from fussbench.errors import FussbenchError
 from fussbench.params import StatsParams, parse_params
 from fussbench.reporting.comparison import comparison_report, method_table
 from fussbench.reporting.study_hypotheses import hypothesis_rows, parse_hypotheses
-from fussbench.studies.study import KEYS
+from fussbench.studies.study import KEYS, ROUNDS
 
 SEEDS = range(6)
 
@@ -252,3 +252,37 @@ def test_a_partial_study_report_prints_pending_and_no_p(tmp_path):
     assert "8 of 12 runs recorded" in text
     assert text.splitlines()[-1].endswith("| — | pending (4 of 6 planned pairs) |")
     assert pd.read_csv(folder / "hypotheses.csv")["p_holm"].isna().all()
+
+
+def test_the_report_shows_each_methods_miou_after_every_round(tmp_path):
+    params = parse_params(
+        {
+            "reports_dir": str(tmp_path),
+            "study": {
+                "name": "baselines",
+                "setups": ["camvid_domain"],
+                "methods": ["iterative", "once"],
+                "seeds": list(SEEDS),
+            },
+        }
+    )
+    rows = [
+        {"variant": "plain", "setup": "camvid_domain", "method": "iterative", "seed": seed,
+         "round": r, "miou": 10.0 * r + seed, "accuracy": 50.0}
+        for seed in SEEDS for r in (1, 2, 3)
+    ] + [
+        {"variant": "plain", "setup": "camvid_domain", "method": "once", "seed": seed,
+         "round": 1, "miou": 5.0, "accuracy": 50.0}
+        for seed in SEEDS
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / ROUNDS, index=False)
+    finals = records()
+    finals = finals[(finals["setup"] == "a") & (finals["method"] != "local")]
+    finals = finals.assign(setup="camvid_domain")
+    lines = (comparison_report(params, finals) / "baselines.md").read_text().splitlines()
+    assert "| method | runs | round 1 | round 2 | round 3 | last round gain |" in lines
+    assert "| iterative | 6 | 12.50 | 22.50 | 32.50 | +10.00 [+10.00, +10.00] |" in lines
+    assert "| once | 6 | 5.00 | — | — | — |" in lines
+    (tmp_path / ROUNDS).unlink()
+    text = (comparison_report(params, finals) / "baselines.md").read_text()
+    assert "after each round" not in text

@@ -1,10 +1,20 @@
-"""A study's runs (:func:`fussbench.studies.study.study_runs`): what each run is given."""
+"""A study's runs (:func:`fussbench.studies.study.study_runs`): what each run is given,
+and what is recorded of it."""
 
+import json
+
+import pandas as pd
 import pytest
 
 from fussbench.errors import FussbenchError
 from fussbench.params import parse_params
-from fussbench.studies.study import study_runs
+from fussbench.studies.study import (
+    ROUNDS,
+    read_round_records,
+    record_finished,
+    record_rounds,
+    study_runs,
+)
 
 
 def study(**changes: object) -> dict:
@@ -85,3 +95,39 @@ def test_hypotheses_naming_what_the_study_does_not_run_are_refused_before_any_ru
             study_runs(parse_params(study(hypotheses=[{**claim, **change}])))
     token = study(methods=["local", "fedcc_maximin"], hypotheses=[{**claim, "a": "better_fedcc"}])
     assert study_runs(parse_params(token))
+
+
+def test_per_round_scores_are_recorded_with_the_run_and_backfilled_from_its_folder(tmp_path):
+    params = parse_params(
+        {
+            "reports_dir": str(tmp_path / "reports"),
+            **study(
+                methods=["fedavg", "kmeans"],
+                seeds=[0, 1],
+                variants={"plain": []},
+                out=str(tmp_path / "s"),
+            ),
+        }
+    )
+    runs = study_runs(params)
+    for run in runs:  # seed 1's fedavg has not finished: its rounds so far are not kept
+        run.out.mkdir(parents=True)
+        if (run.method, run.seed) != ("fedavg", 1):
+            (run.out / "metrics.json").write_text(json.dumps({"miou": 20.0 + run.seed}))
+        if run.method == "fedavg":  # a reference row writes no rounds.csv
+            pd.DataFrame(
+                {"round": [1, 2], "miou": [10.0, 20.0 + run.seed], "accuracy": [50.0, 60.0],
+                 "seconds": [3.0, 3.0]}
+            ).to_csv(run.out / ROUNDS, index=False)  # fmt: skip
+    assert record_finished(params, runs) == 3
+    kept = read_round_records(tmp_path / "reports")
+    assert kept is not None
+    assert kept.columns.tolist() == ["variant", "setup", "method", "seed", "round", "miou",
+                                     "accuracy"]  # fmt: skip
+    assert kept[["method", "seed", "round"]].values.tolist() == [["fedavg", 0, 1], ["fedavg", 0, 2]]
+    (tmp_path / "reports" / ROUNDS).unlink()  # recorded before per-round records existed
+    (runs[2].out / "metrics.json").write_text(json.dumps({"miou": 21.0}))  # seed 1 finished
+    assert record_finished(params, runs) == 1
+    kept = read_round_records(tmp_path / "reports")
+    assert kept is not None and kept.groupby("seed").size().to_dict() == {0: 2, 1: 2}
+    assert record_rounds(params, runs) == 0  # nothing twice

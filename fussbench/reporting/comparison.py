@@ -4,7 +4,8 @@ paired difference from ``study.reference`` with its bootstrap 95% CI and an expl
 two-sided Wilcoxon p, the setup's label and feature skew, and the pre-registered
 hypotheses' verdicts (:mod:`fussbench.reporting.study_hypotheses`).
 
-Reads only the study's records (``runs.csv``, :mod:`fussbench.studies.study`).
+Reads only the study's records (``runs.csv`` and, where kept, the per-round ``rounds.csv``,
+:mod:`fussbench.studies.study`), from which it adds each method's mIoU after every round.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fussbench.reporting.study_hypotheses import (
 )
 from fussbench.stats.formatting import MISSING, format_difference, format_p
 from fussbench.stats.tests import TWO_SIDED, paired_tests
-from fussbench.studies.study import planned_keys
+from fussbench.studies.study import planned_keys, read_round_records
 
 
 def _versus(rows: pd.DataFrame, method: str, reference: str | None, stats: StatsParams) -> dict:
@@ -77,6 +78,56 @@ def _skew(rows: pd.DataFrame) -> str:
     return f"label skew (JS) {label_text}, feature skew {float(first['feature_skew_cosine']):.3f}"
 
 
+def by_round_table(rounds: pd.DataFrame, methods: list[str], stats: StatsParams) -> pd.DataFrame:
+    """One row per method of one setup's per-round records, in ``methods`` order: runs,
+    the mean mIoU after each round r (columns ``round r``; — where its runs have fewer
+    rounds) and the last round's gain, mean over runs of miou_R - miou_(R-1) with its
+    bootstrap CI (R: the method's last round; — for a run of one round)."""
+    last = int(rounds["round"].max())
+    rows = []
+    for method in [name for name in methods if name in set(rounds["method"])]:
+        mine = rounds[rounds["method"] == method]
+        by_seed = mine.pivot_table(index="seed", columns="round", values="miou")
+        means = by_seed.mean()
+        gain = MISSING
+        if by_seed.shape[1] > 1:
+            steps = (by_seed.iloc[:, -1] - by_seed.iloc[:, -2]).to_numpy()
+            gain = format_difference(float(steps.mean()), *mean_ci(steps, stats))
+        rows.append(
+            {
+                "method": method,
+                "runs": len(by_seed),
+                **{
+                    f"round {r}": f"{means[r]:.2f}" if r in means.index else MISSING
+                    for r in range(1, last + 1)
+                },
+                "last round gain": gain,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def by_round_section(rounds: pd.DataFrame | None, params: Params) -> list[str]:
+    """The report's lines on how each method's mIoU moved round by round, one table per
+    setup; [] without per-round records."""
+    if rounds is None or rounds.empty:
+        return []
+    lines = [
+        "## mIoU after each round",
+        "",
+        "Mean over the runs with per-round records; last round gain: the last round's mIoU "
+        "minus the round before's, by run (mean, bootstrap 95% CI). A one-shot merge runs "
+        "its whole budget as one round.",
+        "",
+    ]
+    for setup in [name for name in params.study.setups if name in set(rounds["setup"])]:
+        table = by_round_table(
+            rounds[rounds["setup"] == setup], list(params.study.methods), params.stats
+        )
+        lines += [f"### {setup}", "", markdown_table(table)]
+    return lines
+
+
 def comparison_report(params: Params, records: pd.DataFrame) -> Path:
     """Write ``<study.name>.md`` and ``.csv`` (the method table) and ``hypotheses.csv``
     into the study's folder (``reports_dir``); returns it. With no records: the header and
@@ -108,6 +159,7 @@ def comparison_report(params: Params, records: pd.DataFrame) -> Path:
             "",
             markdown_table(table[table["setup"] == setup].drop(columns="setup")),
         ]
+    lines += by_round_section(read_round_records(folder), params)
     lines += hypotheses_section(tested)
     write_text(folder / f"{study.name}.md", "\n".join(lines))
     if not table.empty:

@@ -39,6 +39,14 @@ KEYS = ("variant", "setup", "method", "seed")
 RECORDS = "runs.csv"
 """The records' file name in the study's report folder."""
 
+ROUNDS = "rounds.csv"
+"""The per-round records' file name in the study's report folder: each recorded run's
+scores after every round (:data:`ROUND_COLUMNS`), from the run folder's file of the same
+name."""
+
+ROUND_COLUMNS = ("round", "miou", "accuracy")
+"""The columns of a run's ``rounds.csv`` that the per-round records keep."""
+
 
 @dataclass(frozen=True)
 class StudyRun:
@@ -155,9 +163,19 @@ def _row(run: StudyRun, metrics: dict[str, object]) -> dict[str, object]:
     return {**dict(zip(KEYS, run.key, strict=True)), **scalars}
 
 
+def read_round_records(folder: Path) -> pd.DataFrame | None:
+    """The per-round records in ``folder`` (:data:`ROUNDS`); None for a study that keeps
+    none (one recorded before they existed, whose run folders are gone)."""
+    path = folder / ROUNDS
+    if not path.is_file():
+        return None
+    return pd.read_csv(path, dtype={"variant": str, "setup": str, "method": str})
+
+
 def record_finished(params: Params, runs: list[StudyRun]) -> int:
     """Add every finished run of ``runs`` (its ``metrics.json`` written) that the records
-    lack; write the records back atomically. Returns how many were added."""
+    lack, and its per-round scores (:func:`record_rounds`); write both back atomically.
+    Returns how many runs were added."""
     records = read_records(params)
     known = set(records[list(KEYS)].itertuples(index=False, name=None))
     fresh = [
@@ -169,6 +187,32 @@ def record_finished(params: Params, runs: list[StudyRun]) -> int:
         merged = pd.concat([records, pd.DataFrame(fresh)], ignore_index=True)
         merged = merged.sort_values(list(KEYS), kind="stable")
         write_text(report_dir(params) / RECORDS, merged.to_csv(index=False))
+    record_rounds(params, runs)
+    return len(fresh)
+
+
+def record_rounds(params: Params, runs: list[StudyRun]) -> int:
+    """Add to the per-round records (:data:`ROUNDS`) the rounds of every finished run of
+    ``runs`` whose run folder holds its ``rounds.csv`` and which they lack, also a run
+    recorded before (its folder still on this machine); a run without that file (a
+    reference row, or one recorded on another machine) is left out. Returns how many
+    runs were added."""
+    folder = report_dir(params)
+    kept = read_round_records(folder)
+    known = set() if kept is None else set(kept[list(KEYS)].itertuples(index=False, name=None))
+    fresh = [
+        pd.read_csv(run.out / ROUNDS)[list(ROUND_COLUMNS)].assign(
+            **dict(zip(KEYS, run.key, strict=True))
+        )
+        for run in runs
+        if run.key not in known
+        and (run.out / "metrics.json").is_file()
+        and (run.out / ROUNDS).is_file()
+    ]
+    if fresh:
+        merged = pd.concat([kept, *fresh] if kept is not None else fresh, ignore_index=True)
+        merged = merged[[*KEYS, *ROUND_COLUMNS]].sort_values([*KEYS, "round"], kind="stable")
+        write_text(folder / ROUNDS, merged.to_csv(index=False))
     return len(fresh)
 
 

@@ -1,7 +1,8 @@
 """A study folder against its records: the committed report must be what the records give.
 
-A study (``fussbench study``) keeps its runs in ``<reports_dir>/runs.csv``; its report is a
-pure function of those records and of the study's preset. Rewriting the report from the
+A study (``fussbench study``) keeps its runs in ``<reports_dir>/runs.csv`` (and their
+per-round scores in ``rounds.csv``); its report is a pure function of those records and of
+the study's preset. Rewriting the report from the
 committed records into a scratch folder and comparing it byte for byte (a figure: its
 presence) catches a report edited by hand, or records changed without rewriting the
 report.
@@ -16,7 +17,7 @@ from pathlib import Path
 from fussbench.methods.check import load_checked_params
 from fussbench.presets import load_preset, preset_names
 from fussbench.studies.reports import study_report
-from fussbench.studies.study import RECORDS, read_records
+from fussbench.studies.study import RECORDS, ROUNDS, read_records
 
 FIGURE = ".png"
 """A figure is drawn from the same records as the tables; its bytes depend on the
@@ -38,7 +39,9 @@ def check_study(params_file: Path, folder: Path) -> list[str]:
     overrides = load_preset(folder.name).overrides()
     with tempfile.TemporaryDirectory(prefix="fussbench-study-") as tmp:
         scratch = Path(tmp)
-        shutil.copy(folder / RECORDS, scratch / RECORDS)
+        for kept in (RECORDS, ROUNDS):
+            if (folder / kept).is_file():
+                shutil.copy(folder / kept, scratch / kept)
         params = load_checked_params(params_file, [*overrides, f"reports_dir={scratch}"])
         study_report(params)(params, read_records(params))
         problems = []
