@@ -1,12 +1,14 @@
 """The plain comparison study's report and the study hypotheses, on hand-made records
 whose answers are known."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from fussbench.errors import FussbenchError
-from fussbench.params import StatsParams, parse_params
+from fussbench.params import Params, StatsParams, parse_params
 from fussbench.reporting.comparison import comparison_report, method_table
 from fussbench.reporting.study_hypotheses import hypothesis_rows, parse_hypotheses
 from fussbench.studies.study import KEYS, ROUNDS
@@ -232,22 +234,30 @@ def test_verdicts_wait_until_every_planned_pair_is_recorded():
     assert (decided["p_holm"] < 0.05).all()
 
 
-def test_a_partial_study_report_prints_pending_and_no_p(tmp_path):
-    params = parse_params(
-        {
-            "reports_dir": str(tmp_path),
-            "study": {
-                "name": "baselines",
-                "setups": ["camvid_domain"],
-                "methods": ["iterative", "once"],
-                "seeds": list(SEEDS),
-                "hypotheses": [{"id": "B1", "claim": "beats", "a": "iterative", "b": "once"}],
-            },
-        }
-    )
+def two_method_study(folder: Path, **changes: object) -> Params:
+    """A study of ``iterative`` and ``once`` on camvid_domain, seeds 0-5, reporting into
+    ``folder``, with ``changes`` to its ``study:``."""
+    study = {
+        "name": "baselines",
+        "setups": ["camvid_domain"],
+        "methods": ["iterative", "once"],
+        "seeds": list(SEEDS),
+    }
+    return parse_params({"reports_dir": str(folder), "study": {**study, **changes}})
+
+
+def first_setups_two_methods() -> pd.DataFrame:
+    """:func:`records` of setup ``a`` without ``local``, relabelled camvid_domain."""
     rows = records()
-    rows = rows[(rows["setup"] == "a") & (rows["method"] != "local") & (rows["seed"] < 4)]
-    folder = comparison_report(params, rows.assign(setup="camvid_domain"))
+    rows = rows[(rows["setup"] == "a") & (rows["method"] != "local")]
+    return rows.assign(setup="camvid_domain")
+
+
+def test_a_partial_study_report_prints_pending_and_no_p(tmp_path):
+    claim = {"id": "B1", "claim": "beats", "a": "iterative", "b": "once"}
+    params = two_method_study(tmp_path, hypotheses=[claim])
+    rows = first_setups_two_methods()
+    folder = comparison_report(params, rows[rows["seed"] < 4])
     text = (folder / "baselines.md").read_text()
     assert "8 of 12 runs recorded" in text
     assert text.splitlines()[-1].endswith("| — | pending (4 of 6 planned pairs) |")
@@ -255,17 +265,7 @@ def test_a_partial_study_report_prints_pending_and_no_p(tmp_path):
 
 
 def test_the_report_shows_each_methods_miou_after_every_round(tmp_path):
-    params = parse_params(
-        {
-            "reports_dir": str(tmp_path),
-            "study": {
-                "name": "baselines",
-                "setups": ["camvid_domain"],
-                "methods": ["iterative", "once"],
-                "seeds": list(SEEDS),
-            },
-        }
-    )
+    params = two_method_study(tmp_path)
     rows = [
         {"variant": "plain", "setup": "camvid_domain", "method": "iterative", "seed": seed,
          "round": r, "miou": 10.0 * r + seed, "accuracy": 50.0}
@@ -276,9 +276,7 @@ def test_the_report_shows_each_methods_miou_after_every_round(tmp_path):
         for seed in SEEDS
     ]  # fmt: skip
     pd.DataFrame(rows).to_csv(tmp_path / ROUNDS, index=False)
-    finals = records()
-    finals = finals[(finals["setup"] == "a") & (finals["method"] != "local")]
-    finals = finals.assign(setup="camvid_domain")
+    finals = first_setups_two_methods()
     lines = (comparison_report(params, finals) / "baselines.md").read_text().splitlines()
     assert "| method | runs | round 1 | round 2 | round 3 | last round gain |" in lines
     assert "| iterative | 6 | 12.50 | 22.50 | 32.50 | +10.00 [+10.00, +10.00] |" in lines
