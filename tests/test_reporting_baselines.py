@@ -284,3 +284,30 @@ def test_the_report_shows_each_methods_miou_after_every_round(tmp_path):
     (tmp_path / ROUNDS).unlink()
     text = (comparison_report(params, finals) / "baselines.md").read_text()
     assert "after each round" not in text
+
+
+def test_verify_rewrites_the_by_round_table_from_the_per_round_records(tmp_path, monkeypatch):
+    from cli_workspace import REPO, invoke
+
+    from fussbench.verification.studies import check_study
+
+    folder = tmp_path / "reports" / "paper_converged"
+    folder.mkdir(parents=True)
+    finals = first_setups_two_methods().replace({"iterative": "fedcc_kmeans", "once": "fedavg"})
+    finals.to_csv(folder / "runs.csv", index=False)
+    per_round = pd.concat(
+        [finals.assign(round=r, miou=finals["miou"] - 3 + r)[[*KEYS, "round", "miou"]]
+         for r in (1, 2, 3)]
+    ).assign(accuracy=50.0)  # fmt: skip
+    per_round.to_csv(folder / ROUNDS, index=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    result = invoke("study", "--preset", "paper_converged", "--report-only")
+    assert result.exit_code == 0, result.output
+    assert "## mIoU after each round" in (folder / "paper_converged.md").read_text()
+    assert check_study(Path("params.yaml"), Path("reports/paper_converged")) == []
+    per_round.assign(miou=per_round["miou"] + 1).to_csv(folder / ROUNDS, index=False)
+    assert check_study(Path("params.yaml"), Path("reports/paper_converged")) == [
+        "reports/paper_converged/paper_converged.md: differs from what "
+        "reports/paper_converged/runs.csv and reports/paper_converged/rounds.csv give"
+    ]

@@ -131,7 +131,7 @@ def by_round_section(rounds: pd.DataFrame | None, params: Params) -> list[str]:
 def comparison_report(params: Params, records: pd.DataFrame) -> Path:
     """Write ``<study.name>.md`` and ``.csv`` (the method table) and ``hypotheses.csv``
     into the study's folder (``reports_dir``); returns it. With no records: the header and
-    the hypotheses, each "not run"."""
+    the hypotheses, each "pending (0 of n planned pairs)"."""
     folder = Path(params.reports_dir)
     study = params.study
     hypotheses = parse_hypotheses(study.hypotheses)

@@ -39,9 +39,11 @@ def check_study(params_file: Path, folder: Path) -> list[str]:
     overrides = load_preset(folder.name).overrides()
     with tempfile.TemporaryDirectory(prefix="fussbench-study-") as tmp:
         scratch = Path(tmp)
-        for kept in (RECORDS, ROUNDS):
-            if (folder / kept).is_file():
-                shutil.copy(folder / kept, scratch / kept)
+        kept = [name for name in (RECORDS, ROUNDS) if (folder / name).is_file()]
+        for name in kept:
+            shutil.copy(folder / name, scratch / name)
+        sources = " and ".join(f"{folder}/{name}" for name in kept)
+        sources += " gives" if len(kept) == 1 else " give"
         params = load_checked_params(params_file, [*overrides, f"reports_dir={scratch}"])
         study_report(params)(params, read_records(params))
         problems = []
@@ -53,5 +55,5 @@ def check_study(params_file: Path, folder: Path) -> list[str]:
                     f"{folder.name} --report-only"
                 )
             elif made.suffix != FIGURE and committed.read_bytes() != made.read_bytes():
-                problems.append(f"{committed}: differs from what {folder}/{RECORDS} gives")
+                problems.append(f"{committed}: differs from what {sources}")
         return problems
