@@ -281,6 +281,8 @@ def test_the_report_shows_each_methods_miou_after_every_round(tmp_path):
     assert "| method | runs | round 1 | round 2 | round 3 | last round gain |" in lines
     assert "| iterative | 6 | 12.50 | 22.50 | 32.50 | +10.00 [+10.00, +10.00] |" in lines
     assert "| once | 6 | 5.00 | — | — | — |" in lines
+    assert "![mIoU after each round on camvid_domain](rounds_camvid_domain.png)" in lines
+    assert (tmp_path / "rounds_camvid_domain.png").stat().st_size > 0
     (tmp_path / ROUNDS).unlink()
     text = (comparison_report(params, finals) / "baselines.md").read_text()
     assert "after each round" not in text

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from fussbench.atomic import write_text
 from fussbench.params import Params, StatsParams
+from fussbench.reporting.figures import rounds_figure, save_png
 from fussbench.reporting.results import markdown_table, seeds_phrase
 from fussbench.reporting.study_hypotheses import (
     hypotheses_section,
@@ -107,25 +109,45 @@ def by_round_table(rounds: pd.DataFrame, methods: list[str], stats: StatsParams)
     return pd.DataFrame(rows)
 
 
+def by_round_setups(rounds: pd.DataFrame | None, params: Params) -> list[str]:
+    """The study's setups with per-round records, in study order ([] without any)."""
+    if rounds is None:
+        return []
+    return [name for name in params.study.setups if name in set(rounds["setup"])]
+
+
 def by_round_section(rounds: pd.DataFrame | None, params: Params) -> list[str]:
-    """The report's lines on how each method's mIoU moved round by round, one table per
-    setup; [] without per-round records."""
-    if rounds is None or rounds.empty:
+    """The report's lines on how each method's mIoU moved round by round, per setup a table
+    and its figure (:func:`by_round_figure`); [] without per-round records."""
+    setups = by_round_setups(rounds, params)
+    if rounds is None or not setups:
         return []
     lines = [
         "## mIoU after each round",
         "",
         "Mean over the runs with per-round records; last round gain: the last round's mIoU "
         "minus the round before's, by run (mean, bootstrap 95% CI). A one-shot merge runs "
-        "its whole budget as one round.",
+        "its whole budget as one round (in the tables, not in the figures).",
         "",
     ]
-    for setup in [name for name in params.study.setups if name in set(rounds["setup"])]:
+    for setup in setups:
         table = by_round_table(
             rounds[rounds["setup"] == setup], list(params.study.methods), params.stats
         )
         lines += [f"### {setup}", "", markdown_table(table)]
+        lines += [f"![mIoU after each round on {setup}](rounds_{setup}.png)", ""]
     return lines
+
+
+def by_round_figure(rounds: pd.DataFrame, setup: str, params: Params) -> Figure:
+    """:func:`~fussbench.reporting.figures.rounds_figure` of ``setup``'s methods that ran
+    more than one round."""
+    mine = rounds[rounds["setup"] == setup]
+    iterated = mine.groupby("method")["round"].transform("max") > 1
+    budget = f"{params.train.local_steps} local steps a round"
+    return rounds_figure(
+        mine[iterated], list(params.study.methods), f"{setup}: mIoU after each round ({budget})"
+    )
 
 
 def comparison_report(params: Params, records: pd.DataFrame) -> Path:
@@ -159,9 +181,12 @@ def comparison_report(params: Params, records: pd.DataFrame) -> Path:
             "",
             markdown_table(table[table["setup"] == setup].drop(columns="setup")),
         ]
-    lines += by_round_section(read_round_records(folder), params)
+    rounds = read_round_records(folder)
+    lines += by_round_section(rounds, params)
     lines += hypotheses_section(tested)
     write_text(folder / f"{study.name}.md", "\n".join(lines))
+    for setup in by_round_setups(rounds, params) if rounds is not None else []:
+        save_png(by_round_figure(rounds, setup, params), folder / f"rounds_{setup}.png")
     if not table.empty:
         write_text(folder / f"{study.name}.csv", table.to_csv(index=False))
     write_hypotheses(folder, tested)
