@@ -86,8 +86,9 @@ def by_round_table(rounds: pd.DataFrame, methods: list[str], stats: StatsParams)
     rounds) and the last round's gain, mean over runs of miou_R - miou_(R-1) with its
     bootstrap CI (R: the method's last round; — for a run of one round)."""
     last = int(rounds["round"].max())
+    present = set(rounds["method"])
     rows = []
-    for method in [name for name in methods if name in set(rounds["method"])]:
+    for method in [name for name in methods if name in present]:
         mine = rounds[rounds["method"] == method]
         by_seed = mine.pivot_table(index="seed", columns="round", values="miou")
         means = by_seed.mean()
@@ -109,18 +110,17 @@ def by_round_table(rounds: pd.DataFrame, methods: list[str], stats: StatsParams)
     return pd.DataFrame(rows)
 
 
-def by_round_setups(rounds: pd.DataFrame | None, params: Params) -> list[str]:
+def by_round_setups(rounds: pd.DataFrame, params: Params) -> list[str]:
     """The study's setups with per-round records, in study order ([] without any)."""
-    if rounds is None:
-        return []
-    return [name for name in params.study.setups if name in set(rounds["setup"])]
+    present = set(rounds["setup"])
+    return [name for name in params.study.setups if name in present]
 
 
-def by_round_section(rounds: pd.DataFrame | None, params: Params) -> list[str]:
-    """The report's lines on how each method's mIoU moved round by round, per setup a table
-    and its figure (:func:`by_round_figure`); [] without per-round records."""
-    setups = by_round_setups(rounds, params)
-    if rounds is None or not setups:
+def by_round_section(rounds: pd.DataFrame, setups: list[str], params: Params) -> list[str]:
+    """The report's lines on how each method's mIoU moved round by round, for each of
+    ``setups`` (:func:`by_round_setups`) a table and its figure (:func:`by_round_figure`);
+    [] without any."""
+    if not setups:
         return []
     lines = [
         "## mIoU after each round",
@@ -182,10 +182,11 @@ def comparison_report(params: Params, records: pd.DataFrame) -> Path:
             markdown_table(table[table["setup"] == setup].drop(columns="setup")),
         ]
     rounds = read_round_records(folder)
-    lines += by_round_section(rounds, params)
+    setups = by_round_setups(rounds, params)
+    lines += by_round_section(rounds, setups, params)
     lines += hypotheses_section(tested)
     write_text(folder / f"{study.name}.md", "\n".join(lines))
-    for setup in by_round_setups(rounds, params) if rounds is not None else []:
+    for setup in setups:
         save_png(by_round_figure(rounds, setup, params), folder / f"rounds_{setup}.png")
     if not table.empty:
         write_text(folder / f"{study.name}.csv", table.to_csv(index=False))

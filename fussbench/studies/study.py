@@ -163,12 +163,13 @@ def _row(run: StudyRun, metrics: dict[str, object]) -> dict[str, object]:
     return {**dict(zip(KEYS, run.key, strict=True)), **scalars}
 
 
-def read_round_records(folder: Path) -> pd.DataFrame | None:
-    """The per-round records in ``folder`` (:data:`ROUNDS`); None for a study that keeps
-    none (one recorded before they existed, whose run folders are gone)."""
+def read_round_records(folder: Path) -> pd.DataFrame:
+    """The per-round records in ``folder`` (:data:`ROUNDS`); no rows, only the columns, for
+    a study that keeps none (one recorded before they existed, whose run folders are gone)."""
     path = folder / ROUNDS
     if not path.is_file():
-        return None
+        columns = (*KEYS, *ROUND_COLUMNS)
+        return pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
     return pd.read_csv(path, dtype={"variant": str, "setup": str, "method": str})
 
 
@@ -199,7 +200,7 @@ def record_rounds(params: Params, runs: list[StudyRun]) -> int:
     runs were added."""
     folder = report_dir(params)
     kept = read_round_records(folder)
-    known = set() if kept is None else set(kept[list(KEYS)].itertuples(index=False, name=None))
+    known = set(kept[list(KEYS)].itertuples(index=False, name=None))
     fresh = [
         pd.read_csv(run.out / ROUNDS)[list(ROUND_COLUMNS)].assign(
             **dict(zip(KEYS, run.key, strict=True))
@@ -210,7 +211,7 @@ def record_rounds(params: Params, runs: list[StudyRun]) -> int:
         and (run.out / ROUNDS).is_file()
     ]
     if fresh:
-        merged = pd.concat([kept, *fresh] if kept is not None else fresh, ignore_index=True)
+        merged = pd.concat([kept, *fresh] if len(kept) else fresh, ignore_index=True)
         merged = merged[[*KEYS, *ROUND_COLUMNS]].sort_values([*KEYS, "round"], kind="stable")
         write_text(folder / ROUNDS, merged.to_csv(index=False))
     return len(fresh)

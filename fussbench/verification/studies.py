@@ -2,10 +2,9 @@
 
 A study (``fussbench study``) keeps its runs in ``<reports_dir>/runs.csv`` (and their
 per-round scores in ``rounds.csv``); its report is a pure function of those records and of
-the study's preset. Rewriting the report from the
-committed records into a scratch folder and comparing it byte for byte (a figure: its
-presence) catches a report edited by hand, or records changed without rewriting the
-report.
+the study's preset. Rewriting the report from the committed records into a scratch folder
+and comparing it byte for byte (a figure: its presence) catches a report edited by hand,
+or records changed without rewriting the report.
 """
 
 from __future__ import annotations
