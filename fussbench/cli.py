@@ -10,7 +10,7 @@ import json
 import shlex
 import subprocess
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -301,6 +301,15 @@ def federate(
             "times) into this folder: the git-tracked files DVC experiments compare."
         ),
     ] = None,
+    reuse_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Copy a finished run from under this folder (e.g. runs) instead of "
+            "training, when one has the same params, code, inputs and platform (its "
+            "reuse_key.txt); on the CPU it would train to the same numbers. The pipeline "
+            "passes runs, so the main run and the comparison never train a run twice."
+        ),
+    ] = None,
 ) -> None:
     """Train with the aggregator from params, or score a reference, for federation.rounds
     rounds of train.local_steps steps per client, evaluating every round. An interrupted
@@ -316,8 +325,13 @@ def federate(
     connection = _superlink_connection(base.engine, superlink, root_certificates, insecure)
     if all_seeds and summary is not None:
         raise FussbenchError("--summary records one run: leave it out with --all-seeds")
+    if reuse_from is not None and connection is not None:
+        raise FussbenchError(
+            "--reuse-from copies runs made on this machine's data, and a --superlink run "
+            "trains on its SuperNodes' data: leave out --reuse-from"
+        )
     if not all_seeds:
-        metrics = _federate_one(params, overrides, out, connection)
+        metrics = _federate_one(params, overrides, out, connection, reuse_from)
         if summary is not None:
             from fussbench.run.summary import write_summary
 
@@ -328,7 +342,7 @@ def federate(
         (params, [*overrides, f"seed={seed}"], seed_dir(out, seed), connection)
         for seed in base.seeds
     ]
-    _federate_all(jobs, base.runtime.workers)
+    _federate_all(jobs, base.runtime.workers, reuse_from)
 
 
 def _method_overrides(method: str) -> list[str]:
@@ -338,21 +352,25 @@ def _method_overrides(method: str) -> list[str]:
     return method_overrides(method)
 
 
-def _federate_all(jobs: list[FederateJob], workers: int) -> None:
+def _federate_all(jobs: list[FederateJob], workers: int, reuse_from: Path | None) -> None:
     """Run ``jobs`` ``workers`` at a time (separate processes), echoing each summary."""
     from fussbench.studies.scheduler import run_jobs
 
-    run_jobs(jobs, workers, _federate_one, _echo_summary)
+    run_jobs(jobs, workers, partial(_federate_one, reuse_from=reuse_from), _echo_summary)
 
 
 def _federate_one(
-    params: Path, overrides: list[str], out: Path, superlink: Connection | None = None
+    params: Path,
+    overrides: list[str],
+    out: Path,
+    superlink: Connection | None = None,
+    reuse_from: Path | None = None,
 ) -> dict[str, object]:
     """One run of the federate stage (also the unit of work of ``--all-seeds``)."""
     from fussbench.methods.check import load_checked_params
     from stages import federate as stage
 
-    return stage.run(load_checked_params(params, overrides), out, superlink)
+    return stage.run(load_checked_params(params, overrides), out, superlink, reuse_from)
 
 
 def _superlink_connection(

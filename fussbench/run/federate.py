@@ -55,6 +55,7 @@ from fussbench.run.outputs import (
     rounds_csv,
     save_models,
 )
+from fussbench.run.reuse import copy_finished, find_finished, forget, mark_finished, run_key
 from fussbench.run.unlabelled import write_unlabelled
 
 if TYPE_CHECKING:
@@ -318,7 +319,10 @@ def _inputs(params: Params, method: Method, k_range: tuple[int, int] | None) -> 
 
 
 def run_federation(
-    params: Params, out_dir: Path, superlink: Connection | None = None
+    params: Params,
+    out_dir: Path,
+    superlink: Connection | None = None,
+    reuse_from: Path | None = None,
 ) -> dict[str, object]:
     """Train, evaluate every round, and write ``metrics.json``, ``rounds.csv``,
     ``images.csv``, ``model.npz`` into ``out_dir``. A ``checkpoint.npz`` from an
@@ -326,7 +330,32 @@ def run_federation(
     ``kmeans_local``, ``majority``) are scored without training. Returns the metrics.
 
     The rounds run where ``params.engine`` says: in this process, or on Flower (a local
-    SuperLink and SuperNodes, or the running SuperLink of ``superlink``)."""
+    SuperLink and SuperNodes, or the running SuperLink of ``superlink``).
+
+    A finished run's folder ends with its key (:mod:`fussbench.run.reuse`). With
+    ``reuse_from`` (a folder of runs, e.g. ``runs``), a finished run under it with this
+    run's key is copied into ``out_dir`` instead of trained again. A run on a
+    ``superlink``'s data is neither keyed nor reused: its inputs are on other machines."""
+    if superlink is not None:
+        return _train_or_score(params, out_dir, superlink)
+    key = run_key(params)
+    source = find_finished(reuse_from, key, out_dir) if reuse_from is not None else None
+    if source is not None:
+        print(
+            f"{out_dir}: copied from {source} (same params, code, inputs and platform)", flush=True
+        )
+        return copy_finished(source, out_dir)
+    forget(out_dir)
+    metrics = _train_or_score(params, out_dir, superlink)
+    mark_finished(out_dir, key)
+    return metrics
+
+
+def _train_or_score(
+    params: Params, out_dir: Path, superlink: Connection | None
+) -> dict[str, object]:
+    """The work of :func:`run_federation`: train (or score a reference row) and write
+    the run's files."""
     check_engine(params.engine)
     if params.features.store == "online" and params.engine != "inprocess":
         raise FussbenchError(
