@@ -82,6 +82,7 @@ def files(folder: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_copied_and_the_copy_is_what_training_gives(workspace, monkeypatch):
     assert federate("runs/cell/seed0", reuse_from=None).exit_code == 0
     key = (workspace / "runs/cell/seed0" / reuse.REUSE_KEY).read_text().strip()
@@ -103,6 +104,7 @@ def test_a_finished_run_is_copied_and_the_copy_is_what_training_gives(workspace,
     assert kept == trained
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change",
     ["other seed", "no key", "inputs rewritten", "other code", "other CPU kind"],
@@ -130,6 +132,7 @@ def test_a_run_that_differs_in_anything_is_trained(workspace, monkeypatch, chang
         federate("runs/main", *extra)
 
 
+@pytest.mark.slow
 def test_a_run_being_rewritten_is_not_finished_until_it_ends(workspace, monkeypatch):
     """The key goes first when a run starts writing its folder and comes back last."""
     assert federate("runs/main", reuse_from=None).exit_code == 0
@@ -147,6 +150,7 @@ def test_a_run_being_rewritten_is_not_finished_until_it_ends(workspace, monkeypa
     )
 
 
+@pytest.mark.slow
 def test_comparison_workers_copy_the_seeds_they_find(workspace):
     """--all-seeds in two worker processes: seed 0 is copied from the main run, seed 1
     trained."""
@@ -186,6 +190,7 @@ def test_the_code_digest_covers_every_file_of_the_package_but_compiled_caches(
     assert reuse.code_digest() != before
 
 
+@pytest.mark.slow
 def test_a_run_on_a_superlinks_data_is_never_reused(workspace):
     result = invoke(
         "federate",
