@@ -8,18 +8,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
-from synthetic import CAMVID_COUNTS, make_camvid
-from typer.testing import CliRunner
+from cli_workspace import camvid_workspace, invoke
+from synthetic import CAMVID_COUNTS
 
 import fussbench
-from fussbench.cli import app
 from fussbench.data.camvid import CamVid
 from fussbench.params import load_params
 from fussbench.run import federate as run_module
 from fussbench.run import reuse
 
-REPO = Path(__file__).resolve().parents[1]
 QUICK = [
     "train.local_steps=2",
     "train.batch_size=2",
@@ -27,10 +24,6 @@ QUICK = [
     "train.knn_k=1",
     "aggregator=fedavg",
 ]
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def federate(out: str, *extra: str, reuse_from: str | None = "runs"):
@@ -42,23 +35,13 @@ def federate(out: str, *extra: str, reuse_from: str | None = "runs"):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """A workspace with a synthetic CamVid downloaded, partitioned and feature-cached."""
-    root = tmp_path_factory.mktemp("reuse")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(CamVid, "split_counts", CAMVID_COUNTS)
-        make_camvid(root / "mirror" / "camvid")
-        params = yaml.safe_load((REPO / "params.yaml").read_text())
-        params["download"]["mirror"] = str(root / "mirror")
-        (root / "params.yaml").write_text(yaml.safe_dump(params))
-        patch.chdir(root)
-        for stage in ("download", "partition", "features"):
-            result = invoke(stage)
-            assert result.exit_code == 0, result.output
-    return root
+        return camvid_workspace(tmp_path_factory.mktemp("reuse"), patch, [])
 
 
 @pytest.fixture
 def workspace(prepared, monkeypatch):
-    """The prepared workspace with an empty runs/ folder."""
+    """The prepared workspace, without a runs/ folder."""
     monkeypatch.setattr(CamVid, "split_counts", CAMVID_COUNTS)
     monkeypatch.chdir(prepared)
     shutil.rmtree("runs", ignore_errors=True)
