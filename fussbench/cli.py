@@ -313,8 +313,8 @@ def federate(
 ) -> None:
     """Train with the aggregator from params, or score a reference, for federation.rounds
     rounds of train.local_steps steps per client, evaluating every round. An interrupted
-    run with the same params resumes from its last completed round. The methods (from the
-    registry, `fussbench methods` describes each):"""
+    run with the same params, code and inputs resumes from its last completed round. The
+    methods (from the registry, `fussbench methods` describes each):"""
     from fussbench.methods.check import load_checked_params
 
     extra = _method_overrides(method) if method is not None else []

@@ -36,6 +36,7 @@ from fussbench.model.head import initial_arrays
 from fussbench.params import FederationParams, PrivacyParams, load_params
 from fussbench.paths import partition_dir
 from fussbench.privacy.mechanism import local_release
+from fussbench.run.reuse import run_key
 
 pytest.importorskip("flwr")
 
@@ -154,7 +155,8 @@ def numbers(row: dict[str, str]) -> dict[str, object]:
 
 
 def fingerprint(*overrides: str) -> str:
-    return run_fingerprint(load_params("params.yaml", [*QUICK, *overrides]))
+    """The key a run of QUICK with ``overrides`` stamps on its checkpoints."""
+    return run_key(load_params("params.yaml", [*QUICK, *overrides]))
 
 
 def read_metrics(folder: Path) -> dict:

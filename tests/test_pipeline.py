@@ -243,14 +243,14 @@ def test_a_killed_run_resumes_with_identical_numbers(workspace):
     """A run stopped after round 2 of 3 (its checkpoint re-labelled for the 3-round params,
     which is what a kill leaves) resumes and ends with the uninterrupted run's numbers."""
     from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
-    from fussbench.federation.identity import run_fingerprint
     from fussbench.params import load_params
+    from fussbench.run.reuse import run_key
 
     prepare()
 
     def fingerprint(rounds: int) -> str:
         overrides = [*QUICK, "aggregator=fedavg", f"federation.rounds={rounds}"]
-        return run_fingerprint(load_params("params.yaml", overrides))
+        return run_key(load_params("params.yaml", overrides))
 
     assert federate("runs/full", "aggregator=fedavg", "federation.rounds=3").exit_code == 0
     assert federate("runs/cut", "aggregator=fedavg", "federation.rounds=2").exit_code == 0

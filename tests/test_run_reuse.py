@@ -116,12 +116,26 @@ def test_a_run_that_differs_in_anything_is_trained(workspace, monkeypatch, chang
 
 
 @pytest.mark.slow
+def test_a_final_checkpoint_resumes_only_under_the_same_code(workspace, monkeypatch):
+    """A run's checkpoints carry its key: rerun with the same code, a finished run resumes
+    after its last round (nothing to train); after a change of the code it trains again."""
+    assert federate("runs/x", reuse_from=None).exit_code == 0
+    again = federate("runs/x", reuse_from=None)
+    assert again.exit_code == 0 and "resuming runs/x after round 2" in again.output
+    assert "round 1:" not in again.output
+    monkeypatch.setattr(reuse, "code_digest", lambda: "0" * 64)
+    changed = federate("runs/x", reuse_from=None)
+    assert changed.exit_code == 0 and "resuming" not in changed.output
+    assert "round 1:" in changed.output and "round 2:" in changed.output
+
+
+@pytest.mark.slow
 def test_a_run_being_rewritten_is_not_finished_until_it_ends(workspace, monkeypatch):
     """The key goes first when a run starts writing its folder and comes back last."""
     assert federate("runs/main", reuse_from=None).exit_code == 0
     seen = []
 
-    def watch(params, out_dir, superlink):
+    def watch(params, out_dir, superlink, key):
         seen.append((out_dir / reuse.REUSE_KEY).exists())
         return {}
 

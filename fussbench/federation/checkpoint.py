@@ -1,8 +1,9 @@
 """Save and restore a run's state after each completed round, in one atomic file.
 
-The file holds the models, the clients' kept state, the round records and a fingerprint
-of the params; a checkpoint whose fingerprint differs is ignored, so changed params always
-start a fresh run.
+The file holds the models, the clients' kept state, the round records and the run's key
+(its params, code, inputs and platform: :func:`fussbench.run.reuse.run_key`); a
+checkpoint whose key differs is ignored, so changed params, code or inputs always start a
+fresh run.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def _unpack(stored: dict[str, np.ndarray], prefix: str) -> ModelArrays:
     return {key[len(start) :]: value for key, value in stored.items() if key.startswith(start)}
 
 
-def save_checkpoint(path: Path, state: RunState, fingerprint: str) -> None:
-    """Write ``state`` to ``path`` (.npz) atomically."""
+def save_checkpoint(path: Path, state: RunState, key: str) -> None:
+    """Write ``state`` and the run's ``key`` to ``path`` (.npz) atomically."""
     arrays: dict[str, np.ndarray] = {}
     for number, model in enumerate(state.models):
         arrays.update(_pack(f"model{number}", model))
@@ -39,7 +40,7 @@ def save_checkpoint(path: Path, state: RunState, fingerprint: str) -> None:
         if client_state is not None:
             arrays.update(_pack(f"client{number}", client_state))
     meta = {
-        "fingerprint": fingerprint,
+        "fingerprint": key,
         "round": state.round,
         "n_models": len(state.models),
         "client_states": kept,
@@ -50,14 +51,15 @@ def save_checkpoint(path: Path, state: RunState, fingerprint: str) -> None:
         np.savez(handle, **arrays)
 
 
-def load_checkpoint(path: Path, fingerprint: str) -> RunState | None:
-    """The saved state, or None when there is none or it was made with other params."""
+def load_checkpoint(path: Path, key: str) -> RunState | None:
+    """The saved state, or None when there is none or it was made by a run of another
+    ``key`` (other params, code, inputs or platform)."""
     if not path.is_file():
         return None
     with np.load(path) as stored:
         contents = {key: stored[key] for key in stored.files}
     meta = json.loads(str(contents.pop("meta")))
-    if meta["fingerprint"] != fingerprint:
+    if meta["fingerprint"] != key:
         return None
     models = [_unpack(contents, f"model{number}") for number in range(meta["n_models"])]
     client_states = [

@@ -1,9 +1,10 @@
 """A run's identity: the hash of every param that changes its numbers.
 
-A checkpoint (:mod:`fussbench.federation.checkpoint`) carries it, so a run resumes only
-from a checkpoint of the same params; whatever leaves the numbers alone (the comparison
-lists, the seeds of other runs, reports, workers) is left out, so changing it keeps the
-checkpoints valid.
+It is the params' part of a run's key (:func:`fussbench.run.reuse.run_key`), which a
+finished run and its checkpoints (:mod:`fussbench.federation.checkpoint`) carry, so a run
+resumes, or is copied, only with the same params; whatever leaves the numbers alone (the
+comparison lists, the seeds of other runs, reports, workers) is left out, so changing it
+keeps the checkpoints and finished runs valid.
 """
 
 from __future__ import annotations

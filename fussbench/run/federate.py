@@ -35,7 +35,6 @@ from fussbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fussbench.federation.client import FederatedClient
 from fussbench.federation.cluster_count import check_clients
 from fussbench.federation.faults import Fault, resolve_clients
-from fussbench.federation.identity import run_fingerprint
 from fussbench.federation.messages import model_nbytes
 from fussbench.federation.record import RoundRecord
 from fussbench.federation.rounds import run_rounds
@@ -337,7 +336,7 @@ def run_federation(
     run's key is copied into ``out_dir`` instead of trained again. A run on a
     ``superlink``'s data is neither keyed nor reused: its inputs are on other machines."""
     if superlink is not None:
-        return _train_or_score(params, out_dir, superlink)
+        return _train_or_score(params, out_dir, superlink, run_key(params, local_inputs=False))
     key = run_key(params)
     source = find_finished(reuse_from, key, out_dir) if reuse_from is not None else None
     if source is not None:
@@ -346,16 +345,17 @@ def run_federation(
         )
         return copy_finished(source, out_dir)
     forget(out_dir)
-    metrics = _train_or_score(params, out_dir, superlink)
+    metrics = _train_or_score(params, out_dir, superlink, key)
     mark_finished(out_dir, key)
     return metrics
 
 
 def _train_or_score(
-    params: Params, out_dir: Path, superlink: Connection | None
+    params: Params, out_dir: Path, superlink: Connection | None, key: str
 ) -> dict[str, object]:
     """The work of :func:`run_federation`: train (or score a reference row) and write
-    the run's files."""
+    the run's files. ``key``: the run's key (:func:`~fussbench.run.reuse.run_key`),
+    stamped on its checkpoints, so only a checkpoint of the same key is resumed."""
     check_engine(params.engine)
     if params.features.store == "online" and params.engine != "inprocess":
         raise FussbenchError(
@@ -390,12 +390,11 @@ def _train_or_score(
     initial = initial_arrays(
         inputs.train.features.shape[1], params.model.dim, initial_clusters, params.seed
     )
-    fingerprint = run_fingerprint(params)
     params = at_equal_compute(params, len(inputs.partition))
     params = dataclasses.replace(  # sigma for privacy.target_epsilon over the rounds it runs
         params, privacy=calibrated(params.privacy, params.federation.rounds)
     )
-    resume = load_checkpoint(out_dir / CHECKPOINT, fingerprint)
+    resume = load_checkpoint(out_dir / CHECKPOINT, key)
     if resume is not None:
         print(f"resuming {out_dir} after round {resume.round}", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -407,12 +406,12 @@ def _train_or_score(
         seed=params.seed,
         evaluate=partial(_evaluate, inputs, params.evaluation.matching),
         min_clients=federation.min_clients,
-        on_round=partial(_after_round, out_dir, fingerprint, inputs.labelled),
+        on_round=partial(_after_round, out_dir, key, inputs.labelled),
         resume=resume,
         fault=fault,
         privacy=params.privacy,
     )
-    result = _run_engine(params, inputs, run, k_range, fingerprint, out_dir, superlink)
+    result = _run_engine(params, inputs, run, k_range, key, out_dir, superlink)
     final = _final_evaluations(params, inputs, result)
     # a resumed run also counts the rounds it inherited (their wall time is in the records)
     inherited = sum(record.seconds for record in resume.records) if resume is not None else 0.0
@@ -430,9 +429,10 @@ def _evaluate(inputs: RunInputs, matching: str, arrays: ModelArrays) -> Evaluati
     return evaluate_model(arrays, split.features, split.labels, inputs.spec.n_classes, matching)
 
 
-def _after_round(out_dir: Path, fingerprint: str, labelled: bool, state: RunState) -> None:
-    """Checkpoint the state, rewrite ``rounds.csv`` and print the round's line."""
-    save_checkpoint(out_dir / CHECKPOINT, state, fingerprint)
+def _after_round(out_dir: Path, key: str, labelled: bool, state: RunState) -> None:
+    """Checkpoint the state (stamped with the run's ``key``), rewrite ``rounds.csv`` and
+    print the round's line."""
+    save_checkpoint(out_dir / CHECKPOINT, state, key)
     write_text(out_dir / "rounds.csv", rounds_csv(state.records))
     record = state.records[-1]
     failed = f", {len(record.failures)} client(s) failed" if record.failures else ""
@@ -445,11 +445,12 @@ def _run_engine(
     inputs: RunInputs,
     run: FederationRun,
     k_range: tuple[int, int] | None,
-    fingerprint: str,
+    key: str,
     out_dir: Path,
     superlink: Connection | None,
 ) -> RunResult:
-    """The rounds of ``run`` on the engine ``params.engine`` names."""
+    """The rounds of ``run`` on the engine ``params.engine`` names (``key``: the run's key,
+    stamped on the checkpoints Flower's ServerApp writes)."""
     if params.engine == "flower":
         return flower_engine()(
             run,
@@ -457,7 +458,7 @@ def _run_engine(
             train=inputs.train,
             client_rows=inputs.client_rows,
             evaluation=inputs.evaluation,
-            fingerprint=fingerprint,
+            fingerprint=key,
             logs_dir=out_dir / "flower_logs",
             connection=superlink,
         )

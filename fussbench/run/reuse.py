@@ -6,7 +6,10 @@ machine kind give the same numbers, bit for bit (``tests/test_pipeline.py`` pins
 when the pipeline asks for a run it has already made under another name (the main run,
 ``aggregator: local``, seed 0 on ``camvid_domain``, is also the comparison's cell
 ``camvid_domain``/``local``/seed 0; ``dvc exp run -S aggregator=fedcc_kmeans`` asks for a
-run the comparison holds), the copy is that run.
+run the comparison holds), the copy is that run. The same key marks a run's checkpoints
+(:mod:`fussbench.federation.checkpoint`), so a run resumes only from a checkpoint of the
+same params, code, inputs and platform: after a change of the code, a run whose last
+checkpoint is its final round is trained again, not re-scored.
 
 What a finished run's folder keeps in :data:`REUSE_KEY`, written after every other file:
 
@@ -15,7 +18,7 @@ What a finished run's folder keeps in :data:`REUSE_KEY`, written after every oth
                  ‖ (path, size, mtime) of every file under the run's dataset's raw folder,
                    its feature cache for the backbone and its setup's partition
                  ‖ the versions of the libraries of :data:`LIBRARIES`, the CPU's
-                   torch kernel level and architecture )
+                   torch kernel level, model and instruction sets, the architecture )
 
 The inputs enter by size and modification time, not by content (hashing a large cache
 would cost more than some runs): every stage writes its outputs afresh (a new file, a new
@@ -103,24 +106,44 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+CPU_FIELDS = ("vendor_id", "model name", "flags")
+"""The fields of Linux's ``/proc/cpuinfo`` that name the CPU and its instruction sets."""
+
+
+def cpu_description() -> str:
+    """The first processor's :data:`CPU_FIELDS` lines of ``/proc/cpuinfo``; empty where
+    there is no such file. Beyond torch's vector level, oneDNN and MKL pick their code by
+    the instruction sets (AVX-512 BF16, AMX) and the model."""
+    try:
+        first = Path("/proc/cpuinfo").read_text(encoding="utf-8").split("\n\n", 1)[0]
+    except OSError:
+        return ""
+    return "\n".join(
+        line for line in first.splitlines() if line.split(":")[0].strip() in CPU_FIELDS
+    )
+
+
 def platform_identity() -> dict[str, object]:
-    """The library versions and CPU kind a run's numbers depend on: torch picks its
-    kernels by the CPU's vector level (``AVX2``, ``AVX512``, ...), and different kernels
-    sum in different orders."""
+    """The library versions and CPU a run's numbers depend on: torch picks its kernels by
+    the CPU's vector level (``AVX2``, ``AVX512``, ...) and instruction sets, and
+    different kernels sum in different orders."""
     return {
         "libraries": {name: _version(name) for name in LIBRARIES},
         "torch_build": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": cpu_description(),
         "machine": platform.machine(),
     }
 
 
-def run_key(params: Params) -> str:
-    """64 hex digits identifying a run of ``params`` (see the module docstring)."""
+def run_key(params: Params, local_inputs: bool = True) -> str:
+    """64 hex digits identifying a run of ``params`` (see the module docstring); without
+    ``local_inputs`` (a run on a SuperLink's data, which is on other machines) the inputs
+    are left out."""
     identity = {
         "params": run_fingerprint(params),
         "code": code_digest(),
-        "inputs": inputs_listing(params),
+        "inputs": inputs_listing(params) if local_inputs else None,
         "platform": platform_identity(),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

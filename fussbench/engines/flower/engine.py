@@ -83,7 +83,8 @@ def run_flower(
         train: the training split's feature cache, written out per client.
         client_rows: each client's rows of ``train`` (K arrays of row indices).
         evaluation: the evaluation split, read by the ServerApp.
-        fingerprint: the run's fingerprint, stamped on the states the ServerApp writes.
+        fingerprint: the run's key (:func:`fussbench.run.reuse.run_key`), stamped on the
+            states the ServerApp writes.
         logs_dir: where the Flower logs are copied when the run fails.
         connection: an existing SuperLink whose SuperNodes hold the clients' data folders
             (the ServerApp runs beside it and must see this machine's files); None: start

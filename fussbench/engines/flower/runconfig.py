@@ -100,8 +100,8 @@ class ServerJob:
         params: the run's params (threads, evaluation matching).
         aggregator, objective, initial, rounds, seed, min_clients, resume: those of the
             run.
-        fingerprint: the run's fingerprint (:func:`fussbench.federation.identity.
-            run_fingerprint`), stamped on every state the server writes.
+        fingerprint: the run's key (:func:`fussbench.run.reuse.run_key`), stamped on
+            every state the server writes.
         n_clients: K, the SuperNodes (partition ids 0..K-1) the server waits for.
         eval_dir: the evaluation split's feature cache, read by the server only.
         eval_fingerprint: what that cache must have been built with.
