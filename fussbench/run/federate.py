@@ -325,8 +325,9 @@ def run_federation(
 ) -> dict[str, object]:
     """Train, evaluate every round, and write ``metrics.json``, ``rounds.csv``,
     ``images.csv``, ``model.npz`` into ``out_dir``. A ``checkpoint.npz`` from an
-    interrupted run with the same params is resumed. Reference methods (``kmeans``,
-    ``kmeans_local``, ``majority``) are scored without training. Returns the metrics.
+    interrupted run of the same key (params, code, inputs and platform) is resumed.
+    Reference methods (``kmeans``, ``kmeans_local``, ``majority``) are scored without
+    training. Returns the metrics.
 
     The rounds run where ``params.engine`` says: in this process, or on Flower (a local
     SuperLink and SuperNodes, or the running SuperLink of ``superlink``).
@@ -334,7 +335,8 @@ def run_federation(
     A finished run's folder ends with its key (:mod:`fussbench.run.reuse`). With
     ``reuse_from`` (a folder of runs, e.g. ``runs``), a finished run under it with this
     run's key is copied into ``out_dir`` instead of trained again. A run on a
-    ``superlink``'s data is neither keyed nor reused: its inputs are on other machines."""
+    ``superlink``'s data is neither marked finished nor reused, since its inputs are on
+    other machines; its checkpoints carry its key without them."""
     if superlink is not None:
         return _train_or_score(params, out_dir, superlink, run_key(params, local_inputs=False))
     key = run_key(params)
