@@ -145,12 +145,22 @@ def planned_keys(study: StudyParams) -> pd.DataFrame:
     return pd.DataFrame(planned_cells(study), columns=list(KEYS))
 
 
+def _read_keyed(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The records in ``path`` (their key columns read as text); no rows, only
+    ``columns``, when the file is not there."""
+    if not path.is_file():
+        return pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
+    return pd.read_csv(path, dtype={"variant": str, "setup": str, "method": str})
+
+
+def _recorded_keys(records: pd.DataFrame) -> set[tuple[str, str, str, int]]:
+    """The (variant, setup, method, seed) of every row of ``records``."""
+    return set(records[list(KEYS)].itertuples(index=False, name=None))
+
+
 def read_records(params: Params) -> pd.DataFrame:
     """The recorded runs (no rows, only :data:`KEYS`, before the first)."""
-    path = report_dir(params) / RECORDS
-    if not path.is_file():
-        return pd.DataFrame({key: pd.Series(dtype=object) for key in KEYS})
-    return pd.read_csv(path, dtype={"variant": str, "setup": str, "method": str})
+    return _read_keyed(report_dir(params) / RECORDS, KEYS)
 
 
 def _row(run: StudyRun, metrics: dict[str, object]) -> dict[str, object]:
@@ -166,11 +176,7 @@ def _row(run: StudyRun, metrics: dict[str, object]) -> dict[str, object]:
 def read_round_records(folder: Path) -> pd.DataFrame:
     """The per-round records in ``folder`` (:data:`ROUNDS`); no rows, only the columns, for
     a study that keeps none (one recorded before they existed, whose run folders are gone)."""
-    path = folder / ROUNDS
-    if not path.is_file():
-        columns = (*KEYS, *ROUND_COLUMNS)
-        return pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
-    return pd.read_csv(path, dtype={"variant": str, "setup": str, "method": str})
+    return _read_keyed(folder / ROUNDS, (*KEYS, *ROUND_COLUMNS))
 
 
 def record_finished(params: Params, runs: list[StudyRun]) -> int:
@@ -178,7 +184,7 @@ def record_finished(params: Params, runs: list[StudyRun]) -> int:
     lack, and its per-round scores (:func:`record_rounds`); write both back atomically.
     Returns how many runs were added."""
     records = read_records(params)
-    known = set(records[list(KEYS)].itertuples(index=False, name=None))
+    known = _recorded_keys(records)
     fresh = [
         _row(run, json.loads((run.out / "metrics.json").read_text()))
         for run in runs
@@ -200,7 +206,7 @@ def record_rounds(params: Params, runs: list[StudyRun]) -> int:
     runs were added."""
     folder = report_dir(params)
     kept = read_round_records(folder)
-    known = set(kept[list(KEYS)].itertuples(index=False, name=None))
+    known = _recorded_keys(kept)
     fresh = [
         pd.read_csv(run.out / ROUNDS)[list(ROUND_COLUMNS)].assign(
             **dict(zip(KEYS, run.key, strict=True))
@@ -220,7 +226,7 @@ def record_rounds(params: Params, runs: list[StudyRun]) -> int:
 def pending(params: Params) -> list[StudyRun]:
     """The runs the records lack, in study order (seed-major, :func:`study_runs`)."""
     records = read_records(params)
-    known = set(records[list(KEYS)].itertuples(index=False, name=None))
+    known = _recorded_keys(records)
     return [run for run in study_runs(params) if run.key not in known]
 
 
