@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
+from fussbench.benchmarks.throughput import step_flops
 from fussbench.model.config import CorrespondenceWeights, TrainConfig
-from fussbench.model.throughput import step_flops
 from fussbench.reporting.convergence import (
     Budget,
     budget_table,

@@ -13,6 +13,7 @@ import torch
 from fussbench.benchmarks.rounds import benchmark_round
 from fussbench.benchmarks.scale import scale_benchmark
 from fussbench.benchmarks.synthetic_cache import LITE0_SHAPE
+from fussbench.benchmarks.throughput import training_throughput
 from fussbench.data.samples import DatasetSpec
 from fussbench.errors import FussbenchError
 from fussbench.features.backbones import build_backbone
@@ -21,7 +22,6 @@ from fussbench.features.device import resolve_placement
 from fussbench.federation.build import build_method
 from fussbench.model.config import PRECISIONS
 from fussbench.model.precision import native_bf16
-from fussbench.model.throughput import training_throughput
 from fussbench.model.training import ClientData
 from fussbench.params import Params
 from fussbench.paths import raw_dir
@@ -90,7 +90,9 @@ def _training_speed(
 ) -> dict[str, object]:
     """``train_steps_per_s`` and ``train_peak_fraction`` (the steps' FLOP rate against a
     matrix product of the head's shapes, same run, threads and precision) in fp32 and bf16;
-    bf16 is timed only where the CPU multiplies it natively."""
+    ``train_product_share`` (the part of a step spent in matrix products) and
+    ``train_product_bound`` (the peak fraction if nothing else took time). bf16 is timed
+    only where the CPU multiplies it natively."""
     config = params.train_config()
     data = ClientData.from_cache(features, pooled, config.knn_k)
     n_clusters = timed_clusters(params, spec)
@@ -107,6 +109,8 @@ def _training_speed(
             result[f"train_gflops_{precision}"] = round(speed.gflops, 1)
             result[f"matmul_gflops_{precision}"] = round(speed.matmul_gflops, 1)
             result[f"train_peak_fraction_{precision}"] = round(speed.peak_fraction, 3)
+            result[f"train_product_share_{precision}"] = round(speed.product_share, 3)
+            result[f"train_product_bound_{precision}"] = round(speed.product_bound, 3)
     finally:
         torch.set_num_threads(threads)
     return result

@@ -5,16 +5,20 @@ pixels of the batch and its kNN partners, plus the correlations of sampled point
 module counts that work from the shapes, times real steps, and times one matrix product of
 the head's largest shape in the same process, threads and precision, so that a step's
 speed can be read as a fraction of the machine's reachable rate (noise on a shared machine
-moves both alike).
+moves both alike). It also clocks the matrix products inside real steps, to show how much of
+a step they are and what fraction the step would reach if nothing else took time.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from fussbench.model.config import TrainConfig
 from fussbench.model.head import SegmentationModel, initial_arrays
@@ -60,6 +64,49 @@ def matmul_rate(pixels: int, channels: int, precision: str, seconds: float = 1.0
     return 2.0 * pixels * channels**2 * repeats / elapsed / 1e9
 
 
+PRODUCTS = frozenset(
+    {
+        torch.ops.aten.mm,
+        torch.ops.aten.addmm,
+        torch.ops.aten.bmm,
+        torch.ops.aten.baddbmm,
+        torch.ops.aten.addbmm,
+    }
+)
+"""The ATen matrix products (forward and backward) that :class:`ProductClock` times."""
+
+
+class ProductClock(TorchDispatchMode):
+    """While active, counts every ATen matrix product (:data:`PRODUCTS`) in ``calls`` and
+    adds up their wall time in ``seconds``, backward ones included (the CPU autograd engine
+    runs them on the calling thread).
+
+    Each call is timed around its kernel alone, so the clock's own per-call cost (every
+    operation passes through Python while it is active) is not in ``seconds``; it slows
+    the steps it watches, which is why :func:`training_throughput` times them separately.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.seconds = 0.0
+
+    def __torch_dispatch__(
+        self,
+        func: Callable[..., Any],
+        types: tuple[type, ...],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        if getattr(func, "overloadpacket", None) not in PRODUCTS:
+            return func(*args, **(kwargs or {}))
+        started = time.perf_counter()
+        result = func(*args, **(kwargs or {}))
+        self.seconds += time.perf_counter() - started
+        self.calls += 1
+        return result
+
+
 @dataclass(frozen=True)
 class Throughput:
     """Measured speed of local training in one precision.
@@ -68,29 +115,46 @@ class Throughput:
         steps_per_s: training steps per second.
         gflops: the steps' rate in GFLOP/s (:func:`step_flops` per step).
         matmul_gflops: the head's largest matrix product alone, same threads and precision.
+        product_s_per_step: seconds per step inside matrix products (:class:`ProductClock`,
+            the same number of steps, same seed).
     """
 
     steps_per_s: float
     gflops: float
     matmul_gflops: float
+    product_s_per_step: float
 
     @property
     def peak_fraction(self) -> float:
         """The steps' FLOP rate as a fraction of the matrix product's."""
         return self.gflops / self.matmul_gflops
 
+    @property
+    def product_share(self) -> float:
+        """The fraction of a step's time spent in its matrix products."""
+        return self.product_s_per_step * self.steps_per_s
+
+    @property
+    def product_bound(self) -> float:
+        """The :attr:`peak_fraction` a step would reach if everything but its matrix
+        products took no time: peak_fraction / product_share."""
+        return self.peak_fraction / self.product_share
+
 
 def training_throughput(
     data: ClientData, config: TrainConfig, dim: int, n_clusters: int, precision: str, seed: int = 0
 ) -> Throughput:
     """Time ``config.local_steps`` training steps on ``data`` in ``precision`` (after a
-    warm-up of a few steps), and the matrix product they are compared with."""
+    warm-up of a few steps), the matrix product they are compared with, and the time the
+    same steps spend in matrix products (timed again under a :class:`ProductClock`)."""
     config = replace(config, precision=precision)
     initial = initial_arrays(data.channels, dim, n_clusters, seed)
     train_locally(
         SegmentationModel.from_arrays(initial), data, replace(config, local_steps=3), seed
     )
     stats = train_locally(SegmentationModel.from_arrays(initial), data, config, seed)
+    with ProductClock() as clock:
+        train_locally(SegmentationModel.from_arrays(initial), data, config, seed)
     map_pixels = int(np.prod(data.batch(np.arange(1)).shape[2:]))
     steps_per_s = config.local_steps / stats.seconds
     flops = step_flops(config, data.channels, dim, map_pixels)
@@ -99,4 +163,5 @@ def training_throughput(
         steps_per_s=steps_per_s,
         gflops=steps_per_s * flops / 1e9,
         matmul_gflops=matmul_rate(pixels, data.channels, precision),
+        product_s_per_step=clock.seconds / config.local_steps,
     )
