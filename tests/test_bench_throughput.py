@@ -1,11 +1,13 @@
-"""The product clock behind ``fussbench bench``'s product share and bound."""
+"""What ``fussbench bench`` reads a training step against: its FLOP count and the clock
+of its matrix products."""
 
 import numpy as np
 import pytest
 import torch
 from synthetic import ROUND_CONFIG
 
-from fussbench.benchmarks.throughput import ProductClock, Throughput
+from fussbench.benchmarks.throughput import ProductClock, Throughput, step_flops
+from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.model.head import SegmentationModel, initial_arrays
 from fussbench.model.training import ClientData, train_locally
 
@@ -47,3 +49,12 @@ def test_share_and_bound_follow_from_the_timings():
     assert speed.peak_fraction == pytest.approx(0.5)
     assert speed.product_share == pytest.approx(0.6)
     assert speed.product_bound == pytest.approx(0.5 / 0.6)
+
+
+def test_step_flops_counts_the_head_and_the_correlations():
+    weights = CorrespondenceWeights(1, 1, 1, 0, 0, 0)
+    config = TrainConfig(50, 8, 1e-3, 1e-3, 11, 5, 5, 0.1, weights)
+    flops = step_flops(config, channels=432, dim=70, map_pixels=300)
+    head = 2 * 4800 * (2 * 432**2 + 5 * 432 * 70)
+    assert flops == pytest.approx(head + 7 * 8 * 11**4 * (2 * 432 + 6 * 70))
+    assert 5.5e9 < flops < 6.5e9  # the "about 6 GFLOP" of a lite0 16+32 step

@@ -3,8 +3,6 @@
 import pandas as pd
 import pytest
 
-from fussbench.benchmarks.throughput import step_flops
-from fussbench.model.config import CorrespondenceWeights, TrainConfig
 from fussbench.reporting.convergence import (
     Budget,
     budget_table,
@@ -76,12 +74,3 @@ def test_figure_draws_a_panel_per_setup():
     figure = convergence_figure(CURVES, ["s"], ["centralized", "local"], {"s": 22.0}, marks)
     assert len(figure.axes) == 1 and len(figure.axes[0].lines) == 2 * 2 + 2
     assert not table.empty
-
-
-def test_step_flops_counts_the_head_and_the_correlations():
-    weights = CorrespondenceWeights(1, 1, 1, 0, 0, 0)
-    config = TrainConfig(50, 8, 1e-3, 1e-3, 11, 5, 5, 0.1, weights)
-    flops = step_flops(config, channels=432, dim=70, map_pixels=300)
-    head = 2 * 4800 * (2 * 432**2 + 5 * 432 * 70)
-    assert flops == pytest.approx(head + 7 * 8 * 11**4 * (2 * 432 + 6 * 70))
-    assert 5.5e9 < flops < 6.5e9  # the "about 6 GFLOP" of a lite0 16+32 step
