@@ -323,10 +323,8 @@ def test_bench_times_caching_and_a_round_cached_against_recomputed(workspace):
     assert timings["train_threads"] == 1
     assert timings["train_steps_per_s_fp32"] > 0
     assert 0 < timings["train_peak_fraction_fp32"] < 2
-    assert timings["train_product_share_fp32"] > 0
-    assert timings["train_product_bound_fp32"] == pytest.approx(
-        timings["train_peak_fraction_fp32"] / timings["train_product_share_fp32"], rel=0.02
-    )
+    assert timings["train_product_share_fp32"] > 0 and timings["train_product_bound_fp32"] > 0
+    assert 0 < len(timings["train_slowest_ops_fp32"]) <= 8
     assert ("train_steps_per_s_bf16" in timings) == timings["bf16_native"]
 
 

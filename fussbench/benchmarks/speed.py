@@ -90,9 +90,10 @@ def _training_speed(
 ) -> dict[str, object]:
     """``train_steps_per_s`` and ``train_peak_fraction`` (the steps' FLOP rate against a
     matrix product of the head's shapes, same run, threads and precision) in fp32 and bf16;
-    ``train_product_share`` (the part of a step spent in matrix products) and
-    ``train_product_bound`` (the peak fraction if nothing else took time). bf16 is timed
-    only where the CPU multiplies it natively."""
+    ``train_product_share`` (the part of a step spent in matrix products),
+    ``train_product_bound`` (the peak fraction if nothing else took time) and
+    ``train_slowest_ops`` (the operations that take longest, each as a share of a step).
+    bf16 is timed only where the CPU multiplies it natively."""
     config = params.train_config()
     data = ClientData.from_cache(features, pooled, config.knn_k)
     n_clusters = timed_clusters(params, spec)
@@ -111,6 +112,9 @@ def _training_speed(
             result[f"train_peak_fraction_{precision}"] = round(speed.peak_fraction, 3)
             result[f"train_product_share_{precision}"] = round(speed.product_share, 3)
             result[f"train_product_bound_{precision}"] = round(speed.product_bound, 3)
+            result[f"train_slowest_ops_{precision}"] = {
+                name: round(share, 3) for name, share in speed.slowest_op_shares.items()
+            }
     finally:
         torch.set_num_threads(threads)
     return result

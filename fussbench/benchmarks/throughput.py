@@ -5,19 +5,21 @@ pixels of the batch and its kNN partners, plus the correlations of sampled point
 module counts that work from the shapes, times real steps, and times one matrix product of
 the head's largest shape in the same process, threads and precision, so that a step's
 speed can be read as a fraction of the machine's reachable rate (noise on a shared machine
-moves both alike). It also clocks the matrix products inside real steps, to show how much of
-a step they are and what fraction the step would reach if nothing else took time.
+moves both alike). It also clocks every operation inside real steps, to show how much of a
+step the matrix products are, what fraction the step would reach if nothing else took
+time, and which operations take the rest.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
+from torch._ops import OpOverload, OpOverloadPacket
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fussbench.model.config import TrainConfig
@@ -73,38 +75,46 @@ PRODUCTS = frozenset(
         torch.ops.aten.addbmm,
     }
 )
-"""The ATen matrix products (forward and backward) that :class:`ProductClock` times."""
+"""The ATen matrix products, forward and backward (:attr:`OpClock.product_seconds`)."""
 
 
-class ProductClock(TorchDispatchMode):
-    """While active, counts every ATen matrix product (:data:`PRODUCTS`) in ``calls`` and
-    adds up their wall time in ``seconds``, backward ones included (the CPU autograd engine
-    runs them on the calling thread).
+class OpClock(TorchDispatchMode):
+    """While active, counts every ATen operation's calls and adds up its wall time, keyed
+    by the operation (``torch.ops.aten.mm``, ...), backward ones included (the CPU autograd
+    engine runs them on the calling thread).
 
-    Each call is timed around its kernel alone, so the clock's own per-call cost (every
-    operation passes through Python while it is active) is not in ``seconds``; it slows
-    the steps it watches, which is why :func:`training_throughput` times them separately.
+    Each call is timed around its kernel alone (an operation a kernel calls inside it is
+    part of that kernel's time), so the clock's own per-call cost (every operation passes
+    through Python while it is active) is in no entry; it slows the steps it watches,
+    which is why :func:`training_throughput` times them separately.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls = 0
-        self.seconds = 0.0
+        self.calls: Counter[OpOverloadPacket] = Counter()
+        self.seconds: Counter[OpOverloadPacket] = Counter()
 
     def __torch_dispatch__(
         self,
-        func: Callable[..., Any],
+        func: OpOverload,
         types: tuple[type, ...],
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        if getattr(func, "overloadpacket", None) not in PRODUCTS:
-            return func(*args, **(kwargs or {}))
         started = time.perf_counter()
         result = func(*args, **(kwargs or {}))
-        self.seconds += time.perf_counter() - started
-        self.calls += 1
+        self.seconds[func.overloadpacket] += time.perf_counter() - started
+        self.calls[func.overloadpacket] += 1
         return result
+
+    @property
+    def product_seconds(self) -> float:
+        """Seconds in the matrix products (:data:`PRODUCTS`)."""
+        return sum(self.seconds[product] for product in PRODUCTS)
+
+    def slowest(self, count: int) -> dict[str, float]:
+        """The ``count`` operations that took longest, name (``aten.mm``) → seconds."""
+        return {str(op): seconds for op, seconds in self.seconds.most_common(count)}
 
 
 @dataclass(frozen=True)
@@ -115,14 +125,17 @@ class Throughput:
         steps_per_s: training steps per second.
         gflops: the steps' rate in GFLOP/s (:func:`step_flops` per step).
         matmul_gflops: the head's largest matrix product alone, same threads and precision.
-        product_s_per_step: seconds per step inside matrix products (:class:`ProductClock`,
-            the same number of steps, same seed).
+        product_s_per_step: seconds per step inside matrix products (:class:`OpClock`, the
+            same number of steps, same seed).
+        slowest_ops: the operations that took longest in those steps, name → seconds per
+            step, longest first.
     """
 
     steps_per_s: float
     gflops: float
     matmul_gflops: float
     product_s_per_step: float
+    slowest_ops: dict[str, float] = field(default_factory=dict)
 
     @property
     def peak_fraction(self) -> float:
@@ -140,20 +153,29 @@ class Throughput:
         products took no time: peak_fraction / product_share."""
         return self.peak_fraction / self.product_share
 
+    @property
+    def slowest_op_shares(self) -> dict[str, float]:
+        """:attr:`slowest_ops` as fractions of a step's time."""
+        return {name: seconds * self.steps_per_s for name, seconds in self.slowest_ops.items()}
+
+
+SLOWEST_OPS = 8
+"""How many operations :func:`training_throughput` lists in :attr:`Throughput.slowest_ops`."""
+
 
 def training_throughput(
     data: ClientData, config: TrainConfig, dim: int, n_clusters: int, precision: str, seed: int = 0
 ) -> Throughput:
     """Time ``config.local_steps`` training steps on ``data`` in ``precision`` (after a
     warm-up of a few steps), the matrix product they are compared with, and the time the
-    same steps spend in matrix products (timed again under a :class:`ProductClock`)."""
+    same steps spend in each operation (timed again under an :class:`OpClock`)."""
     config = replace(config, precision=precision)
     initial = initial_arrays(data.channels, dim, n_clusters, seed)
     train_locally(
         SegmentationModel.from_arrays(initial), data, replace(config, local_steps=3), seed
     )
     stats = train_locally(SegmentationModel.from_arrays(initial), data, config, seed)
-    with ProductClock() as clock:
+    with OpClock() as clock:
         train_locally(SegmentationModel.from_arrays(initial), data, config, seed)
     map_pixels = int(np.prod(data.batch(np.arange(1)).shape[2:]))
     steps_per_s = config.local_steps / stats.seconds
@@ -163,5 +185,9 @@ def training_throughput(
         steps_per_s=steps_per_s,
         gflops=steps_per_s * flops / 1e9,
         matmul_gflops=matmul_rate(pixels, data.channels, precision),
-        product_s_per_step=clock.seconds / config.local_steps,
+        product_s_per_step=clock.product_seconds / config.local_steps,
+        slowest_ops={
+            name: seconds / config.local_steps
+            for name, seconds in clock.slowest(SLOWEST_OPS).items()
+        },
     )
