@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -135,7 +135,7 @@ class Throughput:
     gflops: float
     matmul_gflops: float
     product_s_per_step: float
-    slowest_ops: dict[str, float] = field(default_factory=dict)
+    slowest_ops: dict[str, float]
 
     @property
     def peak_fraction(self) -> float:
