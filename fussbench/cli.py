@@ -787,6 +787,13 @@ def bench(
     images on cached features (`round_s_cached`) against the same round with the backbone
     recomputed on every batch (`round_s_recompute`), as the original code does.
 
+    Then local training's speed in each precision the CPU multiplies natively, on
+    `runtime.threads` threads as a run trains: `train_steps_per_s`, `train_peak_fraction`
+    (the steps' FLOP rate against a matrix product of the head's shapes in the same run),
+    `train_product_share` (the part of a step in matrix products), `train_product_bound`
+    (the peak fraction if nothing else took time) and `train_slowest_ops` (the eight
+    longest operations, as shares of a step).
+
     With `--scale`: for each N of `--scale-images`, one round on a synthetic cache of N
     lite0-sized maps (written under TMPDIR, deleted after), in a fresh process: a list
     `scale` of `{"images", "peak_rss_mb", "round_s", ...}`."""

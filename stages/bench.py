@@ -1,6 +1,7 @@
-"""``fussbench bench`` (not a DVC stage): feature-caching throughput and the seconds of
-one local round on cached features against recomputed ones; with ``--scale``, memory and
-time of a round against the number of cached images (:mod:`fussbench.benchmarks.speed`)."""
+"""``fussbench bench`` (not a DVC stage): feature-caching throughput, the seconds of one
+local round on cached features against recomputed ones, and local training's speed against
+the CPU's matrix-product rate; with ``--scale``, memory and time of a round against the
+number of cached images (:mod:`fussbench.benchmarks.speed`)."""
 
 from __future__ import annotations
 
